@@ -1,0 +1,7 @@
+"""`python -m gateway` runs the CLI."""
+
+import sys
+
+from gateway.cli.main import main
+
+sys.exit(main())

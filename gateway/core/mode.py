@@ -1,0 +1,133 @@
+"""The mode controller: the one explicit state machine that decides who serves the phones."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from gateway.store import Store
+
+log = structlog.get_logger("mode")
+
+
+class Mode(enum.StrEnum):
+    """Who serves the phones: the cloud (NORMAL) or Lifeline (SURVIVAL)."""
+
+    NORMAL = "normal"
+    SUSPECT = "suspect"
+    SURVIVAL = "survival"
+    RECOVERING = "recovering"
+
+    @property
+    def serves_locally(self) -> bool:
+        """Whether Kamailio answers phones itself in this mode."""
+        # SUSPECT still relays (per-request fallback covers it); RECOVERING keeps serving
+        # locally until the hold-down has proven the cloud stable.
+        return self in (Mode.SURVIVAL, Mode.RECOVERING)
+
+
+class Override(enum.StrEnum):
+    """A manual override set with `lifeline mode`."""
+
+    AUTO = "auto"
+    NORMAL = "normal"
+    SURVIVAL = "survival"
+
+
+@dataclass(frozen=True)
+class ModeStatus:
+    """What `lifeline status` shows about the mode."""
+
+    mode: Mode
+    override: Override
+    since: float
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "mode": self.mode.value,
+            "override": self.override.value,
+            "since": self.since,
+            "reason": self.reason,
+        }
+
+
+ModeListener = Callable[[Mode, Mode, str], Awaitable[None]]
+
+
+class ModeController:
+    """Holds the mode, persists it, logs and records every change, and tells the listeners.
+
+    Automatic detection (health probes) drives it through `observe()`; a manual override wins
+    over detection until it is set back to auto.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        saved = store.get_state("mode", {})
+        # A restart in the middle of an outage comes back in the mode it left.
+        self._mode = Mode(saved.get("mode", Mode.NORMAL.value))
+        self._override = Override(saved.get("override", Override.AUTO.value))
+        self._since = float(saved.get("since", time.time()))
+        self._reason = str(saved.get("reason", "first start"))
+        self._auto_mode = Mode(saved.get("auto_mode", Mode.NORMAL.value))
+        self._listeners: list[ModeListener] = []
+
+    @property
+    def mode(self) -> Mode:
+        """The current mode."""
+        return self._mode
+
+    def status(self) -> ModeStatus:
+        """The mode, the override, since when and why."""
+        return ModeStatus(self._mode, self._override, self._since, self._reason)
+
+    def add_listener(self, listener: ModeListener) -> None:
+        """Call `listener(old, new, reason)` after every change."""
+        self._listeners.append(listener)
+
+    async def set_override(self, override: Override, reason: str) -> None:
+        """Apply a manual override (or go back to automatic detection)."""
+        if override != self._override:
+            log.info("override", old=self._override.value, new=override.value, reason=reason)
+            self._store.add_event("override", f"override {self._override} → {override}: {reason}")
+            self._override = override
+        target = self._auto_mode if override is Override.AUTO else Mode(override.value)
+        await self._set_state(target, reason)
+        self._persist()
+
+    async def observe(self, mode: Mode, reason: str) -> None:
+        """What automatic detection concludes; applied unless a manual override is in force."""
+        self._auto_mode = mode
+        if self._override is Override.AUTO:
+            await self._set_state(mode, reason)
+        self._persist()
+
+    async def _set_state(self, new: Mode, reason: str) -> None:
+        old = self._mode
+        if new == old:
+            return
+        self._mode, self._since, self._reason = new, time.time(), reason
+        log.warning("mode changed", old=old.value, new=new.value, reason=reason)
+        self._store.add_event("mode", f"{old} → {new}: {reason}", {"old": old, "new": new, "reason": reason})
+        self._persist()
+        for listener in self._listeners:
+            await listener(old, new, reason)
+
+    def _persist(self) -> None:
+        self._store.set_state(
+            "mode",
+            {
+                "mode": self._mode.value,
+                "override": self._override.value,
+                "since": self._since,
+                "reason": self._reason,
+                "auto_mode": self._auto_mode.value,
+            },
+        )

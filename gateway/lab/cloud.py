@@ -1,0 +1,133 @@
+"""A simulated cloud PBX edge (a real Kamailio registrar) for tests, benchmarks and the lab."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import RpcError, SipError
+from gateway.mirror.records import Extension
+from gateway.sip.render import KamailioTemplate, find_module_path
+from gateway.sip.rpc import KamailioRpc
+
+
+class LabCloud:
+    """A Kamailio playing the cloud registrar on host:port, with its own subscriber table."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        host: str = "127.0.0.2",
+        port: int = 5060,
+        realm: str = "asterisk",
+        children: int = 4,
+        debug: int = 1,
+    ) -> None:
+        self.workdir = workdir
+        self.host, self.port, self.realm = host, port, realm
+        self.children, self.debug = children, debug
+        self.db_path = workdir / "cloud.db"
+        self.cfg_path = workdir / "cloud.cfg"
+        self.log_path = workdir / "cloud.log"
+        self.rpc = KamailioRpc(workdir / "cloud-rpc.sock")
+        self._proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(self.db_path) as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS subscriber (id INTEGER PRIMARY KEY, username TEXT NOT NULL,"
+                " domain TEXT NOT NULL, ha1 TEXT NOT NULL, ha1b TEXT NOT NULL DEFAULT '',"
+                " UNIQUE(username, domain))"
+            )
+
+    @property
+    def uri(self) -> str:
+        """The SIP URI phones and Lifeline send to."""
+        return f"sip:{self.host}:{self.port}"
+
+    def add_subscribers(self, extensions: Iterable[Extension]) -> None:
+        """Provision these extensions' HA1 in the cloud's own table."""
+        with sqlite3.connect(self.db_path) as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO subscriber (username, domain, ha1) VALUES (?, ?, ?)",
+                [(e.auth_user, e.realm, e.ha1) for e in extensions],
+            )
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Start the cloud and wait until it answers RPC."""
+        template = KamailioTemplate(resources.files("gateway.lab").joinpath("cloud.cfg.tmpl").read_text())
+        self.cfg_path.write_text(
+            template.substitute(
+                realm=self.realm,
+                debug=self.debug,
+                children=self.children,
+                host=self.host,
+                port=self.port,
+                module_path=find_module_path(None),
+                rpc_socket=self.rpc.server,
+                db_path=self.db_path,
+                nonce_secret=secrets.token_hex(16),
+            )
+        )
+        if self.rpc.server.exists():
+            self.rpc.server.unlink()
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                ["kamailio", "-DD", "-E", "-f", str(self.cfg_path), "-m", "64", "-M", "8", "-Y", str(self.workdir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                break
+            try:
+                self.rpc.call_blocking("core.version")
+                return
+            except RpcError:
+                time.sleep(0.1)
+        self.stop()
+        raise SipError(f"lab cloud did not start; see {self.log_path}:\n{self.log_path.read_text()[-2000:]}")
+
+    def pause(self) -> None:
+        """Freeze every cloud process: it stops answering, as a hung or cut-off cloud does."""
+        assert self._proc is not None
+        os.killpg(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused cloud answer again."""
+        assert self._proc is not None
+        os.killpg(self._proc.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Stop the cloud (resuming it first if it was paused)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGCONT)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def bindings(self) -> dict[str, list[str]]:
+        """The cloud's registered AORs and their contacts."""
+        dump: Any = self.rpc.call_blocking("ul.dump")
+        result: dict[str, list[str]] = {}
+        for domain in dump.get("Domains", []):
+            for entry in domain["Domain"].get("AoRs", []):
+                info = entry["Info"]
+                result[info["AoR"]] = [c["Contact"]["Address"] for c in info.get("Contacts", [])]
+        return result

@@ -1,0 +1,85 @@
+"""Run the real Lifeline daemon as a child process, for tests, benchmarks and the lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def to_toml(data: dict[str, dict[str, Any]]) -> str:
+    """TOML for a config of tables of scalars and lists (JSON literals are valid TOML values there)."""
+    lines = []
+    for table, values in data.items():
+        lines.append(f"[{table}]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+class LifelineProcess:
+    """`lifeline run` in a work directory, with the CLI at hand."""
+
+    def __init__(self, workdir: Path, config: dict[str, dict[str, Any]]) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        config.setdefault("paths", {}).update({"data_dir": str(workdir / "data"), "run_dir": str(workdir / "run")})
+        config.setdefault("log", {}).setdefault("format", "json")
+        self.config_path = workdir / "lifeline.toml"
+        self.config_path.write_text(to_toml(config))
+        self.log_path = workdir / "lifeline.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.sip_port = 0  # known once started
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run `lifeline --config … ARGS` and return the finished process."""
+        cmd = [sys.executable, "-m", "gateway", "--config", str(self.config_path), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
+
+    def start(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Start the daemon and wait until its API answers; returns the first status."""
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "--config", str(self.config_path), "run"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                break
+            done = self.cli("status", "--json", check=False)
+            if done.returncode == 0:
+                status = dict(json.loads(done.stdout))
+                self.sip_port = int(status["sip"]["port"])
+                return status
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"lifeline did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def status(self) -> dict[str, Any]:
+        """`lifeline status --json` of the running daemon."""
+        return dict(json.loads(self.cli("status", "--json").stdout))
+
+    def set_mode(self, mode: str) -> None:
+        """`lifeline mode MODE`."""
+        self.cli("mode", mode)
+
+    def stop(self) -> int | None:
+        """SIGTERM the daemon and wait; returns its exit code."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        return proc.returncode

@@ -1,0 +1,57 @@
+"""Extension records as Lifeline stores them: HA1 digests only, never a clear password."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def ha1_md5(user: str, realm: str, password: str) -> str:
+    """HA1 = MD5(user:realm:password), as RFC 2617 digest authentication uses it."""
+    return hashlib.md5(f"{user}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
+
+
+def ha1_sha256(user: str, realm: str, password: str) -> str:
+    """HA1 with SHA-256 (RFC 7616)."""
+    return hashlib.sha256(f"{user}:{realm}:{password}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Extension:
+    """One phone line Lifeline can authenticate and reach."""
+
+    number: str
+    auth_user: str
+    realm: str
+    ha1: str
+    ha1_sha256: str
+    display_name: str = ""
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    emergency_cid: str = ""
+    source: str = "import"
+
+    @classmethod
+    def from_password(
+        cls,
+        *,
+        number: str,
+        auth_user: str,
+        realm: str,
+        password: str,
+        display_name: str = "",
+        groups: tuple[str, ...] = (),
+        emergency_cid: str = "",
+        source: str = "import",
+    ) -> Extension:
+        """Hash the password on arrival; the returned record does not hold it."""
+        return cls(
+            number=number,
+            auth_user=auth_user,
+            realm=realm,
+            ha1=ha1_md5(auth_user, realm, password),
+            ha1_sha256=ha1_sha256(auth_user, realm, password),
+            display_name=display_name,
+            groups=groups,
+            emergency_cid=emergency_cid,
+            source=source,
+        )

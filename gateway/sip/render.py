@@ -1,0 +1,111 @@
+"""Render Kamailio's configuration from the template in this package."""
+
+from __future__ import annotations
+
+import glob
+import secrets
+import socket
+import string
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from gateway.config import SIP_URI, Config
+from gateway.errors import SipError
+
+MODULE_DIRS = (
+    "/usr/lib/*/kamailio/modules",
+    "/usr/lib/kamailio/modules",
+    "/usr/local/lib*/kamailio/modules",
+)
+
+
+class KamailioTemplate(string.Template):
+    """`%%name` placeholders: `$` belongs to Kamailio's own pseudo-variables."""
+
+    delimiter = "%%"
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    """What the rendered config depends on beyond the validated config."""
+
+    port: int
+    rpc_socket: Path
+    db_path: Path
+    survival: bool
+    module_path: str
+    cloud_host_ip: str | None
+
+
+def find_module_path(configured: str | None) -> str:
+    """Kamailio's module directory: configured, or where the Debian package puts it."""
+    candidates = [configured] if configured else [p for pat in MODULE_DIRS for p in sorted(glob.glob(pat))]
+    for candidate in candidates:
+        if candidate and Path(candidate, "tm.so").exists():
+            return candidate
+    raise SipError(
+        "sip.module_path: no Kamailio module directory with tm.so found"
+        + (f" at {configured!r}" if configured else " (is the kamailio package installed?)")
+    )
+
+
+def resolve_cloud_host(sbc: str | None) -> str | None:
+    """The IP address the cloud SBC's requests come from (blocking DNS; call off the loop)."""
+    if sbc is None:
+        return None
+    match = SIP_URI.match(sbc)
+    if match is None:  # config validation already refused this
+        raise SipError(f"cloud.sbc = {sbc!r}: not a SIP URI")
+    host = match["host"].strip("[]")
+    try:
+        return socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)[0][4][0]
+    except OSError as err:
+        raise SipError(f"cloud.sbc = {sbc!r}: cannot resolve {host!r}: {err}") from err
+
+
+def render(config: Config, inputs: RenderInputs) -> str:
+    """The complete kamailio.cfg text for this config and mode."""
+    template = KamailioTemplate(resources.files("gateway.sip").joinpath("kamailio.cfg.tmpl").read_text())
+    sip = config.sip
+    listen = "\n".join(f"listen={proto}:{sip.listen}:{inputs.port}" for proto in sip.transports)
+    cloud = ""
+    if config.cloud.sbc is not None and inputs.cloud_host_ip is not None:
+        cloud = (
+            "#!define WITH_CLOUD\n"
+            f'#!define CLOUD_URI "{config.cloud.sbc}"\n'
+            f'#!define CLOUD_HOST "{inputs.cloud_host_ip}"'
+        )
+    survival_expires = config.survival.register_expires
+    return template.substitute(
+        cloud_defines=cloud,
+        realm=config.cloud.realm,
+        fallback_ms=config.fallback.invite_timeout_ms,
+        auth_column="ha1_sha256" if sip.auth_algorithm == "SHA-256" else "ha1",
+        algorithm=sip.auth_algorithm,
+        debug=sip.debug,
+        children=sip.children,
+        tcp_children=sip.children if "tcp" in sip.transports else 1,
+        listen_lines=listen,
+        module_path=inputs.module_path,
+        rpc_socket=str(inputs.rpc_socket),
+        survival=1 if inputs.survival else 0,
+        max_expires=survival_expires if inputs.survival else config.survival.normal_max_expires,
+        db_path=str(inputs.db_path),
+        nonce_secret=secrets.token_hex(16),
+    )
+
+
+def free_port(host: str) -> int:
+    """A port free for both UDP and TCP on host (the kernel picks; we check both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise SipError(f"sip.port: no free port found on {host}")

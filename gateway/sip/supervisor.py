@@ -1,0 +1,257 @@
+"""Runs Kamailio as a supervised child: renders its config, restarts it when it dies, stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import enum
+import os
+import signal
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gateway.config import Config
+from gateway.errors import RpcError, SipError
+from gateway.sip.render import RenderInputs, find_module_path, render
+from gateway.sip.rpc import KamailioRpc
+
+log = structlog.get_logger("kamailio")
+
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+BACKOFF_MAX = 30.0
+PR_SET_PDEATHSIG = 1
+
+
+class KamailioState(enum.StrEnum):
+    """Life cycle of the Kamailio child."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+
+
+def _die_with_parent() -> None:
+    # If the daemon is killed outright, Kamailio must not linger holding the SIP port.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def _exited(pid: int) -> None:
+    """Return when the process exits (a pidfd becomes readable), even if its children live on."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def _kill_group(pgid: int) -> None:
+    # Kamailio's worker processes outlive a main process that was killed; they hold the port.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class KamailioSupervisor:
+    """Owns the Kamailio process and its RPC channel."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        port: int,
+        cloud_host_ip: str | None,
+        survival: Callable[[], bool],
+    ) -> None:
+        self.config = config
+        self.port = port
+        self.cloud_host_ip = cloud_host_ip
+        self._survival = survival
+        self.cfg_path = config.run_dir / "kamailio.cfg"
+        self.rpc = KamailioRpc(config.run_dir / "kamailio-rpc.sock")
+        self.state = KamailioState.STOPPED
+        self.restarts = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._tail: deque[str] = deque(maxlen=30)
+        self._module_path = find_module_path(config.sip.module_path)
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of Kamailio's main process while it runs."""
+        return self._proc.pid if self._proc and self._proc.returncode is None else None
+
+    def _set_state(self, new: KamailioState, reason: str) -> None:
+        old, self.state = self.state, new
+        if old != new:
+            log.info("kamailio state", old=old.value, new=new.value, reason=reason)
+
+    def _write_config(self) -> None:
+        inputs = RenderInputs(
+            port=self.port,
+            rpc_socket=self.rpc.server,
+            db_path=self.config.db_path,
+            survival=self._survival(),
+            module_path=self._module_path,
+            cloud_host_ip=self.cloud_host_ip,
+        )
+        self.cfg_path.write_text(render(self.config, inputs))
+        self.cfg_path.chmod(0o600)
+
+    async def start(self) -> None:
+        """Start Kamailio and wait until it answers RPC; SipError if it cannot."""
+        await self._spawn("start")
+        self._watch = asyncio.create_task(self._supervise(), name="kamailio-supervisor")
+
+    async def _spawn(self, reason: str) -> None:
+        self._set_state(KamailioState.STARTING, reason)
+        # Rendered on every start so a restart comes up in the current mode at once.
+        self._write_config()
+        with contextlib.suppress(FileNotFoundError):
+            self.rpc.server.unlink()
+        args = [
+            self.config.sip.kamailio,
+            "-DD",
+            "-E",
+            "-f",
+            str(self.cfg_path),
+            "-m",
+            "64",
+            "-M",
+            "8",
+            "-Y",
+            str(self.config.run_dir),
+        ]
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as err:
+            raise SipError(f"sip.kamailio = {self.config.sip.kamailio!r}: cannot start: {err}") from err
+        asyncio.create_task(self._pump_output(self._proc), name="kamailio-output")
+        try:
+            await self._wait_ready()
+        except SipError:
+            await self._terminate()
+            raise
+        self._set_state(KamailioState.RUNNING, f"pid {self._proc.pid} answers RPC")
+
+    async def _wait_ready(self) -> None:
+        assert self._proc is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        while loop.time() < deadline:
+            if self._proc.returncode is not None:
+                break
+            if self.rpc.server.exists():
+                with contextlib.suppress(RpcError):
+                    await self.rpc.call("core.version")
+                    return
+            await asyncio.sleep(0.1)
+        tail = "\n".join(self._tail)
+        raise SipError(f"Kamailio did not come up (exit code {self._proc.returncode}):\n{tail}")
+
+    async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if not line:
+                continue
+            self._tail.append(line)
+            if " ERROR:" in line or " CRITICAL:" in line or " ALERT:" in line:
+                log.error("kamailio", line=line)
+            elif " WARNING:" in line or " NOTICE:" in line:
+                log.info("kamailio", line=line)
+            else:
+                log.debug("kamailio", line=line)
+
+    async def _supervise(self) -> None:
+        backoff = 1.0
+        while True:
+            proc = self._proc
+            assert proc is not None
+            await _exited(proc.pid)
+            if self.state in (KamailioState.STOPPING, KamailioState.STOPPED):
+                return
+            _kill_group(proc.pid)
+            code = await proc.wait()
+            self.restarts += 1
+            self._set_state(KamailioState.BACKOFF, f"exited with code {code}; restart in {backoff:.0f} s")
+            await asyncio.sleep(backoff)
+            try:
+                await self._spawn(f"restart #{self.restarts} after exit code {code}")
+                backoff = 1.0
+            except SipError as err:
+                log.error("kamailio restart failed", error=str(err))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def apply_mode(self, survival: bool) -> None:
+        """Flip Kamailio between relaying to the cloud and serving locally, without a restart."""
+        expires = self.config.survival.register_expires if survival else self.config.survival.normal_max_expires
+        try:
+            await self.rpc.call("pv.shvSet", "survival", "int", 1 if survival else 0)
+            await self.rpc.call("cfg.seti", "registrar", "max_expires", expires)
+        except RpcError as err:
+            # A Kamailio that is restarting renders the current mode when it comes back.
+            log.warning("mode not pushed to kamailio", error=str(err), state=self.state.value)
+
+    async def registrations(self) -> dict[str, Any]:
+        """Counts of registered users and contacts, from usrloc's statistics."""
+        stats = await self.rpc.call("stats.get_statistics", "usrloc:")
+        result: dict[str, Any] = {}
+        for item in stats or []:
+            name, _, value = str(item).partition(" = ")
+            result[name.removeprefix("usrloc:")] = int(value)
+        return {"users": result.get("registered_users", 0), "contacts": result.get("location_contacts", 0)}
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await _exited(proc.pid)
+        except TimeoutError:
+            log.warning("kamailio ignored SIGTERM; killing it", pid=proc.pid)
+        _kill_group(proc.pid)
+        await proc.wait()
+
+    async def stop(self) -> None:
+        """Stop Kamailio cleanly (SIGTERM, then SIGKILL after a grace period)."""
+        self._set_state(KamailioState.STOPPING, "daemon stopping")
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._terminate()
+        self._set_state(KamailioState.STOPPED, "stopped")
+
+    def status(self) -> dict[str, Any]:
+        """State, pid, restarts and where its config is."""
+        return {
+            "state": self.state.value,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "config": str(self.cfg_path),
+            "rpc_socket": str(self.rpc.server),
+        }

@@ -1,0 +1,698 @@
+#!/usr/bin/env bash
+# Lifeline installer: the appliance (default), a development checkout (--dev), or --uninstall.
+# Idempotent: every step checks first and says what it did; a second run changes nothing.
+# Run ./install.sh --help for the options.
+set -euo pipefail
+
+readonly PJ_VERSION=2.15.1
+readonly PJ_URL="https://github.com/pjsip/pjproject/archive/refs/tags/${PJ_VERSION}.tar.gz"
+
+readonly APP_USER=lifeline
+readonly APP_DIR=/opt/lifeline
+readonly APP_VENV=$APP_DIR/venv
+readonly DATA_DIR=/var/lib/lifeline
+readonly RUN_DIR=/run/lifeline
+readonly CONF_DIR=/etc/lifeline
+readonly CONF_FILE=$CONF_DIR/lifeline.toml
+readonly UNIT_NAME=lifeline.service
+readonly UNIT_DEST=/etc/systemd/system/$UNIT_NAME
+readonly STAMP_NAME=.lifeline-installed
+
+readonly RUNTIME_PACKAGES=(kamailio kamailio-sqlite-modules python3-venv sqlite3 nftables)
+readonly DEV_PACKAGES=(kamailio kamailio-sqlite-modules sip-tester nftables iproute2 sqlite3
+    python3-venv python3-dev build-essential shellcheck)
+# Building pjproject + its SWIG binding on ARM (no pjsua2 wheel there); curl fetches the tarball.
+readonly PJ_BUILD_PACKAGES=(swig libasound2-dev libssl-dev libopus-dev pkg-config curl ca-certificates)
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly REPO_DIR
+ARCH=$(uname -m)
+readonly ARCH
+
+MODE=appliance          # appliance | dev | uninstall
+PURGE=0
+ASSUME_YES=0
+CLOUD_SBC=""
+CLOUD_SBC_GIVEN=0
+REALM=""
+SIP_LISTEN="0.0.0.0"
+SIP_PORT=5060
+APPLIANCE_FLAGS=()      # appliance-only flags seen, to reject them with --dev/--uninstall
+
+CHANGED=0               # did any step change anything?
+FAILED=0                # a non-fatal step failed: exit 1 at the end
+PYTHON=""               # the interpreter for new venvs, set by find_python
+ORIG_ARGS=""            # for error messages
+OWNER_CMD=()            # dev mode under sudo: run repo-writing commands as the checkout's owner
+
+usage() {
+    cat <<EOF
+Usage: ./install.sh [options]            install the Lifeline appliance (root; Debian 12 / Raspberry Pi OS)
+       ./install.sh --dev                set up this checkout for development (.venv, test tools)
+       ./install.sh --uninstall [--purge]
+
+Appliance options (used only when $CONF_FILE does not exist yet):
+  --cloud-sbc URI       the cloud SBC, e.g. 'sip:sbc.example.com:5060;transport=udp'
+  --realm REALM         the cloud PBX's digest realm (default of the daemon: asterisk)
+  --sip-listen IP       address Kamailio listens on (default $SIP_LISTEN)
+  --sip-port N          SIP port (default $SIP_PORT)
+  -y, --yes, --non-interactive
+                        never prompt; without --cloud-sbc the config has no cloud
+
+Other options:
+  --dev                 development setup: apt packages, .venv with '.[test]', pjsua2
+  --uninstall           stop and remove the service and $APP_DIR; keeps $DATA_DIR and $CONF_DIR
+  --purge               with --uninstall: also remove $DATA_DIR (call records), $CONF_DIR and the '$APP_USER' user
+  -h, --help            this text
+
+Every step checks before it acts; running the script again changes nothing.
+No password is ever asked for or written by this script.
+EOF
+}
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+usage_error() { printf 'install.sh: %s\nRun ./install.sh --help for usage.\n' "$*" >&2; exit 2; }
+
+# ---------------------------------------------------------------- arguments
+
+parse_args() {
+    while (($#)); do
+        local opt=$1 val=""
+        case $opt in
+            --*=*) val=${opt#*=}; opt=${opt%%=*} ;;
+        esac
+        case $opt in
+            --cloud-sbc | --realm | --sip-listen | --sip-port)
+                if [[ $1 != *=* ]]; then
+                    (($# >= 2)) || usage_error "$opt needs a value"
+                    val=$2
+                    shift
+                fi
+                APPLIANCE_FLAGS+=("$opt")
+                case $opt in
+                    --cloud-sbc) CLOUD_SBC=$val; CLOUD_SBC_GIVEN=1 ;;
+                    --realm) REALM=$val ;;
+                    --sip-listen) SIP_LISTEN=$val ;;
+                    --sip-port) SIP_PORT=$val ;;
+                esac
+                ;;
+            --dev | --uninstall | --purge | --yes | -y | --non-interactive | --help | -h)
+                [[ $1 != *=* ]] || usage_error "$opt takes no value"
+                case $opt in
+                    --dev) [[ $MODE != uninstall ]] || usage_error "--dev and --uninstall exclude each other"; MODE=dev ;;
+                    --uninstall) [[ $MODE != dev ]] || usage_error "--dev and --uninstall exclude each other"; MODE=uninstall ;;
+                    --purge) PURGE=1 ;;
+                    --yes | -y | --non-interactive) ASSUME_YES=1 ;;
+                    --help | -h) usage; exit 0 ;;
+                esac
+                ;;
+            *) usage_error "unknown option: $1" ;;
+        esac
+        shift
+    done
+    if ((PURGE)) && [[ $MODE != uninstall ]]; then
+        usage_error "--purge only goes with --uninstall"
+    fi
+    if [[ $MODE != appliance ]] && ((${#APPLIANCE_FLAGS[@]})); then
+        usage_error "${APPLIANCE_FLAGS[0]} applies to the appliance install only (not with --$MODE)"
+    fi
+    if [[ $MODE == appliance ]]; then
+        validate_appliance_flags
+    fi
+}
+
+# The SIP URI shape gateway/config.py accepts, and its realm rule (no whitespace, quotes or backslashes
+# also keeps the values safe inside TOML "...").
+readonly SIP_URI_RE='^sips?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(;transport=(udp|tcp|tls))?$'
+readonly REALM_RE='^[^[:space:]"\]+$'
+
+valid_sip_uri() {
+    [[ $1 =~ $SIP_URI_RE ]]
+}
+
+valid_realm() {
+    [[ $1 =~ $REALM_RE ]]
+}
+
+valid_ip() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import ipaddress, sys; ipaddress.ip_address(sys.argv[1])' "$1" 2>/dev/null
+    else
+        [[ $1 =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ || $1 =~ ^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$ ]]
+    fi
+}
+
+validate_appliance_flags() {
+    if ((CLOUD_SBC_GIVEN)) && [[ -n $CLOUD_SBC ]] && ! valid_sip_uri "$CLOUD_SBC"; then
+        usage_error "--cloud-sbc '$CLOUD_SBC': not a SIP URI like sip:host[:port][;transport=udp|tcp|tls]"
+    fi
+    if [[ -n $REALM ]] && ! valid_realm "$REALM"; then
+        usage_error "--realm '$REALM': must not contain spaces, quotes or backslashes"
+    fi
+    valid_ip "$SIP_LISTEN" || usage_error "--sip-listen '$SIP_LISTEN': not an IP address (use 0.0.0.0 for all)"
+    if ! [[ $SIP_PORT =~ ^[0-9]{1,5}$ ]] || ((10#$SIP_PORT < 1 || 10#$SIP_PORT > 65535)); then
+        usage_error "--sip-port '$SIP_PORT': must be a number from 1 to 65535"
+    fi
+    SIP_PORT=$((10#$SIP_PORT))
+}
+
+# ---------------------------------------------------------------- helpers
+
+require_root() {
+    ((EUID == 0)) || die "the $1 needs root: run  sudo ./install.sh${ORIG_ARGS:+ $ORIG_ARGS}"
+}
+
+require_debian() {
+    if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then
+        die "this installer needs Debian 12 / Raspberry Pi OS (apt-get and dpkg-query not found)"
+    fi
+}
+
+systemd_running() {
+    [[ -d /run/systemd/system ]]
+}
+
+# Run a command as root: directly, or through sudo in dev mode.
+as_root() {
+    if ((EUID == 0)); then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root for: $* (run as root or install sudo)"
+    fi
+}
+
+# Commands that write into the checkout; under `sudo ./install.sh --dev` they run as the
+# checkout's owner so that .venv and the build tree do not end up owned by root.
+o() {
+    "${OWNER_CMD[@]}" "$@"
+}
+
+sha256_of() {
+    sha256sum "$1" | cut -d' ' -f1
+}
+
+# Prints the packages of "$@" that are not installed.
+missing_packages() {
+    local pkg status
+    for pkg in "$@"; do
+        # shellcheck disable=SC2016  # ${Status} is dpkg-query's format, not a shell variable
+        status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+        [[ $status == "install ok installed" ]] || printf '%s\n' "$pkg"
+    done
+}
+
+ensure_packages() {
+    local missing=()
+    mapfile -t missing < <(missing_packages "$@")
+    if ((${#missing[@]} == 0)); then
+        say "apt packages: already installed"
+        return 0
+    fi
+    say "apt packages: installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    CHANGED=1
+}
+
+# Lifeline runs its own Kamailio as a child; the Debian package's system service must not hold port 5060.
+disable_system_kamailio() {
+    if ! systemd_running; then
+        say "kamailio system service: systemd is not running, nothing to do"
+        return 0
+    fi
+    if systemctl is-enabled --quiet kamailio.service 2>/dev/null ||
+        systemctl is-active --quiet kamailio.service 2>/dev/null; then
+        say "kamailio system service: stopping and disabling (Lifeline runs its own Kamailio)"
+        as_root systemctl disable --now kamailio.service
+        CHANGED=1
+    else
+        say "kamailio system service: already stopped and disabled"
+    fi
+}
+
+python_ok() {   # is "$1" a Python >= 3.11?
+    "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
+}
+
+find_python() {
+    local candidate path
+    for candidate in python3.11 python3; do
+        path=$(command -v "$candidate" 2>/dev/null) || continue
+        if python_ok "$path"; then
+            PYTHON=$path
+            return 0
+        fi
+    done
+    die "Python >= 3.11 not found (tried python3.11 and python3; found: $(python3 --version 2>&1 || echo none)). Debian 12 / Raspberry Pi OS 12 ship 3.11."
+}
+
+python_version() {
+    "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'
+}
+
+# ---------------------------------------------------------------- pjsua2
+
+pjsua2_importable() {
+    "$1/bin/python" -c 'import pjsua2' >/dev/null 2>&1
+}
+
+# Build pjproject $PJ_VERSION with its SWIG Python binding and install pjsua2 into the venv "$1",
+# using the build directory "$2" (kept, so an interrupted build resumes).
+# Returns 0 when installed, 2 when the source could not be downloaded, 1 when the build failed.
+# Every command is checked explicitly: this runs in an `||` context, where `set -e` does not apply.
+build_pjsua2_from_source() {
+    local venv=$1 build_dir=$2
+    local tarball=$build_dir/pjproject-$PJ_VERSION.tar.gz
+    local src=$build_dir/pjproject-$PJ_VERSION
+    local swig_py=$src/pjsip-apps/src/swig/python
+
+    o mkdir -p "$build_dir" || return 1
+    if [[ ! -s $tarball ]]; then
+        if ! o curl -fsSL --retry 2 --connect-timeout 20 -o "$tarball.part" "$PJ_URL"; then
+            o rm -f "$tarball.part"
+            say "pjsua2: cannot download pjproject $PJ_VERSION (no internet?). The daemon runs without it; the trunk agent and tests need it. Re-run ./install.sh --dev when online."
+            return 2
+        fi
+        o mv "$tarball.part" "$tarball" || return 1
+    fi
+
+    if [[ ! -f $src/.lifeline-built ]]; then
+        o rm -rf "$src" || return 1
+        o tar -xzf "$tarball" -C "$build_dir" || return 1
+        # --enable-shared makes libpj*.so; `make install` puts them into the venv (--prefix) and the
+        # rpath (also passed on to the SWIG extension's link) lets _pjsua2.so find them there.
+        # --disable-new-dtags: DT_RPATH also applies to the libraries' own dependencies.
+        (cd "$src" && o ./configure --prefix="$venv" \
+            CFLAGS=-fPIC CXXFLAGS=-fPIC LDFLAGS="-Wl,-rpath,$venv/lib -Wl,--disable-new-dtags" \
+            --enable-shared --disable-video --disable-libwebrtc) || return 1
+        o make -C "$src" dep || return 1
+        o make -C "$src" || return 1
+        o make -C "$src" install || return 1
+        o touch "$src/.lifeline-built" || return 1
+    fi
+
+    # The binding's Makefile runs `python3 setup.py build`: the venv's python3 must come first,
+    # and it needs setuptools (venvs of Python >= 3.12 have none).
+    if ! "$venv/bin/python" -c 'import setuptools' >/dev/null 2>&1; then
+        o "$venv/bin/pip" install -q setuptools || return 1
+    fi
+    o env PATH="$venv/bin:$PATH" make -C "$swig_py" || return 1
+    (cd "$swig_py" && o env PATH="$venv/bin:$PATH" "$venv/bin/pip" install -q .) || return 1
+    pjsua2_importable "$venv" || return 1
+}
+
+# ---------------------------------------------------------------- dev mode
+
+dev_owner_setup() {
+    local owner
+    owner=$(stat -c '%U' "$REPO_DIR")
+    if ((EUID == 0)) && [[ $owner != root && $owner != UNKNOWN ]]; then
+        OWNER_CMD=(runuser -u "$owner" --)
+        say "checkout: owned by $owner; .venv and builds are made as $owner"
+    fi
+}
+
+dev_venv() {
+    local venv=$REPO_DIR/.venv stamp=$REPO_DIR/.venv/$STAMP_NAME want have=""
+    if [[ -e $venv ]]; then
+        if ! [[ -x $venv/bin/python ]] || ! python_ok "$venv/bin/python"; then
+            die "venv: $venv exists but has no working Python >= 3.11; remove it (rm -rf .venv) and re-run"
+        fi
+        say "venv: .venv exists (Python $(python_version "$venv/bin/python"))"
+    else
+        find_python
+        say "venv: creating .venv with $PYTHON ($(python_version "$PYTHON"))"
+        o "$PYTHON" -m venv "$venv"
+        o "$venv/bin/python" -m pip install -q --upgrade pip
+        CHANGED=1
+    fi
+
+    want=$(sha256_of "$REPO_DIR/pyproject.toml")
+    [[ -f $stamp ]] && have=$(<"$stamp")
+    if [[ $want == "$have" && -x $venv/bin/lifeline ]]; then
+        say "project: already installed in .venv (pyproject.toml unchanged)"
+    else
+        say "project: installing -e '.[test]' into .venv"
+        (cd "$REPO_DIR" && o "$venv/bin/pip" install -q -e '.[test]')
+        printf '%s\n' "$want" | o tee "$stamp" >/dev/null
+        CHANGED=1
+    fi
+}
+
+dev_pjsua2() {
+    local venv=$REPO_DIR/.venv rc=0
+    case $ARCH in
+        x86_64)
+            if pjsua2_importable "$venv"; then
+                say "pjsua2: installed (pjsua2-python wheel from the [media] extra)"
+            else
+                warn "pjsua2: not importable although '.[test]' pulls the pjsua2-python wheel on x86_64;" \
+                    "try: rm .venv/$STAMP_NAME && ./install.sh --dev"
+                FAILED=1
+            fi
+            ;;
+        aarch64 | armv7l)
+            if pjsua2_importable "$venv"; then
+                say "pjsua2: already installed"
+                return 0
+            fi
+            say "pjsua2: building pjproject $PJ_VERSION from source into .venv (no wheel for $ARCH; this takes a while)"
+            build_pjsua2_from_source "$venv" "$venv/build" || rc=$?
+            case $rc in
+                0) say "pjsua2: installed"; CHANGED=1 ;;
+                2) ;;   # download failed: message printed, the rest of the setup stands
+                *)
+                    warn "pjsua2: the build failed (see the output above). The daemon runs without it;" \
+                        "the trunk agent and tests need it. The build tree is .venv/build."
+                    FAILED=1
+                    ;;
+            esac
+            ;;
+        *)
+            warn "pjsua2: no wheel and no source build for $ARCH; the daemon runs without it, the trunk agent and tests need it"
+            ;;
+    esac
+}
+
+install_dev() {
+    require_debian
+    local packages=("${DEV_PACKAGES[@]}")
+    case $ARCH in
+        aarch64 | armv7l) packages+=("${PJ_BUILD_PACKAGES[@]}") ;;
+    esac
+    dev_owner_setup
+    ensure_packages "${packages[@]}"
+    disable_system_kamailio
+    dev_venv
+    dev_pjsua2
+    finish
+    say ""
+    say "next:"
+    say "  .venv/bin/lifeline run"
+    say "  .venv/bin/pytest"
+}
+
+# ---------------------------------------------------------------- appliance
+
+ensure_user() {
+    local group groups_now
+    if id -u "$APP_USER" >/dev/null 2>&1; then
+        say "user: $APP_USER exists"
+    else
+        say "user: creating system user $APP_USER"
+        useradd --system --user-group --no-create-home --home-dir "$DATA_DIR" \
+            --shell /usr/sbin/nologin --comment "Lifeline gateway" "$APP_USER"
+        CHANGED=1
+    fi
+    # dialout: USB/serial modems; gpio (Raspberry Pi OS only): the status LEDs and buttons.
+    groups_now=" $(id -nG "$APP_USER") "
+    for group in dialout gpio; do
+        getent group "$group" >/dev/null 2>&1 || continue
+        if [[ $groups_now != *" $group "* ]]; then
+            say "user: adding $APP_USER to group $group"
+            usermod -a -G "$group" "$APP_USER"
+            CHANGED=1
+        fi
+    done
+}
+
+# Ensure directory "$1" exists with mode "$2" and owner "$3" (user:group).
+ensure_dir() {
+    local dir=$1 mode=$2 owner=$3
+    if [[ -d $dir && $(stat -c '%a %U:%G' "$dir") == "$mode $owner" ]]; then
+        say "directory: $dir ok"
+    else
+        say "directory: $dir ($mode $owner)"
+        install -d -m "$mode" -o "${owner%%:*}" -g "${owner#*:}" "$dir"
+        CHANGED=1
+    fi
+}
+
+# The files the installed app is built from, NUL-separated, relative to the repo, sorted.
+app_sources() {
+    (
+        cd "$REPO_DIR"
+        local f
+        for f in pyproject.toml README.md setup.cfg setup.py MANIFEST.in LICENSE*; do
+            [[ -f $f ]] && printf '%s\0' "$f"
+        done
+        find gateway -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0
+    ) | LC_ALL=C sort -z
+}
+
+app_sources_hash() {
+    (cd "$REPO_DIR" && app_sources | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
+}
+
+APP_CHANGED=0
+install_app() {
+    local stamp=$APP_VENV/$STAMP_NAME want have="" tmp
+    [[ -f $REPO_DIR/pyproject.toml && -d $REPO_DIR/gateway ]] || die "$REPO_DIR is not a Lifeline checkout"
+    if [[ -e $APP_VENV ]]; then
+        if ! [[ -x $APP_VENV/bin/python ]] || ! python_ok "$APP_VENV/bin/python"; then
+            die "app: $APP_VENV exists but has no working Python >= 3.11; remove $APP_DIR and re-run"
+        fi
+        say "app: $APP_VENV exists (Python $(python_version "$APP_VENV/bin/python"))"
+    else
+        find_python
+        say "app: creating $APP_VENV with $PYTHON ($(python_version "$PYTHON"))"
+        install -d -m 0755 -o root -g root "$APP_DIR"
+        "$PYTHON" -m venv "$APP_VENV"
+        "$APP_VENV/bin/python" -m pip install -q --upgrade pip
+        CHANGED=1
+    fi
+
+    want=$(app_sources_hash)
+    [[ -f $stamp ]] && have=$(<"$stamp")
+    if [[ $want == "$have" && -x $APP_VENV/bin/lifeline ]]; then
+        say "app: already installed (sources unchanged)"
+        return 0
+    fi
+    say "app: installing Lifeline into $APP_VENV"
+    # Build from a copy: pip builds in-tree and would leave root-owned build/ and *.egg-info in the checkout.
+    tmp=$(mktemp -d)
+    # shellcheck disable=SC2064  # expand $tmp now
+    trap "rm -rf '$tmp'" EXIT
+    (cd "$REPO_DIR" && app_sources | tar --null -T - -cf -) | tar -C "$tmp" -xf -
+    "$APP_VENV/bin/pip" install -q "${tmp}[media]"
+    rm -rf "$tmp"
+    trap - EXIT
+    printf '%s\n' "$want" >"$stamp"
+    APP_CHANGED=1
+    CHANGED=1
+}
+
+appliance_pjsua2_note() {
+    case $ARCH in
+        x86_64) ;;
+        *)
+            if ! pjsua2_importable "$APP_VENV"; then
+                say "pjsua2: no wheel for $ARCH, not installed; the daemon runs without it (the trunk agent will need it)"
+            fi
+            ;;
+    esac
+}
+
+prompt_cloud() {
+    local answer
+    while :; do
+        read -r -p "Cloud SBC SIP URI, e.g. sip:sbc.example.com:5060;transport=udp (blank = none): " answer || answer=""
+        if [[ -z $answer ]] || valid_sip_uri "$answer"; then
+            CLOUD_SBC=$answer
+            break
+        fi
+        say "  not a SIP URI like sip:host[:port][;transport=udp|tcp|tls]"
+    done
+    [[ -n $CLOUD_SBC && -z $REALM ]] || return 0
+    while :; do
+        read -r -p "Cloud PBX realm (blank = the default, asterisk): " answer || answer=""
+        if [[ -z $answer ]] || valid_realm "$answer"; then
+            REALM=$answer
+            break
+        fi
+        say "  no spaces, quotes or backslashes, please"
+    done
+}
+
+render_config() {
+    cat <<EOF
+# Lifeline configuration, written by install.sh on $(date -u +%Y-%m-%d).
+# All keys: firmware/lifeline.toml.example in the source. Restart after editing:
+#   systemctl restart lifeline
+
+[sip]
+listen = "$SIP_LISTEN"
+port = $SIP_PORT
+
+[cloud]
+EOF
+    if [[ -n $CLOUD_SBC ]]; then
+        printf 'sbc = "%s"\n' "$CLOUD_SBC"
+    else
+        printf '# No cloud SBC: Lifeline serves the phones itself (survival only).\n'
+        printf '# sbc = "sip:sbc.example.com:5060;transport=udp"\n'
+    fi
+    if [[ -n $REALM ]]; then
+        printf 'realm = "%s"\n' "$REALM"
+    fi
+    cat <<EOF
+
+[paths]
+data_dir = "$DATA_DIR"
+run_dir = "$RUN_DIR"
+EOF
+}
+
+CONFIG_CHANGED=0
+write_config() {
+    local tmp
+    ensure_dir "$CONF_DIR" 750 "root:$APP_USER"
+    if [[ -e $CONF_FILE ]]; then
+        if ((${#APPLIANCE_FLAGS[@]})); then
+            say "config: $CONF_FILE exists, left unchanged (${APPLIANCE_FLAGS[*]} ignored: edit the file)"
+        else
+            say "config: $CONF_FILE exists, left unchanged"
+        fi
+        return 0
+    fi
+    if ((!CLOUD_SBC_GIVEN)); then
+        if ((!ASSUME_YES)) && [[ -t 0 ]]; then
+            prompt_cloud
+        else
+            say "config: no --cloud-sbc given and no terminal to ask: writing a config without a cloud SBC"
+        fi
+    fi
+    say "config: writing $CONF_FILE (cloud SBC: ${CLOUD_SBC:-none})"
+    tmp=$(mktemp "$CONF_DIR/.lifeline.toml.XXXXXX")
+    render_config >"$tmp"
+    chown "$APP_USER:$APP_USER" "$tmp"
+    chmod 0600 "$tmp"
+    mv "$tmp" "$CONF_FILE"
+    CONFIG_CHANGED=1
+    CHANGED=1
+}
+
+install_service() {
+    local unit_src=$REPO_DIR/firmware/systemd/$UNIT_NAME unit_changed=0
+    [[ -f $unit_src ]] || die "$unit_src is missing"
+    if ! systemd_running; then
+        say "service: systemd is not running here; skipped (start by hand: $APP_VENV/bin/lifeline --config $CONF_FILE run)"
+        return 0
+    fi
+    if cmp -s "$unit_src" "$UNIT_DEST"; then
+        say "service: $UNIT_DEST up to date"
+    else
+        say "service: installing $UNIT_DEST"
+        install -m 0644 -o root -g root "$unit_src" "$UNIT_DEST"
+        systemctl daemon-reload
+        unit_changed=1
+        CHANGED=1
+    fi
+    if ! systemctl is-enabled --quiet "$UNIT_NAME" || ! systemctl is-active --quiet "$UNIT_NAME"; then
+        say "service: enabling and starting $UNIT_NAME"
+        systemctl enable --now "$UNIT_NAME"
+        CHANGED=1
+    elif ((unit_changed || APP_CHANGED || CONFIG_CHANGED)); then
+        say "service: restarting $UNIT_NAME (the unit, the app or the config changed)"
+        systemctl restart "$UNIT_NAME"
+        CHANGED=1
+    else
+        say "service: $UNIT_NAME enabled and running"
+    fi
+}
+
+install_appliance() {
+    require_root "appliance install"
+    require_debian
+    ensure_packages "${RUNTIME_PACKAGES[@]}"
+    disable_system_kamailio
+    ensure_user
+    install_app
+    appliance_pjsua2_note
+    ensure_dir "$DATA_DIR" 750 "$APP_USER:$APP_USER"
+    write_config
+    install_service
+    finish
+    say ""
+    say "check it with:"
+    say "  systemctl status lifeline"
+    say "  journalctl -u lifeline -f"
+    say "  sudo $APP_VENV/bin/lifeline status"
+}
+
+# ---------------------------------------------------------------- uninstall
+
+uninstall() {
+    require_root "uninstall"
+    if systemd_running && { systemctl is-enabled --quiet "$UNIT_NAME" 2>/dev/null ||
+        systemctl is-active --quiet "$UNIT_NAME" 2>/dev/null; }; then
+        say "service: stopping and disabling $UNIT_NAME"
+        systemctl disable --now "$UNIT_NAME"
+        CHANGED=1
+    fi
+    if [[ -e $UNIT_DEST ]]; then
+        say "service: removing $UNIT_DEST"
+        rm -f "$UNIT_DEST"
+        if systemd_running; then
+            systemctl daemon-reload
+        fi
+        CHANGED=1
+    fi
+    if [[ -e $APP_DIR ]]; then
+        say "app: removing $APP_DIR"
+        rm -rf "$APP_DIR"
+        CHANGED=1
+    fi
+    if ((PURGE)); then
+        local dir
+        for dir in "$DATA_DIR" "$CONF_DIR"; do
+            if [[ -e $dir ]]; then
+                say "purge: removing $dir"
+                rm -rf "$dir"
+                CHANGED=1
+            fi
+        done
+        if id -u "$APP_USER" >/dev/null 2>&1; then
+            say "purge: removing user $APP_USER"
+            userdel "$APP_USER"
+            CHANGED=1
+        fi
+    else
+        say "kept: $DATA_DIR (call records) and $CONF_DIR; --uninstall --purge removes them"
+    fi
+    say "apt packages: left installed"
+    finish
+}
+
+# ---------------------------------------------------------------- main
+
+finish() {
+    if ((CHANGED)); then
+        say "done."
+    elif ((!FAILED)); then
+        if [[ $MODE == uninstall ]]; then
+            say "nothing to change: not installed"
+        else
+            say "nothing to change: already installed"
+        fi
+    fi
+}
+
+main() {
+    ORIG_ARGS="$*"
+    parse_args "$@"
+    case $MODE in
+        dev) install_dev ;;
+        appliance) install_appliance ;;
+        uninstall) uninstall ;;
+    esac
+    if ((FAILED)); then
+        exit 1
+    fi
+}
+
+main "$@"

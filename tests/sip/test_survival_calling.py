@@ -1,0 +1,180 @@
+"""Phones behind Lifeline keep calling each other when the cloud is gone (real Kamailio, real phones)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pjsua2 as pj
+import pytest
+
+from gateway.lab.cloud import LabCloud
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from tests.conftest import CLOUD_HOST, PASSWORDS
+
+
+def phone_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str, **kw: str) -> Phone:
+    """A phone that registers to the cloud with Lifeline as its outbound proxy (the default model)."""
+    password = kw.pop("password", PASSWORDS.get(user, "not-a-password"))
+    return ep.phone(
+        user,
+        password,
+        domain=CLOUD_HOST,
+        registrar=cloud.uri,
+        proxy=f"sip:127.0.0.1:{lifeline.sip_port};lr",
+    )
+
+
+def answer_and_confirm(ep: SipEndpoint, caller: PhoneCall, callee: Phone) -> PhoneCall:
+    incoming = callee.ringing_call()
+    incoming.answer_with(200)
+    ep.wait_for(lambda: caller.state == "CONFIRMED" and incoming.state == "CONFIRMED", what="call confirmed")
+    return incoming
+
+
+def wait_rtp_both_ways(ep: SipEndpoint, a: PhoneCall, b: PhoneCall) -> None:
+    start_a, start_b = a.rtp_packets()[0], b.rtp_packets()[0]
+    ep.wait_for(
+        lambda: a.rtp_packets()[0] > start_a + 10 and b.rtp_packets()[0] > start_b + 10,
+        what="RTP flowing both ways",
+    )
+
+
+def test_phones_registered_in_normal_call_each_other_in_survival(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    bob = phone_via_lifeline(ep, lifeline, cloud, "1002")
+    assert alice.register() == 200
+    assert bob.register() == 200
+    # NORMAL: the cloud holds the bindings, Lifeline holds copies.
+    assert {"1001", "1002"} <= set(cloud.bindings())
+    status = lifeline.status()
+    assert status["mode"]["mode"] == "normal"
+    assert status["registrations"]["users"] == 2
+
+    cloud.stop()
+    lifeline.set_mode("survival")
+    assert lifeline.status()["mode"]["mode"] == "survival"
+
+    call = alice.call("1002")
+    incoming = answer_and_confirm(ep, call, bob)
+    wait_rtp_both_ways(ep, call, incoming)
+
+    call.hold()
+    ep.wait_for(
+        lambda: incoming.media_status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD and call.media_status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
+        what="bob to see the hold",
+    )
+    call.unhold()
+    ep.wait_for(lambda: incoming.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE, what="bob to see the call resumed")
+    wait_rtp_both_ways(ep, call, incoming)
+
+    incoming.hang_up()
+    ep.wait_for(lambda: call.state == "DISCONNECTED", what="alice to see bob hang up")
+
+
+def test_survival_refuses_wrong_password_and_unknown_users_alike(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    wrong = phone_via_lifeline(ep, lifeline, cloud, "1001", password="not-the-password")
+    stranger = phone_via_lifeline(ep, lifeline, cloud, "1999")
+    assert wrong.register() == 401
+    assert stranger.register() == 401
+    assert lifeline.status()["registrations"]["users"] == 0
+
+
+def test_survival_answers_404_for_unknown_numbers_and_480_for_absent_phones(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    assert alice.register() == 200
+    unknown = alice.call("1099")
+    ep.wait_for(lambda: unknown.state == "DISCONNECTED", what="the call to 1099 to fail")
+    assert unknown.record.last_code == 404
+    absent = alice.call("1003")
+    ep.wait_for(lambda: absent.state == "DISCONNECTED", what="the call to 1003 to fail")
+    assert absent.record.last_code == 480
+
+
+def test_backup_registrar_phones_register_to_lifeline_directly(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    lifeline_uri = f"sip:127.0.0.1:{lifeline.sip_port}"
+    carol = ep.phone("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=lifeline_uri, proxy=lifeline_uri + ";lr")
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    assert carol.register() == 200
+    assert alice.register() == 200
+    call = alice.call("1003")
+    incoming = answer_and_confirm(ep, call, carol)
+    call.hang_up()
+    ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="carol to see the hang-up")
+
+
+def test_killed_kamailio_is_restarted_and_phones_register_again(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    assert alice.register() == 200
+    before = lifeline.status()["sip"]["kamailio"]
+    os.kill(before["pid"], signal.SIGKILL)
+
+    def restarted() -> bool:
+        kam = lifeline.status()["sip"]["kamailio"]
+        return bool(kam["restarts"] == 1 and kam["state"] == "running" and kam["pid"] != before["pid"])
+
+    ep.wait_for(restarted, timeout=30, what="the supervisor to restart Kamailio")
+    # It comes back in SURVIVAL and serves the phone's next registration itself.
+    assert lifeline.status()["mode"]["mode"] == "survival"
+    assert alice.register() == 200
+    events = [e["message"] for e in lifeline.status()["events"]]
+    assert any("normal → survival" in m for m in events)
+
+
+def test_invite_falls_back_locally_when_the_cloud_stops_answering(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    bob = phone_via_lifeline(ep, lifeline, cloud, "1002")
+    assert alice.register() == 200
+    assert bob.register() == 200
+    # A normal call goes through the cloud first.
+    first = alice.call("1002")
+    ringing = answer_and_confirm(ep, first, bob)
+    first.hang_up()
+    ep.wait_for(lambda: ringing.state == "DISCONNECTED", what="the first call to end")
+
+    cloud.pause()
+    try:
+        assert lifeline.status()["mode"]["mode"] == "normal"
+        call = alice.call("1002")
+        ep.wait_for(lambda: len(bob.incoming) == 2, timeout=15, what="bob's phone to ring via fallback")
+        incoming = bob.incoming[-1]
+        incoming.answer_with(200)
+        ep.wait_for(lambda: call.state == "CONFIRMED", what="the fallback call to be answered")
+        wait_rtp_both_ways(ep, call, incoming)
+        call.hang_up()
+        ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="bob to see the hang-up")
+    finally:
+        cloud.resume()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_phones(sip_endpoint: SipEndpoint) -> object:
+    yield
+    sip_endpoint.ep.hangupAllCalls()
+    sip_endpoint.pump(100)
+    for phone in sip_endpoint.phones:
+        phone.shutdown()
+    sip_endpoint.phones.clear()
