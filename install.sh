@@ -41,6 +41,7 @@ APPLIANCE_FLAGS=()      # appliance-only flags seen, to reject them with --dev/-
 
 CHANGED=0               # did any step change anything?
 FAILED=0                # a non-fatal step failed: exit 1 at the end
+INCOMPLETE=""           # what is still missing for a reason outside our control (offline)
 PYTHON=""               # the interpreter for new venvs, set by find_python
 ORIG_ARGS=""            # for error messages
 OWNER_CMD=()            # dev mode under sudo: run repo-writing commands as the checkout's owner
@@ -161,7 +162,7 @@ validate_appliance_flags() {
 # ---------------------------------------------------------------- helpers
 
 require_root() {
-    ((EUID == 0)) || die "the $1 needs root: run  sudo ./install.sh${ORIG_ARGS:+ $ORIG_ARGS}"
+    ((EUID == 0)) || die "the $1 needs root: sudo ./install.sh${ORIG_ARGS:+ $ORIG_ARGS}"
 }
 
 require_debian() {
@@ -234,13 +235,14 @@ disable_system_kamailio() {
     fi
 }
 
-python_ok() {   # is "$1" a Python >= 3.11?
-    "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
+python_ok() {   # is "$1" a Python >= 3.11 (that the checkout's owner can run, in dev mode under sudo)?
+    o "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
 }
 
 find_python() {
     local candidate path
-    for candidate in python3.11 python3; do
+    # The /usr/bin ones: root's python3 may be one the checkout's owner cannot run (pyenv under /root).
+    for candidate in python3.11 python3 /usr/bin/python3.11 /usr/bin/python3; do
         path=$(command -v "$candidate" 2>/dev/null) || continue
         if python_ok "$path"; then
             PYTHON=$path
@@ -261,7 +263,8 @@ pjsua2_importable() {
 }
 
 # Build pjproject $PJ_VERSION with its SWIG Python binding and install pjsua2 into the venv "$1",
-# using the build directory "$2" (kept, so an interrupted build resumes).
+# using the build directory "$2" (kept, so a failed or interrupted build resumes after the
+# compile; the compiler output goes to $2/build.log).
 # Returns 0 when installed, 2 when the source could not be downloaded, 1 when the build failed.
 # Every command is checked explicitly: this runs in an `||` context, where `set -e` does not apply.
 build_pjsua2_from_source() {
@@ -269,39 +272,48 @@ build_pjsua2_from_source() {
     local tarball=$build_dir/pjproject-$PJ_VERSION.tar.gz
     local src=$build_dir/pjproject-$PJ_VERSION
     local swig_py=$src/pjsip-apps/src/swig/python
+    local log=$build_dir/build.log
+    local venv_path="$venv/bin:$PATH"
 
     o mkdir -p "$build_dir" || return 1
     if [[ ! -s $tarball ]]; then
-        if ! o curl -fsSL --retry 2 --connect-timeout 20 -o "$tarball.part" "$PJ_URL"; then
+        if ! o curl -fsSL --retry 1 --connect-timeout 20 -o "$tarball.part" "$PJ_URL"; then
             o rm -f "$tarball.part"
-            say "pjsua2: cannot download pjproject $PJ_VERSION (no internet?). The daemon runs without it; the trunk agent and tests need it. Re-run ./install.sh --dev when online."
+            say "pjsua2: cannot download pjproject $PJ_VERSION (no internet?). The daemon runs without it;" \
+                "the trunk agent and tests need it. Re-run ./install.sh --dev when online."
             return 2
         fi
         o mv "$tarball.part" "$tarball" || return 1
     fi
 
+    o touch "$log" || return 1
+    say "pjsua2: compiler output goes to $log"
     if [[ ! -f $src/.lifeline-built ]]; then
         o rm -rf "$src" || return 1
-        o tar -xzf "$tarball" -C "$build_dir" || return 1
+        if ! o tar -xzf "$tarball" -C "$build_dir"; then
+            o rm -f "$tarball"   # corrupt download: fetch it again next time
+            return 1
+        fi
         # --enable-shared makes libpj*.so; `make install` puts them into the venv (--prefix) and the
-        # rpath (also passed on to the SWIG extension's link) lets _pjsua2.so find them there.
+        # rpath (configure's LDFLAGS also reach the SWIG extension's link) lets _pjsua2.so find them there.
         # --disable-new-dtags: DT_RPATH also applies to the libraries' own dependencies.
         (cd "$src" && o ./configure --prefix="$venv" \
             CFLAGS=-fPIC CXXFLAGS=-fPIC LDFLAGS="-Wl,-rpath,$venv/lib -Wl,--disable-new-dtags" \
-            --enable-shared --disable-video --disable-libwebrtc) || return 1
-        o make -C "$src" dep || return 1
-        o make -C "$src" || return 1
-        o make -C "$src" install || return 1
+            --enable-shared --disable-video --disable-libwebrtc) >>"$log" 2>&1 || return 1
+        # Serial make, as upstream's CI does it.
+        o make -C "$src" dep >>"$log" 2>&1 || return 1
+        o make -C "$src" >>"$log" 2>&1 || return 1
+        o make -C "$src" install >>"$log" 2>&1 || return 1
         o touch "$src/.lifeline-built" || return 1
     fi
 
-    # The binding's Makefile runs `python3 setup.py build`: the venv's python3 must come first,
-    # and it needs setuptools (venvs of Python >= 3.12 have none).
+    # The binding's Makefile runs `python3 setup.py build`: the venv's python3 must come first in
+    # PATH, and it needs setuptools (venvs of Python >= 3.12 have none).
     if ! "$venv/bin/python" -c 'import setuptools' >/dev/null 2>&1; then
-        o "$venv/bin/pip" install -q setuptools || return 1
+        o "$venv/bin/pip" install -q setuptools >>"$log" 2>&1 || return 1
     fi
-    o env PATH="$venv/bin:$PATH" make -C "$swig_py" || return 1
-    (cd "$swig_py" && o env PATH="$venv/bin:$PATH" "$venv/bin/pip" install -q .) || return 1
+    o env PATH="$venv_path" make -C "$swig_py" >>"$log" 2>&1 || return 1
+    (cd "$swig_py" && o env PATH="$venv_path" "$venv/bin/pip" install .) >>"$log" 2>&1 || return 1
     pjsua2_importable "$venv" || return 1
 }
 
@@ -364,10 +376,11 @@ dev_pjsua2() {
             build_pjsua2_from_source "$venv" "$venv/build" || rc=$?
             case $rc in
                 0) say "pjsua2: installed"; CHANGED=1 ;;
-                2) ;;   # download failed: message printed, the rest of the setup stands
+                2) INCOMPLETE="pjsua2" ;;   # download failed: message printed, the rest of the setup stands
                 *)
-                    warn "pjsua2: the build failed (see the output above). The daemon runs without it;" \
-                        "the trunk agent and tests need it. The build tree is .venv/build."
+                    tail -n 25 "$venv/build/build.log" >&2 || true
+                    warn "pjsua2: the build failed (last lines above; all of it in .venv/build/build.log)." \
+                        "The daemon runs without it; the trunk agent and tests need it."
                     FAILED=1
                     ;;
             esac
@@ -560,10 +573,12 @@ write_config() {
         return 0
     fi
     if ((!CLOUD_SBC_GIVEN)); then
-        if ((!ASSUME_YES)) && [[ -t 0 ]]; then
+        if ((ASSUME_YES)); then
+            say "config: no --cloud-sbc given (--yes): writing it without a cloud SBC"
+        elif [[ -t 0 ]]; then
             prompt_cloud
         else
-            say "config: no --cloud-sbc given and no terminal to ask: writing a config without a cloud SBC"
+            say "config: no --cloud-sbc given and no terminal to ask: writing it without a cloud SBC"
         fi
     fi
     say "config: writing $CONF_FILE (cloud SBC: ${CLOUD_SBC:-none})"
@@ -608,6 +623,8 @@ install_service() {
 install_appliance() {
     require_root "appliance install"
     require_debian
+    # The service user must be able to read the venv, whatever root's umask is.
+    umask 022
     ensure_packages "${RUNTIME_PACKAGES[@]}"
     disable_system_kamailio
     ensure_user
@@ -671,7 +688,9 @@ uninstall() {
 # ---------------------------------------------------------------- main
 
 finish() {
-    if ((CHANGED)); then
+    if [[ -n $INCOMPLETE ]]; then
+        say "done, except: $INCOMPLETE (see above)"
+    elif ((CHANGED)); then
         say "done."
     elif ((!FAILED)); then
         if [[ $MODE == uninstall ]]; then

@@ -19,6 +19,9 @@ SIP_URI = re.compile(
 )
 
 
+Transport = Literal["udp", "tcp"]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,7 +31,7 @@ class SipConfig(_Section):
 
     listen: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
-    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
+    transports: tuple[Transport, ...] = Field(("udp", "tcp"), min_length=1)
     children: int = Field(4, ge=1, le=64)
     auth_algorithm: Literal["MD5", "SHA-256"] = "MD5"
     kamailio: str = "kamailio"

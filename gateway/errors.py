@@ -31,5 +31,5 @@ class RpcError(SipError):
     """A JSON-RPC call to Kamailio failed or timed out."""
 
 
-class DaemonUnreachable(LifelineError):
+class DaemonUnreachableError(LifelineError):
     """The CLI could not reach the running daemon's API."""

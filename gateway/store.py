@@ -47,7 +47,7 @@ class Store:
 
     def _migrate(self) -> None:
         with self._lock, self.db.conn:
-            self.db["extensions"].create(
+            self.db.table("extensions").create(
                 {
                     "number": str,
                     "auth_user": str,
@@ -64,13 +64,13 @@ class Store:
                 not_null={"auth_user", "realm", "ha1", "ha1_sha256"},
                 if_not_exists=True,
             )
-            self.db["extensions"].create_index(["auth_user"], unique=True, if_not_exists=True)
-            self.db["events"].create(
+            self.db.table("extensions").create_index(["auth_user"], unique=True, if_not_exists=True)
+            self.db.table("events").create(
                 {"id": int, "ts": float, "kind": str, "message": str, "data": str},
                 pk="id",
                 if_not_exists=True,
             )
-            self.db["state"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            self.db.table("state").create({"key": str, "value": str}, pk="key", if_not_exists=True)
             self.db.execute(SUBSCRIBER_VIEW)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -99,7 +99,7 @@ class Store:
                         "DELETE FROM extensions WHERE auth_user = ? AND number != ?",
                         [row["auth_user"], row["number"]],
                     )
-                self.db["extensions"].upsert_all(rows, pk="number")
+                self.db.table("extensions").upsert_all(rows, pk="number")
         except sqlite3.Error as err:
             raise StoreError(f"could not store extensions: {err}") from err
         return len(rows)
@@ -109,20 +109,20 @@ class Store:
         with self._lock:
             return [
                 {k: v for k, v in row.items() if not k.startswith("ha1")}
-                for row in self.db["extensions"].rows_where(order_by="number")
+                for row in self.db.table("extensions").rows_where(order_by="number")
             ]
 
     def count_extensions(self) -> int:
         """How many extensions the store holds."""
         with self._lock:
-            return self.db["extensions"].count
+            return self.db.table("extensions").count
 
     # --- events and state -------------------------------------------------------------------
 
     def add_event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         """Append an event (mode change, fault) for the status page and audits."""
         with self._lock, self.db.conn:
-            self.db["events"].insert(
+            self.db.table("events").insert(
                 {"ts": time.time(), "kind": kind, "message": message, "data": json.dumps(data or {})}
             )
 
@@ -141,4 +141,4 @@ class Store:
     def set_state(self, key: str, value: Any) -> None:
         """Persist a piece of state durably."""
         with self._lock, self.db.conn:
-            self.db["state"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+            self.db.table("state").upsert({"key": key, "value": json.dumps(value)}, pk="key")

@@ -7,15 +7,13 @@ from typing import Any
 
 import aiohttp
 
-from gateway.errors import DaemonUnreachable
+from gateway.errors import DaemonUnreachableError
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 async def request(socket: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One API call; DaemonUnreachable when no daemon listens on the socket."""
-    if not socket.exists():
-        raise DaemonUnreachable(f"no daemon API socket at {socket}")
+    """One API call; DaemonUnreachableError when no daemon listens on the socket."""
     try:
         async with (
             aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket)), timeout=TIMEOUT) as session,
@@ -23,7 +21,7 @@ async def request(socket: Path, method: str, path: str, body: dict[str, Any] | N
         ):
             data = await response.json()
             if response.status >= 400:
-                raise DaemonUnreachable(f"the daemon refused: {data.get('error', response.status)}")
+                raise DaemonUnreachableError(f"the daemon refused: {data.get('error', response.status)}")
             return data
     except (aiohttp.ClientError, TimeoutError) as err:
-        raise DaemonUnreachable(f"cannot reach the daemon at {socket}: {err}") from err
+        raise DaemonUnreachableError(f"cannot reach the daemon at {socket}: {err}") from err

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, config as config_mod, logs
+from gateway import __version__, logs
+from gateway import config as config_mod
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.mode import Override
-from gateway.errors import ConfigError, DaemonUnreachable, ImportRowsError, LifelineError
+from gateway.errors import ConfigError, DaemonUnreachableError, ImportRowsError, LifelineError
 from gateway.mirror.files import read_extensions_file
 from gateway.store import Store
 
@@ -101,7 +102,7 @@ def _cmd_status(args: argparse.Namespace, config: Config, config_path: Path | No
         data = asyncio.run(request(config.api_socket, "GET", "/api/v1/status"))
         data["running"] = True
         code = 0
-    except DaemonUnreachable:
+    except DaemonUnreachableError:
         data = _offline_status(config, config_path)
         code = EXIT_NOT_RUNNING
     if args.json:
@@ -122,7 +123,7 @@ def _cmd_mode(args: argparse.Namespace, config: Config) -> int:
         )
         mode = data["mode"]
         print(f"mode is now {mode['mode'].upper()} (override: {mode['override']})")
-    except DaemonUnreachable as err:
+    except DaemonUnreachableError as err:
         mode = asyncio.run(set_override_offline(config, override, reason))
         print(f"daemon not reachable ({err}); saved: it starts in {mode['mode'].upper()}")
     return 0

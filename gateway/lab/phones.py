@@ -120,6 +120,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         phone.endpoint.all_calls.append(self)
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+        """Record the new state and the last status code."""
         info = self.getInfo()
         self.record.states.append(info.stateText)
         self.record.last_code = int(info.lastStatusCode)
@@ -128,6 +129,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
             self._tone = None  # freed while the library still runs
 
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        """Record the media status; start a tone once audio is active."""
         info = self.getInfo()
         for index, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO:
@@ -192,9 +194,11 @@ class Phone(pj.Account):  # type: ignore[misc]
         self.calls: list[PhoneCall] = []
 
     def onRegState(self, prm: Any) -> None:  # noqa: N802
+        """Record the registration's final status code."""
         self.reg_codes.append(int(prm.code))
 
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        """Keep the incoming call and let it ring (180)."""
         call = PhoneCall(self, prm.callId)
         self.incoming.append(call)
         call.answer_with(180)

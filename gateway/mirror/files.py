@@ -54,7 +54,7 @@ def _csv_rows(text: str) -> Iterable[tuple[str, dict[str, Any]]]:
     for record in reader:
         row: dict[str, Any] = {k.strip(): (v or "") for k, v in record.items() if k is not None}
         if None in record:
-            row["(extra cells)"] = record[None]  # type: ignore[index]
+            row["(extra cells)"] = record[None]
         for key in ("auth_user", "realm"):
             if row.get(key) == "":
                 row.pop(key)
@@ -71,7 +71,7 @@ def _json_rows(text: str) -> Iterable[tuple[str, Any]]:
     if isinstance(data, Mapping) and "extensions" in data:
         data = data["extensions"]
     if not isinstance(data, list):
-        raise ImportRowsError(["top level: expected a list of extensions (or {\"extensions\": [...]})"])
+        raise ImportRowsError(['top level: expected a list of extensions (or {"extensions": [...]})'])
     for index, row in enumerate(data, start=1):
         yield f"entry {index}", row
 
@@ -93,10 +93,12 @@ def parse_extensions(text: str, fmt: str, default_realm: str) -> list[Extension]
             problems.append(_row_problem(where, err))
             continue
         auth_user = row.auth_user or row.number
-        for seen, key, label in ((numbers, row.number, "number"), (users, auth_user, "auth_user")):
-            if key in seen:
-                problems.append(f"{where}: {label} {key!r} already used at {seen[key]}")
-            seen[key] = where
+        if row.number in numbers:
+            problems.append(f"{where}: number {row.number!r} already used at {numbers[row.number]}")
+        elif auth_user in users:
+            problems.append(f"{where}: auth_user {auth_user!r} already used at {users[auth_user]}")
+        numbers.setdefault(row.number, where)
+        users.setdefault(auth_user, where)
         result.append(
             Extension.from_password(
                 number=row.number,

@@ -59,7 +59,7 @@ def resolve_cloud_host(sbc: str | None) -> str | None:
         raise SipError(f"cloud.sbc = {sbc!r}: not a SIP URI")
     host = match["host"].strip("[]")
     try:
-        return socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)[0][4][0]
+        return str(socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)[0][4][0])
     except OSError as err:
         raise SipError(f"cloud.sbc = {sbc!r}: cannot resolve {host!r}: {err}") from err
 

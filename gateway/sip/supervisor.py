@@ -10,7 +10,6 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -52,7 +51,12 @@ async def _exited(pid: int) -> None:
         return
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await done
     finally:
@@ -87,6 +91,7 @@ class KamailioSupervisor:
         self.restarts = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
         self._tail: deque[str] = deque(maxlen=30)
         self._module_path = find_module_path(config.sip.module_path)
 
@@ -147,7 +152,7 @@ class KamailioSupervisor:
             )
         except OSError as err:
             raise SipError(f"sip.kamailio = {self.config.sip.kamailio!r}: cannot start: {err}") from err
-        asyncio.create_task(self._pump_output(self._proc), name="kamailio-output")
+        self._pump = asyncio.create_task(self._pump_output(self._proc), name="kamailio-output")
         try:
             await self._wait_ready()
         except SipError:

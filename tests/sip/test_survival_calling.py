@@ -65,7 +65,10 @@ def test_phones_registered_in_normal_call_each_other_in_survival(
 
     call.hold()
     ep.wait_for(
-        lambda: incoming.media_status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD and call.media_status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
+        lambda: (
+            incoming.media_status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+            and call.media_status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD
+        ),
         what="bob to see the hold",
     )
     call.unhold()

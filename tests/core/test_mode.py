@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.core.mode import Mode, ModeController, Override
+from gateway.store import Store
+
+
+async def test_override_changes_mode_records_event_and_notifies(tmp_path: Path) -> None:
+    store = Store(tmp_path / "l.db")
+    controller = ModeController(store)
+    seen: list[tuple[Mode, Mode, str]] = []
+
+    async def listener(old: Mode, new: Mode, reason: str) -> None:
+        seen.append((old, new, reason))
+
+    controller.add_listener(listener)
+    await controller.set_override(Override.SURVIVAL, "drill")
+    assert controller.mode is Mode.SURVIVAL
+    assert seen == [(Mode.NORMAL, Mode.SURVIVAL, "drill")]
+    assert "normal → survival: drill" in store.recent_events()[0]["message"]
+
+
+async def test_detection_is_ignored_under_override_and_applies_on_auto(tmp_path: Path) -> None:
+    controller = ModeController(Store(tmp_path / "l.db"))
+    await controller.set_override(Override.NORMAL, "maintenance")
+    await controller.observe(Mode.SURVIVAL, "cloud unreachable")
+    assert controller.mode is Mode.NORMAL
+    await controller.set_override(Override.AUTO, "maintenance over")
+    assert controller.mode is Mode.SURVIVAL
+    assert controller.status().reason == "maintenance over"
+
+
+async def test_mode_survives_a_restart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "l.db")
+    await ModeController(store).set_override(Override.SURVIVAL, "outage")
+    store.close()
+    again = ModeController(Store(tmp_path / "l.db"))
+    assert again.mode is Mode.SURVIVAL
+    assert again.status().override is Override.SURVIVAL
+
+
+def test_only_survival_and_recovering_serve_locally() -> None:
+    assert [m for m in Mode if m.serves_locally] == [Mode.SURVIVAL, Mode.RECOVERING]

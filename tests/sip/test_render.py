@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.config import parse
+from gateway.sip.render import RenderInputs, find_module_path, render
+
+
+def rendered(tmp_path: Path, data: dict[str, dict[str, object]], survival: bool, cloud_ip: str | None) -> Path:
+    cfg = parse(data)
+    inputs = RenderInputs(5099, tmp_path / "rpc.sock", tmp_path / "l.db", survival, find_module_path(None), cloud_ip)
+    path = tmp_path / "kamailio.cfg"
+    path.write_text(render(cfg, inputs))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "survival", "cloud_ip"),
+    [
+        ({}, False, None),
+        ({"cloud": {"sbc": "sip:127.0.0.2:5060;transport=tcp", "realm": "pbx.example.com"}}, False, "127.0.0.2"),
+        (
+            {"cloud": {"sbc": "sip:127.0.0.2"}, "sip": {"auth_algorithm": "SHA-256", "transports": ["udp"]}},
+            True,
+            "127.0.0.2",
+        ),
+    ],
+)
+def test_rendered_config_passes_kamailios_own_check(
+    tmp_path: Path, data: dict[str, dict[str, object]], survival: bool, cloud_ip: str | None
+) -> None:
+    path = rendered(tmp_path, data, survival, cloud_ip)
+    check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr[-2000:]
+
+
+def test_mode_and_cloud_reach_the_rendered_config(tmp_path: Path) -> None:
+    text = rendered(tmp_path, {"cloud": {"sbc": "sip:127.0.0.2:5070"}}, True, "127.0.0.2").read_text()
+    assert 'modparam("pv", "shvset", "survival=i:1")' in text
+    assert '#!define CLOUD_URI "sip:127.0.0.2:5070"' in text
+    assert "#!define WITH_CLOUD" in text
+    alone = rendered(tmp_path, {}, False, None).read_text()
+    assert "WITH_CLOUD\n" not in alone.split("request_route")[0]
+    assert 'modparam("pv", "shvset", "survival=i:0")' in alone

@@ -1,0 +1,51 @@
+"""The daemon as a process: says where everything is, stops cleanly, never leaves Kamailio behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from gateway.lab.daemon import LifelineProcess
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is gone for our purposes.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def wait_gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_daemon_without_a_cloud_serves_locally_and_stops_cleanly(tmp_path: Path) -> None:
+    daemon = LifelineProcess(tmp_path, {})
+    status = daemon.start()
+    assert status["sip"]["cloud"] is None
+    assert status["sip"]["port"] > 0
+    assert status["paths"]["database"] == str(tmp_path / "data" / "lifeline.db")
+    assert "lifeline running" in daemon.log_path.read_text()
+    kamailio = status["sip"]["kamailio"]["pid"]
+    assert daemon.stop() == 0
+    assert wait_gone(kamailio)
+
+
+def test_kamailio_does_not_outlive_a_killed_daemon(tmp_path: Path) -> None:
+    daemon = LifelineProcess(tmp_path, {})
+    status = daemon.start()
+    os.kill(status["pid"], signal.SIGKILL)
+    assert wait_gone(status["sip"]["kamailio"]["pid"])
+    # A new daemon gets the same port back, as nothing lingers on it.
+    again = LifelineProcess(tmp_path, {"sip": {"port": status["sip"]["port"]}})
+    assert again.start()["sip"]["kamailio"]["state"] == "running"
+    assert again.stop() == 0

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+from gateway.errors import ConfigError
+
+
+def test_no_file_gives_embedded_defaults() -> None:
+    cfg = config.parse({})
+    assert cfg.sip.port == 0  # a free port is picked at start
+    assert cfg.cloud.sbc is None
+    assert cfg.fallback.invite_timeout_ms == 2000
+
+
+def test_unknown_key_is_named_with_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError) as err:
+        config.parse({"sip": {"prot": 5060}})
+    message = str(err.value)
+    assert "sip.prot: unknown key" in message
+    assert "port" in message and "listen" in message
+
+
+def test_bad_value_names_key_value_and_limit() -> None:
+    with pytest.raises(ConfigError) as err:
+        config.parse({"sip": {"port": 70000}, "cloud": {"sbc": "http://cloud"}})
+    message = str(err.value)
+    assert "sip.port = 70000" in message and "65535" in message
+    assert "cloud.sbc = 'http://cloud'" in message and "SIP URI" in message
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "lifeline.toml"
+    path.write_text("[sip\nport = 1")
+    with pytest.raises(ConfigError, match=r"lifeline.toml: not valid TOML"):
+        config.load(path)
+
+
+def test_a_valid_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "lifeline.toml"
+    path.write_text('[cloud]\nsbc = "sip:sbc.example.com:5060;transport=tcp"\nrealm = "pbx.example.com"\n')
+    cfg, used = config.load(path)
+    assert used == path
+    assert cfg.cloud.sbc == "sip:sbc.example.com:5060;transport=tcp"
+    assert cfg.cloud.realm == "pbx.example.com"
