@@ -17,6 +17,15 @@ readonly CONF_FILE=$CONF_DIR/lifeline.toml
 readonly UNIT_NAME=lifeline.service
 readonly UNIT_DEST=/etc/systemd/system/$UNIT_NAME
 readonly STAMP_NAME=.lifeline-installed
+# The appliance's other system files (all from firmware/ and hardware/ in this checkout).
+readonly FIRSTBOOT_UNIT=lifeline-firstboot.service
+readonly PROVISION_BIN=$APP_DIR/bin/lifeline-provision
+readonly PINMAP_DEST=$CONF_DIR/pinmap.toml
+readonly UDEV_RULES=/etc/udev/rules.d/90-lifeline.rules
+readonly JOURNALD_DROPIN=/etc/systemd/journald.conf.d/lifeline.conf
+readonly WATCHDOG_DROPIN=/etc/systemd/system.conf.d/lifeline-watchdog.conf
+readonly BOOT_DIR=/boot/firmware
+readonly PROVISION_FILE=$BOOT_DIR/lifeline.toml
 
 readonly RUNTIME_PACKAGES=(kamailio kamailio-sqlite-modules python3-venv sqlite3 nftables)
 readonly DEV_PACKAGES=(kamailio kamailio-sqlite-modules sip-tester nftables iproute2 sqlite3
@@ -38,6 +47,10 @@ REALM=""
 SIP_LISTEN="0.0.0.0"
 SIP_PORT=5060
 APPLIANCE_FLAGS=()      # appliance-only flags seen, to reject them with --dev/--uninstall
+FORCE_PI=0              # --pi: configure the Pi HAT although this machine does not look like a Pi (image builds)
+ROOT=""                 # --root DIR: write every file under DIR and only show the commands (CI, dry runs)
+PI_MODEL=""             # set by detect_platform: "Raspberry Pi 4 Model B Rev 1.4", or empty
+TODO=()                 # what is left for the installer to do, printed at the end
 
 CHANGED=0               # did any step change anything?
 FAILED=0                # a non-fatal step failed: exit 1 at the end
@@ -59,14 +72,21 @@ Appliance options (used only when $CONF_FILE does not exist yet):
   --sip-port N          SIP port (default $SIP_PORT)
   -y, --yes, --non-interactive
                         never prompt; without --cloud-sbc the config has no cloud
+  --pi                  set up the Raspberry Pi HAT (LEDs, button, relay, watchdog) even where no Pi is
+                        detected: building an image in a chroot (firmware/image/)
 
 Other options:
   --dev                 development setup: apt packages, .venv with '.[test]', pjsua2
+  --root DIR            install into the scratch root DIR instead of /: files are written there, every
+                        command that would change the system (apt, useradd, systemctl, pip) is only
+                        shown; for CI and for reviewing what an install would do. Works with --uninstall.
   --uninstall           stop and remove the service and $APP_DIR; keeps $DATA_DIR and $CONF_DIR
   --purge               with --uninstall: also remove $DATA_DIR (call records), $CONF_DIR and the '$APP_USER' user
   -h, --help            this text
 
 Every step checks before it acts; running the script again changes nothing.
+With no --cloud-sbc, a provisioning file $PROVISION_FILE (a complete lifeline.toml) becomes the
+config; without one either, the script asks (or, with --yes or no terminal, writes no cloud).
 No password is ever asked for or written by this script.
 EOF
 }
@@ -99,6 +119,21 @@ parse_args() {
                     --sip-port) SIP_PORT=$val ;;
                 esac
                 ;;
+            --root)
+                if [[ $1 != *=* ]]; then
+                    (($# >= 2)) || usage_error "--root needs a directory"
+                    val=$2
+                    shift
+                fi
+                [[ -d $val ]] || usage_error "--root '$val': not a directory"
+                ROOT=$(cd "$val" && pwd)
+                [[ $ROOT != / ]] || ROOT=""
+                ;;
+            --pi)
+                [[ $1 != *=* ]] || usage_error "$opt takes no value"
+                APPLIANCE_FLAGS+=("$opt")
+                FORCE_PI=1
+                ;;
             --dev | --uninstall | --purge | --yes | -y | --non-interactive | --help | -h)
                 [[ $1 != *=* ]] || usage_error "$opt takes no value"
                 case $opt in
@@ -121,6 +156,9 @@ parse_args() {
     fi
     if [[ $MODE == appliance ]]; then
         validate_appliance_flags
+    fi
+    if [[ $MODE == dev && -n $ROOT ]]; then
+        usage_error "--root applies to the appliance install and --uninstall, not --dev"
     fi
 }
 
@@ -162,6 +200,7 @@ validate_appliance_flags() {
 # ---------------------------------------------------------------- helpers
 
 require_root() {
+    [[ -z $ROOT ]] || return 0   # a scratch root needs no privileges
     ((EUID == 0)) || die "the $1 needs root: sudo ./install.sh${ORIG_ARGS:+ $ORIG_ARGS}"
 }
 
@@ -172,7 +211,50 @@ require_debian() {
 }
 
 systemd_running() {
-    [[ -d /run/systemd/system ]]
+    [[ -z $ROOT && -d /run/systemd/system ]]
+}
+
+# Run a command that changes the system; with --root only show it (it would act on /, not on the root).
+sys_run() {
+    if [[ -n $ROOT ]]; then
+        local line
+        printf -v line '%q ' "$@"
+        say "  would run: ${line% }"
+    else
+        "$@"
+    fi
+}
+
+# Install "$1" as "$ROOT$2" with mode "$3" (owner root) unless it is already identical.
+# Says what it did; returns 0 when it changed the file, 1 when it was up to date.
+install_file() {
+    local src=$1 dest=$ROOT$2 mode=$3
+    if [[ -f $dest ]] && cmp -s "$src" "$dest" && [[ $(stat -c '%a' "$dest") == "${mode#0}" ]]; then
+        say "file: $2 up to date"
+        return 1
+    fi
+    if [[ -e $dest ]]; then
+        say "file: updating $2"
+        if [[ -n $ROOT ]]; then diff -u "$dest" "$src" | sed 's/^/    /' || true; fi
+    else
+        say "file: installing $2"
+    fi
+    [[ -d $(dirname "$dest") ]] || install -d -m 0755 "$(dirname "$dest")"
+    if [[ -n $ROOT ]]; then
+        install -m "$mode" "$src" "$dest"
+    else
+        install -m "$mode" -o root -g root "$src" "$dest"
+    fi
+    CHANGED=1
+    return 0
+}
+
+# Remove "$ROOT$1" if it exists; returns 0 when it did.
+remove_file() {
+    [[ -e $ROOT$1 || -L $ROOT$1 ]] || return 1
+    say "file: removing $1"
+    rm -f "$ROOT$1"
+    CHANGED=1
 }
 
 # Run a command as root: directly, or through sudo in dev mode.
@@ -208,6 +290,10 @@ missing_packages() {
 
 ensure_packages() {
     local missing=()
+    if [[ -n $ROOT ]]; then
+        say "apt packages: not checked in a scratch root; on the device: $*"
+        return 0
+    fi
     mapfile -t missing < <(missing_packages "$@")
     if ((${#missing[@]} == 0)); then
         say "apt packages: already installed"
@@ -413,6 +499,24 @@ install_dev() {
 
 ensure_user() {
     local group groups_now
+    if [[ -n $ROOT ]]; then
+        if grep -q "^$APP_USER:" "$ROOT/etc/passwd" 2>/dev/null; then
+            say "user: $APP_USER exists"
+        else
+            say "user: creating system user $APP_USER"
+            sys_run useradd --system --user-group --no-create-home --home-dir "$DATA_DIR" \
+                --shell /usr/sbin/nologin --comment "Lifeline gateway" "$APP_USER"
+        fi
+        say "user: groups dialout${PI_MODEL:+ gpio} for $APP_USER"
+        sys_run usermod -a -G "dialout${PI_MODEL:+,gpio}" "$APP_USER"
+        return 0
+    fi
+    if [[ -n $PI_MODEL ]] && ! getent group gpio >/dev/null 2>&1; then
+        # Raspberry Pi OS has it; a plain Debian on a Pi does not (the udev rule gives it /dev/gpiochip*).
+        say "group: creating system group gpio"
+        groupadd --system gpio
+        CHANGED=1
+    fi
     if id -u "$APP_USER" >/dev/null 2>&1; then
         say "user: $APP_USER exists"
     else
@@ -436,6 +540,17 @@ ensure_user() {
 # Ensure directory "$1" exists with mode "$2" and owner "$3" (user:group).
 ensure_dir() {
     local dir=$1 mode=$2 owner=$3
+    if [[ -n $ROOT ]]; then
+        # Owners are shown, not set: the user may not exist on the machine that builds the root.
+        if [[ -d $ROOT$dir && $(stat -c '%a' "$ROOT$dir") == "$mode" ]]; then
+            say "directory: $dir ok"
+        else
+            say "directory: $dir ($mode $owner)"
+            install -d -m "$mode" "$ROOT$dir"
+            CHANGED=1
+        fi
+        return 0
+    fi
     if [[ -d $dir && $(stat -c '%a %U:%G' "$dir") == "$mode $owner" ]]; then
         say "directory: $dir ok"
     else
@@ -465,6 +580,12 @@ APP_CHANGED=0
 install_app() {
     local stamp=$APP_VENV/$STAMP_NAME want have="" tmp
     [[ -f $REPO_DIR/pyproject.toml && -d $REPO_DIR/gateway ]] || die "$REPO_DIR is not a Lifeline checkout"
+    if [[ -n $ROOT ]]; then
+        say "app: a venv is not built in a scratch root; on the device:"
+        sys_run python3 -m venv "$APP_VENV"
+        sys_run "$APP_VENV/bin/pip" install "${REPO_DIR}[media]"
+        return 0
+    fi
     if [[ -e $APP_VENV ]]; then
         if ! [[ -x $APP_VENV/bin/python ]] || ! python_ok "$APP_VENV/bin/python"; then
             die "app: $APP_VENV exists but has no working Python >= 3.11; remove $APP_DIR and re-run"
@@ -558,13 +679,30 @@ EOF
 data_dir = "$DATA_DIR"
 run_dir = "$RUN_DIR"
 EOF
+    if [[ -n $PI_MODEL ]]; then
+        cat <<EOF
+
+[hardware]
+# $PI_MODEL: status LEDs, button and bypass relay on the Lifeline HAT (README: "Status LEDs").
+enabled = true
+pinmap = "$PINMAP_DEST"
+EOF
+    fi
 }
 
 CONFIG_CHANGED=0
 write_config() {
     local tmp
     ensure_dir "$CONF_DIR" 750 "root:$APP_USER"
-    if [[ -e $CONF_FILE ]]; then
+    if ((!CLOUD_SBC_GIVEN)) && [[ -f $ROOT$PROVISION_FILE ]]; then
+        say "config: applying the provisioning file $PROVISION_FILE"
+        provision "$ROOT$PROVISION_FILE" ||
+            die "config: $PROVISION_FILE is not valid (see above): fix $PROVISION_FILE.invalid, rename it back and re-run"
+        CONFIG_CHANGED=1
+        CHANGED=1
+        return 0
+    fi
+    if [[ -e $ROOT$CONF_FILE ]]; then
         if ((${#APPLIANCE_FLAGS[@]})); then
             say "config: $CONF_FILE exists, left unchanged (${APPLIANCE_FLAGS[*]} ignored: edit the file)"
         else
@@ -582,21 +720,40 @@ write_config() {
         fi
     fi
     say "config: writing $CONF_FILE (cloud SBC: ${CLOUD_SBC:-none})"
-    tmp=$(mktemp "$CONF_DIR/.lifeline.toml.XXXXXX")
+    tmp=$(mktemp "$ROOT$CONF_DIR/.lifeline.toml.XXXXXX")
     render_config >"$tmp"
-    chown "$APP_USER:$APP_USER" "$tmp"
+    [[ -n $ROOT ]] || chown "$APP_USER:$APP_USER" "$tmp"
     chmod 0600 "$tmp"
-    mv "$tmp" "$CONF_FILE"
+    mv "$tmp" "$ROOT$CONF_FILE"
     CONFIG_CHANGED=1
     CHANGED=1
 }
 
 install_service() {
-    local unit_src=$REPO_DIR/firmware/systemd/$UNIT_NAME unit_changed=0
+    local unit_src=$REPO_DIR/firmware/systemd/$UNIT_NAME unit_changed=0 unit
     [[ -f $unit_src ]] || die "$unit_src is missing"
     if ! systemd_running; then
-        say "service: systemd is not running here; skipped (start by hand: $APP_VENV/bin/lifeline --config $CONF_FILE run)"
+        # A scratch root, or an image being built in a chroot: install and enable, start nothing.
+        for unit in "$UNIT_NAME" "$FIRSTBOOT_UNIT"; do
+            install_file "$REPO_DIR/firmware/systemd/$unit" "/etc/systemd/system/$unit" 0644 || true
+            if [[ -L $ROOT/etc/systemd/system/multi-user.target.wants/$unit ]]; then
+                say "service: $unit enabled"
+            elif [[ -n $ROOT ]]; then
+                # systemctl --root only makes the [Install] symlinks inside the root: safe to run.
+                say "service: enabling $unit in the scratch root"
+                systemctl --root="$ROOT" enable "$unit" 2>&1 | sed 's/^/  /'
+                CHANGED=1
+            else
+                say "service: enabling $unit (systemd is not running here: it starts at the next boot)"
+                systemctl enable "$unit"
+                CHANGED=1
+            fi
+        done
         return 0
+    fi
+    if install_file "$REPO_DIR/firmware/systemd/$FIRSTBOOT_UNIT" "/etc/systemd/system/$FIRSTBOOT_UNIT" 0644; then
+        systemctl daemon-reload
+        systemctl enable "$FIRSTBOOT_UNIT"
     fi
     if cmp -s "$unit_src" "$UNIT_DEST"; then
         say "service: $UNIT_DEST up to date"
@@ -620,20 +777,136 @@ install_service() {
     fi
 }
 
+# The board and the OS, from the (scratch) root: which hardware to configure, and a warning off the beaten path.
+detect_platform() {
+    local model_file os_name="unknown OS" id="" version=""
+    for model_file in "$ROOT/proc/device-tree/model" "$ROOT/sys/firmware/devicetree/base/model"; do
+        if [[ -r $model_file ]]; then
+            PI_MODEL=$(tr -d '\0' <"$model_file")
+            break
+        fi
+    done
+    [[ $PI_MODEL == "Raspberry Pi"* ]] || PI_MODEL=""
+    if [[ -z $PI_MODEL ]] && ((FORCE_PI)); then
+        PI_MODEL="Raspberry Pi (--pi)"
+    fi
+    if [[ -r $ROOT/etc/os-release ]]; then
+        # A subshell: os-release's variables must not leak into ours.
+        # shellcheck disable=SC1091  # a file of the target system
+        IFS=$'\t' read -r id version os_name < <(. "$ROOT/etc/os-release" &&
+            printf '%s\t%s\t%s\n' "${ID:-}" "${VERSION_ID:-}" "${PRETTY_NAME:-${ID:-unknown OS}}")
+    fi
+    say "platform: ${PI_MODEL:-not a Raspberry Pi} on $os_name ($ARCH)"
+    if [[ $id != debian && $id != raspbian ]] || [[ $version != 12 ]]; then
+        warn "tested on Debian 12 / Raspberry Pi OS 12 (bookworm); this is $os_name - going on"
+    fi
+    if [[ -z $PI_MODEL ]]; then
+        say "hardware: no Raspberry Pi, so no LEDs, button or bypass relay ([hardware] stays off)"
+    elif ((!FORCE_PI)) && [[ $PI_MODEL != "Raspberry Pi 4"* && $PI_MODEL != "Raspberry Pi 5"* &&
+        $PI_MODEL != "Raspberry Pi Compute Module 4"* ]]; then
+        warn "$PI_MODEL: the reference build is a Pi 4B, Pi 5 or CM4 (hardware/BOM.md); the pin map may still fit"
+    fi
+}
+
+# Apply a provisioning file (a complete lifeline.toml) with firmware/bin/lifeline-provision.
+provision() {
+    local python=$APP_VENV/bin/python
+    if [[ -n $ROOT ]]; then
+        # No venv in a scratch root: validate with this checkout's (CI has .venv).
+        python=$REPO_DIR/.venv/bin/python
+        [[ -x $python ]] || python=python3
+    fi
+    if [[ -n $ROOT ]]; then
+        LIFELINE_ROOT=$ROOT LIFELINE_PYTHON=$python LIFELINE_OWNER="" PYTHONPATH=$REPO_DIR \
+            "$REPO_DIR/firmware/bin/lifeline-provision" "$1"
+    else
+        LIFELINE_PYTHON=$python "$REPO_DIR/firmware/bin/lifeline-provision" "$1"
+    fi
+}
+
+# The appliance's system files: provisioning helper, pin map, udev rules, journald and watchdog settings.
+install_appliance_files() {
+    local config_txt=$ROOT$BOOT_DIR/config.txt
+    install_file "$REPO_DIR/firmware/bin/lifeline-provision" "$PROVISION_BIN" 0755 || true
+    ensure_dir "$CONF_DIR" 750 "root:$APP_USER"
+    install_file "$REPO_DIR/hardware/pinmap.toml" "$PINMAP_DEST" 0644 || true
+    if install_file "$REPO_DIR/firmware/udev/90-lifeline.rules" "$UDEV_RULES" 0644; then
+        if [[ -n $ROOT ]] || systemd_running; then
+            sys_run udevadm control --reload
+            sys_run udevadm trigger --action=add --subsystem-match=tty --subsystem-match=gpio
+        fi
+    fi
+    if install_file "$REPO_DIR/firmware/journald/lifeline.conf" "$JOURNALD_DROPIN" 0644; then
+        if [[ -n $ROOT ]] || systemd_running; then
+            sys_run systemctl restart systemd-journald
+        fi
+    fi
+    # The hardware watchdog: where the SoC has one (a Pi always does; elsewhere /dev/watchdog tells).
+    if [[ -n $PI_MODEL || -e $ROOT/dev/watchdog ]]; then
+        if install_file "$REPO_DIR/firmware/systemd/system.conf.d/lifeline-watchdog.conf" "$WATCHDOG_DROPIN" 0644; then
+            if [[ -n $ROOT ]] || systemd_running; then
+                sys_run systemctl daemon-reexec
+            fi
+        fi
+    else
+        say "watchdog: no hardware watchdog here (/dev/watchdog); the daemon's own systemd watchdog still applies"
+    fi
+    if [[ -n $PI_MODEL && -f $config_txt ]]; then
+        if grep -qx 'dtparam=watchdog=on' "$config_txt"; then
+            say "file: $BOOT_DIR/config.txt has dtparam=watchdog=on"
+        else
+            say "file: adding dtparam=watchdog=on to $BOOT_DIR/config.txt"
+            printf '\n# Lifeline: the SoC watchdog that systemd pets (RuntimeWatchdogSec)\ndtparam=watchdog=on\n' >>"$config_txt"
+            TODO+=("reboot once, so that the watchdog setting in $BOOT_DIR/config.txt applies")
+            CHANGED=1
+        fi
+    fi
+}
+
+# `lifeline doctor` checks the running installation, where this version has it.
+run_doctor() {
+    local lifeline=$APP_VENV/bin/lifeline
+    if [[ -n $ROOT ]]; then
+        sys_run "$lifeline" --config "$CONF_FILE" doctor
+        return 0
+    fi
+    if "$lifeline" doctor --help >/dev/null 2>&1; then
+        say "doctor:"
+        "$lifeline" --config "$CONF_FILE" doctor || TODO+=("fix what \`lifeline doctor\` reported above")
+    else
+        say "doctor: this version has no \`lifeline doctor\`; check with \`$lifeline status\`"
+    fi
+    if ! grep -q '^sbc *=' "$CONF_FILE" 2>/dev/null; then
+        TODO+=("no cloud SBC configured: set [cloud] sbc in $CONF_FILE, then systemctl restart lifeline")
+    fi
+    TODO+=("import the extensions: sudo -u $APP_USER $lifeline --config $CONF_FILE extensions import FILE.csv")
+    TODO+=("prove it: hold the front-panel button 3 s (a drill), or: $lifeline mode survival")
+}
+
 install_appliance() {
     require_root "appliance install"
     require_debian
     # The service user must be able to read the venv, whatever root's umask is.
     umask 022
+    [[ -z $ROOT ]] || say "scratch root: $ROOT (files are written there; system commands are only shown)"
+    detect_platform
     ensure_packages "${RUNTIME_PACKAGES[@]}"
     disable_system_kamailio
     ensure_user
     install_app
     appliance_pjsua2_note
+    install_appliance_files
     ensure_dir "$DATA_DIR" 750 "$APP_USER:$APP_USER"
     write_config
     install_service
+    run_doctor
     finish
+    if ((${#TODO[@]})); then
+        say ""
+        say "left to do:"
+        local item
+        for item in "${TODO[@]}"; do say "  - $item"; done
+    fi
     say ""
     say "check it with:"
     say "  systemctl status lifeline"
@@ -645,6 +918,37 @@ install_appliance() {
 
 uninstall() {
     require_root "uninstall"
+    local file
+    if systemd_running && systemctl is-enabled --quiet "$FIRSTBOOT_UNIT" 2>/dev/null; then
+        systemctl disable "$FIRSTBOOT_UNIT"
+    fi
+    for file in "/etc/systemd/system/$FIRSTBOOT_UNIT" "/etc/systemd/system/multi-user.target.wants/$FIRSTBOOT_UNIT" \
+        "$UDEV_RULES" "$JOURNALD_DROPIN" "$WATCHDOG_DROPIN"; do
+        remove_file "$file" || true
+    done
+    if [[ -n $ROOT ]]; then
+        remove_file "/etc/systemd/system/multi-user.target.wants/$UNIT_NAME" || true
+        remove_file "$UNIT_DEST" || true
+        if [[ -e $ROOT$APP_DIR ]]; then
+            say "app: removing $APP_DIR"
+            rm -rf "${ROOT:?}$APP_DIR"
+            CHANGED=1
+        fi
+        if ((PURGE)); then
+            for file in "$DATA_DIR" "$CONF_DIR"; do
+                if [[ -e $ROOT$file ]]; then
+                    say "purge: removing $file"
+                    rm -rf "${ROOT:?}$file"
+                    CHANGED=1
+                fi
+            done
+            sys_run userdel "$APP_USER"
+        else
+            say "kept: $DATA_DIR (call records) and $CONF_DIR; --uninstall --purge removes them"
+        fi
+        finish
+        return 0
+    fi
     if systemd_running && { systemctl is-enabled --quiet "$UNIT_NAME" 2>/dev/null ||
         systemctl is-active --quiet "$UNIT_NAME" 2>/dev/null; }; then
         say "service: stopping and disabling $UNIT_NAME"

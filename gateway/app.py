@@ -14,13 +14,23 @@ import structlog
 from aiohttp import web
 
 from gateway import __version__
+from gateway.cdr.service import CdrService
 from gateway.config import Config
+from gateway.core.alerts import Alert, AlertChannel, AlertQueue, WebhookChannel
+from gateway.core.failover import FailoverPolicy
+from gateway.core.health import HealthMonitor, build_probes
 from gateway.core.mode import Mode, ModeController, Override
-from gateway.errors import RpcError
+from gateway.errors import ConfigError, RpcError, SipError
+from gateway.hw.controller import HardwareController, Health
+from gateway.hw.heartbeat import Heartbeat, power_faults
+from gateway.hw.patterns import FaultClass
+from gateway.hw.watchdog import SystemdNotifier
+from gateway.mirror.service import MirrorService
+from gateway.mirror.sources import build_source
 from gateway.sip.render import free_port, resolve_cloud_host
-from gateway.sip.supervisor import KamailioSupervisor
+from gateway.sip.supervisor import KamailioState, KamailioSupervisor
 from gateway.store import Store
-from gateway.web.api import build_api
+from gateway.web.api import add_mirror_routes, build_api
 
 log = structlog.get_logger("app")
 
@@ -35,10 +45,28 @@ class App:
         for directory in (config.data_dir, config.run_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.store = Store(config.db_path)
-        self.mode = ModeController(self.store)
+        self.mode = ModeController(self.store, FailoverPolicy(config.health))
+        sip_probe, other_probes = build_probes(config)
+        self.health = HealthMonitor(config, self.mode, sip_probe, other_probes)
+        self.alerts = AlertQueue(self.store, _alert_channels(config), config.alerts.retry_max_s)
         self.port = config.sip.port or free_port(config.sip.listen)
         self.kamailio: KamailioSupervisor | None = None
         self._runner: web.AppRunner | None = None
+        # The directory mirror: staleness only matters while the cloud answers (NORMAL).
+        self.mirror = MirrorService(
+            self.store,
+            build_source(config),
+            config.mirror,
+            config.cloud.realm,
+            cloud_reachable=lambda: self.mode.mode is Mode.NORMAL,
+            on_removed=self._drop_bindings,
+        )
+        self.mirror.add_listener(self._on_mirror_event)
+        # LEDs, button and bypass relay: only when [hardware] enabled (a dev machine has no GPIO).
+        self.hw: HardwareController | None = None
+        self.heartbeat = Heartbeat(SystemdNotifier(), self._health)
+        # Call records: captured always, delivered only while the cloud is reachable (NORMAL).
+        self.cdr = CdrService(self.store, config.cdr, deliver_now=lambda: self.mode.mode is Mode.NORMAL)
 
     async def status(self) -> dict[str, Any]:
         """Everything `lifeline status` shows."""
@@ -60,7 +88,12 @@ class App:
                 "kamailio": self.kamailio.status() if self.kamailio else None,
             },
             "registrations": registrations,
+            "hardware": self.hw.status() if self.hw is not None else None,
+            "health": self.health.status(),
+            "alerts": await asyncio.to_thread(self.alerts.status),
             "extensions": await asyncio.to_thread(self.store.count_extensions),
+            "mirror": await self.mirror.status(),
+            "cdr": await self.cdr.status(),
             "paths": {
                 "config": str(self.config_path) if self.config_path else None,
                 "database": str(self.config.db_path),
@@ -73,10 +106,56 @@ class App:
     async def _on_mode(self, old: Mode, new: Mode, reason: str) -> None:
         if self.kamailio is not None and old.serves_locally != new.serves_locally:
             await self.kamailio.apply_mode(new.serves_locally)
+        # NORMAL ⇄ SUSPECT is routine jitter; administrators hear about what changes service.
+        if {old, new} != {Mode.NORMAL, Mode.SUSPECT}:
+            summary = f"Lifeline {old.value} → {new.value}: {reason}"
+            data = {"old": old.value, "new": new.value, "reason": reason, "summary": summary}
+            await self.alerts.raise_alert(Alert.new("mode.changed", {**data, "health": self.health.status()}))
+
+    async def _cdr_on_mode(self, old: Mode, new: Mode, reason: str) -> None:
+        # Back to NORMAL after an outage: hand the cloud the records of what we carried, now.
+        if new is Mode.NORMAL:
+            self.cdr.kick()
+
+    async def _drop_bindings(self, numbers: list[str]) -> None:
+        # A deleted extension must stop receiving calls now, not when its binding expires.
+        if self.kamailio is None:
+            return
+        for number in numbers:
+            with contextlib.suppress(RpcError):  # no binding: nothing to drop
+                await self.kamailio.rpc.call("ul.rm", "location", number)
+
+    async def _on_mirror_event(self, event: str, data: dict[str, Any]) -> None:
+        summary = f"Lifeline directory mirror {event.removeprefix('mirror_')}: {data}"
+        await self.alerts.raise_alert(Alert.new(event.replace("_", "."), {**data, "summary": summary}))
+
+    def _health(self) -> Health:
+        """The heartbeat's verdict: is the SIP data plane up, and what is wrong."""
+        faults = set(power_faults())
+        running = self.kamailio is not None and self.kamailio.state is KamailioState.RUNNING
+        if not running:
+            faults.add(FaultClass.SIP)
+        # The trunk agent (not wired yet) reports its modem and whether it owns the analog line here.
+        return Health(healthy=running, faults=frozenset(faults), trunk=None, owns_analog_trunk=False)
+
+    async def _cloud_address(self) -> str | None:
+        """The cloud SBC's address; the last one that resolved when DNS is down (a restart mid-outage)."""
+        try:
+            address = await asyncio.to_thread(resolve_cloud_host, self.config.cloud.sbc)
+        except SipError as err:
+            saved = await asyncio.to_thread(self.store.get_state, "cloud_address")
+            if not saved or saved.get("sbc") != self.config.cloud.sbc:
+                raise
+            log.warning("cloud SBC does not resolve; using its last known address", error=str(err), **saved)
+            return str(saved["address"])
+        if address is not None:
+            record = {"sbc": self.config.cloud.sbc, "address": address}
+            await asyncio.to_thread(self.store.set_state, "cloud_address", record)
+        return address
 
     async def start(self) -> None:
         """Start Kamailio and the API."""
-        cloud_ip = await asyncio.to_thread(resolve_cloud_host, self.config.cloud.sbc)
+        cloud_ip = await self._cloud_address()
         self.kamailio = KamailioSupervisor(
             self.config,
             port=self.port,
@@ -84,8 +163,15 @@ class App:
             survival=lambda: self.mode.mode.serves_locally,
         )
         self.mode.add_listener(self._on_mode)
+        self.mode.add_listener(self._cdr_on_mode)
+        # Kamailio reads the CDR settings from the store when it starts.
+        await asyncio.to_thread(self.cdr.prepare)
         await self.kamailio.start()
-        runner = web.AppRunner(build_api(self.status, self.mode.set_override), access_log=None)
+        await self.alerts.start()
+        await self.health.start()
+        api = build_api(self.status, self.mode.set_override)
+        add_mirror_routes(api, self.mirror)
+        runner = web.AppRunner(api, access_log=None)
         await runner.setup()
         sock = self.config.api_socket
         with contextlib.suppress(FileNotFoundError):
@@ -93,6 +179,15 @@ class App:
         await web.UnixSite(runner, str(sock)).start()
         sock.chmod(0o660)
         self._runner = runner
+        if self.config.hardware.enabled:
+            from gateway.hw.build import build_hardware
+
+            self.hw = build_hardware(self.config, self.mode, self.store)
+            await self.hw.start()
+            self.mode.add_listener(self.hw.on_mode)
+        await self.heartbeat.start(self.hw)
+        await self.mirror.start()
+        await self.cdr.start()
         status = self.mode.status()
         log.info(
             "lifeline running",
@@ -108,6 +203,14 @@ class App:
 
     async def stop(self) -> None:
         """Stop the API, then Kamailio, then close the store."""
+        # First the heartbeat (STOPPING=1) and the relay: the analog line goes back to the PSTN at once.
+        await self.heartbeat.stop()
+        await self.mirror.stop()
+        await self.cdr.stop()
+        if self.hw is not None:
+            await self.hw.stop()
+        await self.health.stop()
+        await self.alerts.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.kamailio is not None:
@@ -127,6 +230,18 @@ class App:
             log.info("stopping", reason="signal")
         finally:
             await self.stop()
+
+
+def _alert_channels(config: Config) -> list[AlertChannel]:
+    channels: list[AlertChannel] = []
+    alerts = config.alerts
+    if alerts.webhook_url and alerts.webhook_secret_file:
+        try:
+            secret = alerts.webhook_secret_file.read_text().strip()
+        except OSError as err:
+            raise ConfigError(f"alerts.webhook_secret_file = {str(alerts.webhook_secret_file)!r}: {err}") from err
+        channels.append(WebhookChannel(alerts.webhook_url, secret, alerts.webhook_timeout_s, alerts.webhook_ca_file))
+    return channels
 
 
 async def set_override_offline(config: Config, override: Override, reason: str) -> dict[str, Any]:

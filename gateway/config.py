@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from gateway.errors import ConfigError
 
@@ -72,6 +72,56 @@ class SurvivalConfig(_Section):
     normal_max_expires: int = Field(3600, ge=60, le=86400)
 
 
+class HealthConfig(_Section):
+    """Outage detection: probes, thresholds and the failback hold-down."""
+
+    sip_interval_s: float = Field(1.0, ge=0.1, le=60, description="OPTIONS probe period in NORMAL")
+    suspect_interval_s: float = Field(0.2, ge=0.05, le=60, description="probe period once a probe was missed")
+    sip_timeout_s: float = Field(1.0, ge=0.1, le=30)
+    # 4 misses: a hard cut is declared about 3 s after it happens (the floor is printed by
+    # bench/failover), while 10 % packet loss (≈4 % of probes lost, as each probe retransmits
+    # once) would need hours to produce four misses in a row.
+    fail_after_misses: int = Field(4, ge=1, le=100, description="consecutive misses that mean the cloud is gone")
+    window: int = Field(20, ge=2, le=1000, description="probes in the loss window")
+    window_loss: float = Field(0.5, gt=0, le=1, description="loss over the window that means the cloud is gone")
+    recover_after_ok: int = Field(3, ge=1, le=100, description="answers in a row that clear a suspicion")
+    hold_down_s: float = Field(60, ge=0, le=86400, description="healthy time before failing back")
+    hold_down_max_s: float = Field(900, ge=0, le=86400, description="cap of the hold-down as flapping grows it")
+    flap_forget_s: float = Field(600, ge=0, le=86400, description="stable time in NORMAL that resets the hold-down")
+    other_interval_s: float = Field(5.0, ge=0.5, le=600, description="period of the DNS, API and LAN probes")
+    other_timeout_s: float = Field(2.0, ge=0.1, le=60)
+    api_url: str | None = Field(None, pattern=r"^https?://", description="the cloud API endpoint to check")
+    api_ca_file: Path | None = None
+    lan_target: str = Field("gateway", description='"gateway" (the default route\'s router), an IP address, or "off"')
+
+    @field_validator("lan_target")
+    @classmethod
+    def _lan_target(cls, value: str) -> str:
+        if value not in ("gateway", "off"):
+            try:
+                ipaddress.ip_address(value)
+            except ValueError as err:
+                raise ValueError('must be "gateway", "off" or an IP address') from err
+        return value
+
+
+class AlertsConfig(_Section):
+    """Where mode changes are announced."""
+
+    webhook_url: str | None = Field(None, pattern=r"^https?://")
+    webhook_secret_file: Path | None = Field(None, description="file holding the whsec_… signing secret")
+    webhook_timeout_s: float = Field(5.0, ge=0.5, le=60)
+    webhook_ca_file: Path | None = Field(None, description="CA bundle for a webhook with a private certificate")
+    retry_max_s: float = Field(300, ge=1, le=86400, description="longest wait between delivery attempts")
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> AlertsConfig:
+        # An unsigned alert can be forged by anyone on the path; there is no default secret.
+        if self.webhook_url and self.webhook_secret_file is None:
+            raise ValueError("alerts.webhook_secret_file is required when alerts.webhook_url is set")
+        return self
+
+
 class PathsConfig(_Section):
     """Where the data and the runtime files live (defaults depend on the user)."""
 
@@ -86,6 +136,119 @@ class LogConfig(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+MirrorKind = Literal["none", "lifeline", "freepbx", "kazoo", "wazo", "file"]
+# What each directory source needs besides `url` (or `file`).
+MIRROR_NEEDS: dict[str, tuple[str, ...]] = {
+    "lifeline": ("url", "token"),
+    "freepbx": ("url", "client_id", "client_secret"),
+    "kazoo": ("url", "account_id", "api_key"),
+    "wazo": ("url", "token"),
+    "file": ("file",),
+}
+
+
+class MirrorConfig(_Section):
+    """The cloud PBX directory Lifeline mirrors (credentials live in this file: keep it 0600)."""
+
+    source: MirrorKind = "none"
+    url: str | None = Field(None, description="base URL of the directory API (https; http only on loopback)")
+    file: Path | None = None
+    # SecretStr: a config printed or logged shows '**********' instead of a credential.
+    token: SecretStr | None = Field(None, description="bearer token (lifeline) or X-Auth-Token (wazo)")
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    account_id: str | None = None
+    api_key: SecretStr | None = None
+    ca_file: Path | None = Field(None, description="extra CA certificate(s) to trust for the directory's TLS")
+    interval_s: int = Field(300, ge=10, le=86400)
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    max_bytes: int = Field(50_000_000, ge=1024, le=1_000_000_000)
+    page_size: int = Field(1000, ge=1, le=10000)
+    stale_after_s: int = Field(3600, ge=60)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = re.match(r"^(https?)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(/\S*)?$", value)
+        if not match:
+            raise ValueError("must be an http(s) URL like https://pbx.example.com/api")
+        host = match.group(2).strip("[]")
+        if match.group(1) == "http" and not (host == "localhost" or host.startswith("127.") or host == "::1"):
+            raise ValueError("must use https (plain http is allowed on loopback only)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _complete(self) -> MirrorConfig:
+        missing = [key for key in MIRROR_NEEDS.get(self.source, ()) if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"source {self.source!r} needs {', '.join(missing)}")
+        return self
+
+
+class HardwareConfig(_Section):
+    """The appliance's GPIO: status LEDs, button and bypass relay (off on a development machine)."""
+
+    enabled: bool = False
+    pinmap: Path | None = Field(None, description="default: /etc/lifeline/pinmap.toml, else hardware/pinmap.toml")
+    pin_factory: Literal["lgpio", "rpigpio", "native", "mock"] = "lgpio"
+    drill_hold_s: float = Field(3.0, ge=0.2, le=30, description="button held this long starts a drill")
+    reset_hold_s: float = Field(10.0, ge=0.5, le=60, description="button held this long resets the admin password")
+    drill_minutes: float = Field(10.0, gt=0, le=240, description="how long a button drill stays in SURVIVAL")
+    console: Path = Field(Path("/dev/tty1"), description="where a reset admin password is printed")
+
+    @model_validator(mode="after")
+    def _holds_ordered(self) -> HardwareConfig:
+        if self.reset_hold_s <= self.drill_hold_s:
+            raise ValueError(
+                f"reset_hold_s ({self.reset_hold_s}) must be longer than drill_hold_s ({self.drill_hold_s})"
+            )
+        return self
+
+
+class CdrWebhookConfig(_Section):
+    """Lifeline's own CDR webhook (JSON batches, Standard Webhooks signature, per-record acks)."""
+
+    url: str = Field(..., pattern=r"^https?://")
+    # SecretStr: shown as '**********' if the config is printed or logged.
+    secret: SecretStr = Field(..., description="Standard Webhooks secret, whsec_<base64>")
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+class CdrFusionPbxConfig(_Section):
+    """FusionPBX's xml_cdr_import.php (FreeSWITCH XML CDR, HTTP Basic)."""
+
+    url: str = Field(..., pattern=r"^https?://", description="base URL of FusionPBX, e.g. https://pbx.example.com")
+    username: str = Field(..., min_length=1)
+    password: SecretStr
+    domain: str = Field(..., min_length=1, description="the FusionPBX domain the records belong to")
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+class CdrCsvConfig(_Section):
+    """Master.csv-format files written to a directory."""
+
+    directory: Path
+
+
+class CdrConfig(_Section):
+    """Call records: capture, retention, and the sinks they are delivered to after recovery."""
+
+    retention_days: int = Field(30, ge=1, le=3650, description="delivered records are purged after this")
+    record_normal: bool = Field(False, description="also record calls relayed to the cloud in NORMAL")
+    batch_size: int = Field(500, ge=1, le=10000)
+    interval_s: float = Field(60.0, ge=0.2, le=86400, description="delivery period while NORMAL")
+    backoff_base_s: float = Field(1.0, gt=0, le=600)
+    backoff_max_s: float = Field(300.0, gt=0, le=86400)
+    ring_timeout_s: float = Field(180.0, ge=5, le=3600, description="an unanswered call with no end closes after")
+    max_call_s: float = Field(14400.0, ge=60, le=604800, description="an answered call with no BYE closes after")
+    gateway_id: str | None = Field(None, description="names this gateway in delivered records (default: host name)")
+    webhook: CdrWebhookConfig | None = None
+    fusionpbx: CdrFusionPbxConfig | None = None
+    csv: CdrCsvConfig | None = None
+
+
 class Config(_Section):
     """The whole validated configuration."""
 
@@ -93,8 +256,13 @@ class Config(_Section):
     cloud: CloudConfig = CloudConfig()
     fallback: FallbackConfig = FallbackConfig()
     survival: SurvivalConfig = SurvivalConfig()
+    health: HealthConfig = HealthConfig()
+    alerts: AlertsConfig = AlertsConfig()
     paths: PathsConfig = PathsConfig()
     log: LogConfig = LogConfig()
+    hardware: HardwareConfig = HardwareConfig()
+    mirror: MirrorConfig = MirrorConfig()
+    cdr: CdrConfig = CdrConfig()
 
     @property
     def data_dir(self) -> Path:

@@ -33,3 +33,7 @@ class RpcError(SipError):
 
 class DaemonUnreachableError(LifelineError):
     """The CLI could not reach the running daemon's API."""
+
+
+class HardwareError(LifelineError):
+    """The GPIO (LEDs, button, bypass relay) could not be set up."""

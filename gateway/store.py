@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from gateway.cdr.schema import CDR_SCHEMA
 from gateway.errors import StoreError
 from gateway.mirror.records import Extension
 
@@ -65,18 +67,70 @@ class Store:
                 if_not_exists=True,
             )
             self.db.table("extensions").create_index(["auth_user"], unique=True, if_not_exists=True)
+            self._migrate_mirror()
             self.db.table("events").create(
                 {"id": int, "ts": float, "kind": str, "message": str, "data": str},
                 pk="id",
                 if_not_exists=True,
             )
             self.db.table("state").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            self.db.table("alerts").create(
+                {
+                    "id": int,
+                    "alert_id": str,
+                    "channel": str,
+                    "payload": str,
+                    "created": float,
+                    "attempts": int,
+                    "next_at": float,
+                    "delivered_at": float,
+                    "last_error": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            self.db.table("alerts").create_index(["delivered_at", "next_at"], if_not_exists=True)
             self.db.execute(SUBSCRIBER_VIEW)
+            for statement in CDR_SCHEMA:
+                self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _migrate_mirror(self) -> None:
+        # The directory mirror keys rows by the vendor's stable id (tombstones name it) and
+        # keeps the vendor's own updated-at; added in place so older stores keep their rows.
+        columns = self.db.table("extensions").columns_dict
+        for name in ("vendor_id", "vendor_updated_at"):
+            if name not in columns:
+                self.db.execute(f"ALTER TABLE extensions ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
+        self.db.table("ring_groups").create(
+            {"number": str, "name": str, "members": str, "source": str, "vendor_id": str},
+            pk="number",
+            not_null={"members", "source"},
+            if_not_exists=True,
+        )
 
     def close(self) -> None:
         """Close the connection."""
         self.db.conn.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """The connection under the store's lock, for a consistent read."""
+        with self._lock:
+            yield self.db.conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, fully synced) under the lock; rolled back on error."""
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # --- extensions -------------------------------------------------------------------------
 
@@ -117,6 +171,82 @@ class Store:
         with self._lock:
             return self.db.table("extensions").count
 
+    # --- directory mirror -------------------------------------------------------------------
+
+    def mirror_rows(self, source: str) -> list[dict[str, Any]]:
+        """The rows one directory source owns, digests included (to diff a new snapshot against)."""
+        with self._lock:
+            return list(self.db.query("SELECT * FROM extensions WHERE source = ?", [source]))
+
+    def count_by_source(self) -> dict[str, int]:
+        """How many extensions each source (a directory, an imported file) contributed."""
+        with self._lock:
+            rows = self.db.query("SELECT source, COUNT(*) AS n FROM extensions GROUP BY source ORDER BY source")
+            return {r["source"]: r["n"] for r in rows}
+
+    def ring_groups(self) -> list[dict[str, Any]]:
+        """All ring groups, members decoded, ordered by number."""
+        with self._lock:
+            rows = self.db.query("SELECT * FROM ring_groups ORDER BY number")
+            return [{**r, "members": json.loads(r["members"])} for r in rows]
+
+    def apply_mirror(
+        self,
+        source: str,
+        *,
+        upserts: Iterable[tuple[str, str, Extension]],
+        delete_numbers: Iterable[str],
+        groups: Iterable[tuple[str, str, str, tuple[str, ...]]] | None,
+        state_key: str,
+        state: Any,
+    ) -> None:
+        """Apply one directory sync in a single transaction: upserts, deletions, groups and the sync state.
+
+        upserts are (vendor_id, vendor_updated_at, extension); groups are (number, name, vendor_id,
+        members) and replace all of this source's groups (None leaves them alone). Either all of it
+        lands, cursor included, or none of it does.
+        """
+        now = time.time()
+        rows = []
+        for vendor_id, vendor_updated_at, ext in upserts:
+            row = asdict(ext)
+            row["groups"] = json.dumps(list(ext.groups))
+            row["source"] = source
+            row["updated_at"] = now
+            row["vendor_id"] = vendor_id
+            row["vendor_updated_at"] = vendor_updated_at
+            rows.append(row)
+        deletes = [[n] for n in delete_numbers]
+        try:
+            with self._lock, self.db.conn:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.conn.executemany("DELETE FROM extensions WHERE number = ?", deletes)
+                # An auth user moving to another number must not trip the unique index.
+                self.db.conn.executemany(
+                    "DELETE FROM extensions WHERE auth_user = ? AND number != ?",
+                    [[r["auth_user"], r["number"]] for r in rows],
+                )
+                if rows:
+                    self.db.table("extensions").upsert_all(rows, pk="number", batch_size=500)
+                if groups is not None:
+                    self.db.execute("DELETE FROM ring_groups WHERE source = ?", [source])
+                    self.db.table("ring_groups").upsert_all(
+                        (
+                            {
+                                "number": n,
+                                "name": name,
+                                "vendor_id": vid,
+                                "members": json.dumps(list(m)),
+                                "source": source,
+                            }
+                            for n, name, vid, m in groups
+                        ),
+                        pk="number",
+                    )
+                self.db.table("state").upsert({"key": state_key, "value": json.dumps(state)}, pk="key")
+        except sqlite3.Error as err:
+            raise StoreError(f"could not apply the directory sync from {source}: {err}") from err
+
     # --- events and state -------------------------------------------------------------------
 
     def add_event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
@@ -131,6 +261,67 @@ class Store:
         with self._lock:
             rows = self.db.query("SELECT * FROM events ORDER BY id DESC LIMIT ?", [limit])
             return [{**r, "data": json.loads(r["data"] or "{}")} for r in rows]
+
+    # --- alert outbox -----------------------------------------------------------------------
+
+    def queue_alert(self, alert_id: str, channels: list[str], payload: dict[str, Any]) -> None:
+        """Persist one alert for each channel, due now."""
+        now = time.time()
+        rows = [
+            {
+                "alert_id": alert_id,
+                "channel": channel,
+                "payload": json.dumps(payload),
+                "created": now,
+                "attempts": 0,
+                "next_at": now,
+                "delivered_at": None,
+                "last_error": None,
+            }
+            for channel in channels
+        ]
+        with self._lock, self.db.conn:
+            self.db.table("alerts").insert_all(rows)
+
+    def pending_alerts(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Undelivered alerts, oldest first (each channel delivers them in this order)."""
+        with self._lock:
+            rows = self.db.query("SELECT * FROM alerts WHERE delivered_at IS NULL ORDER BY id LIMIT ?", [limit])
+            return [{**r, "payload": json.loads(r["payload"])} for r in rows]
+
+    def next_alert_due(self) -> float | None:
+        """When the oldest undelivered alert of any channel is next due, if any."""
+        with self._lock:
+            rows = self.db.query(
+                "SELECT MIN(next_at) AS t FROM alerts WHERE id IN"
+                " (SELECT MIN(id) FROM alerts WHERE delivered_at IS NULL GROUP BY channel)"
+            )
+            row = list(rows)
+        return row[0]["t"] if row else None
+
+    def alert_delivered(self, row_id: int) -> None:
+        """Mark one alert row delivered."""
+        with self._lock, self.db.conn:
+            self.db.execute("UPDATE alerts SET delivered_at = ?, last_error = NULL WHERE id = ?", [time.time(), row_id])
+
+    def alert_failed(self, row_id: int, error: str, next_at: float) -> None:
+        """Record a failed attempt and when to try again."""
+        with self._lock, self.db.conn:
+            self.db.execute(
+                "UPDATE alerts SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ?",
+                [error[:500], next_at, row_id],
+            )
+
+    def alert_counts(self) -> dict[str, int]:
+        """Pending and delivered alert counts."""
+        with self._lock:
+            row = next(
+                self.db.query(
+                    "SELECT SUM(delivered_at IS NULL) AS pending,"
+                    " SUM(delivered_at IS NOT NULL) AS delivered FROM alerts"
+                )
+            )
+        return {"pending": int(row["pending"] or 0), "delivered": int(row["delivered"] or 0)}
 
     def get_state(self, key: str, default: Any = None) -> Any:
         """A persisted piece of state (JSON value)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway import config as config_mod
+from gateway.cli import cdr_cmd, mirror_cmd
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.mode import Override
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     lst = ext_sub.add_parser("list", help="list the extensions (no secrets)")
     lst.add_argument("--json", action="store_true")
+    mirror_cmd.add_parser(sub)
+    cdr_cmd.add_parser(sub)
     return parser
 
 
@@ -68,9 +71,33 @@ def _print_status(data: dict[str, Any]) -> None:
         print(f"kamailio:      {kam.get('state')}, pid {kam.get('pid')}, restarts {kam.get('restarts')}")
         reg = data.get("registrations")
         print(f"registrations: {reg['users']} users, {reg['contacts']} contacts" if reg else "registrations: unknown")
+        _print_health(data.get("health") or {}, mode.get("detected", mode["mode"]))
     print(f"extensions:    {data['extensions']}")
+    print("\n".join(mirror_cmd.status_lines(data.get("mirror"))))
     for key, value in data["paths"].items():
         print(f"{key + ':':15}{value}")
+
+
+WHERE = {
+    "ok": "cloud reachable",
+    "lan": "LAN: the upstream router does not answer",
+    "wan": "WAN: neither the cloud's SIP edge nor its API answers",
+    "cloud_sip": "cloud SIP edge does not answer (its API does)",
+    "cloud_api": "cloud API does not answer (SIP does)",
+    "dns": "DNS: the cloud's names do not resolve (cached addresses still used)",
+}
+
+
+def _print_health(health: dict[str, Any], detected: str) -> None:
+    if not health.get("probes"):
+        print("health:        no probes (no cloud configured)")
+        return
+    print(f"health:        {WHERE.get(health['where'], health['where'])}; detection says {detected.upper()}")
+    for name, probe in health["probes"].items():
+        state = "--" if probe["ok"] is None else ("ok" if probe["ok"] else "FAIL")
+        rtt = "" if probe["rtt_ms"] is None else f" rtt {probe['rtt_ms']} ms"
+        loss = "" if probe["loss"] is None else f" loss {probe['loss']:.0%} of {probe['samples']}"
+        print(f"  {name:12} {state:4}{rtt}{loss}  {probe['detail'] or ''}")
 
 
 def _offline_status(config: Config, config_path: Path | None) -> dict[str, Any]:
@@ -86,6 +113,7 @@ def _offline_status(config: Config, config_path: Path | None) -> dict[str, Any]:
             "running": False,
             "mode": mode,
             "extensions": store.count_extensions(),
+            "mirror": mirror_cmd.offline_status(config, store),
             "paths": {
                 "config": str(config_path) if config_path else None,
                 "database": str(config.db_path),
@@ -172,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_status(args, config, config_path)
         if args.command == "mode":
             return _cmd_mode(args, config)
+        if args.command == "mirror":
+            return mirror_cmd.run(args, config)
+        if args.command == "cdr":
+            return cdr_cmd.run(args, config)
         return _cmd_extensions(args, config)
     except ImportRowsError as err:
         print(f"lifeline: {err}", file=sys.stderr)

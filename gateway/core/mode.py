@@ -6,11 +6,14 @@ import enum
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from gateway.store import Store
+
+if TYPE_CHECKING:
+    from gateway.core.failover import FailoverPolicy
 
 log = structlog.get_logger("mode")
 
@@ -47,6 +50,7 @@ class ModeStatus:
     override: Override
     since: float
     reason: str
+    detected: Mode
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -55,6 +59,7 @@ class ModeStatus:
             "override": self.override.value,
             "since": self.since,
             "reason": self.reason,
+            "detected": self.detected.value,
         }
 
 
@@ -64,12 +69,17 @@ ModeListener = Callable[[Mode, Mode, str], Awaitable[None]]
 class ModeController:
     """Holds the mode, persists it, logs and records every change, and tells the listeners.
 
-    Automatic detection (health probes) drives it through `observe()`; a manual override wins
-    over detection until it is set back to auto.
+    Automatic detection drives it: each cloud SIP probe outcome goes through the injected failover
+    policy (`observe_probe`), or a conclusion arrives directly (`observe`). A manual override wins
+    over detection until it is set back to auto; detection keeps tracking meanwhile.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, policy: FailoverPolicy | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
+        self._policy = policy
+        self._clock = clock
         saved = store.get_state("mode", {})
         # A restart in the middle of an outage comes back in the mode it left.
         self._mode = Mode(saved.get("mode", Mode.NORMAL.value))
@@ -78,6 +88,8 @@ class ModeController:
         self._reason = str(saved.get("reason", "first start"))
         self._auto_mode = Mode(saved.get("auto_mode", Mode.NORMAL.value))
         self._listeners: list[ModeListener] = []
+        if policy is not None:
+            policy.resume(self._auto_mode, clock())
 
     @property
     def mode(self) -> Mode:
@@ -86,7 +98,7 @@ class ModeController:
 
     def status(self) -> ModeStatus:
         """The mode, the override, since when and why."""
-        return ModeStatus(self._mode, self._override, self._since, self._reason)
+        return ModeStatus(self._mode, self._override, self._since, self._reason, self._auto_mode)
 
     def add_listener(self, listener: ModeListener) -> None:
         """Call `listener(old, new, reason)` after every change."""
@@ -102,20 +114,33 @@ class ModeController:
         await self._set_state(target, reason)
         self._persist()
 
-    async def observe(self, mode: Mode, reason: str) -> None:
+    async def observe_probe(self, ok: bool, evidence: dict[str, Any] | None = None) -> None:
+        """One cloud SIP probe outcome; the failover policy decides whether the mode moves."""
+        if self._policy is None:
+            return
+        decision = self._policy.observe(ok, self._auto_mode, self._clock())
+        if decision is not None:
+            await self.observe(decision.mode, decision.reason, evidence)
+
+    async def observe(self, mode: Mode, reason: str, evidence: dict[str, Any] | None = None) -> None:
         """What automatic detection concludes; applied unless a manual override is in force."""
+        if mode == self._auto_mode:
+            return
+        if self._override is not Override.AUTO:
+            log.info("detected (override in force)", old=self._auto_mode.value, new=mode.value, reason=reason)
         self._auto_mode = mode
         if self._override is Override.AUTO:
-            await self._set_state(mode, reason)
+            await self._set_state(mode, reason, evidence)
         self._persist()
 
-    async def _set_state(self, new: Mode, reason: str) -> None:
+    async def _set_state(self, new: Mode, reason: str, evidence: dict[str, Any] | None = None) -> None:
         old = self._mode
         if new == old:
             return
         self._mode, self._since, self._reason = new, time.time(), reason
-        log.warning("mode changed", old=old.value, new=new.value, reason=reason)
-        self._store.add_event("mode", f"{old} → {new}: {reason}", {"old": old, "new": new, "reason": reason})
+        log.warning("mode changed", old=old.value, new=new.value, reason=reason, evidence=evidence)
+        data = {"old": old.value, "new": new.value, "reason": reason, "evidence": evidence or {}}
+        self._store.add_event("mode", f"{old} → {new}: {reason}", data)
         self._persist()
         for listener in self._listeners:
             await listener(old, new, reason)

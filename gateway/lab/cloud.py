@@ -31,10 +31,12 @@ class LabCloud:
         realm: str = "asterisk",
         children: int = 4,
         debug: int = 1,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
         self.host, self.port, self.realm = host, port, realm
         self.children, self.debug = children, debug
+        self.prefix = prefix  # e.g. ("ip", "netns", "exec", NAME) to run inside a namespace
         self.db_path = workdir / "cloud.db"
         self.cfg_path = workdir / "cloud.cfg"
         self.log_path = workdir / "cloud.log"
@@ -81,7 +83,20 @@ class LabCloud:
             self.rpc.server.unlink()
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                ["kamailio", "-DD", "-E", "-f", str(self.cfg_path), "-m", "64", "-M", "8", "-Y", str(self.workdir)],
+                [
+                    *self.prefix,
+                    "kamailio",
+                    "-DD",
+                    "-E",
+                    "-f",
+                    str(self.cfg_path),
+                    "-m",
+                    "64",
+                    "-M",
+                    "8",
+                    "-Y",
+                    str(self.workdir),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -24,11 +24,14 @@ def to_toml(data: dict[str, dict[str, Any]]) -> str:
 class LifelineProcess:
     """`lifeline run` in a work directory, with the CLI at hand."""
 
-    def __init__(self, workdir: Path, config: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, workdir: Path, config: dict[str, dict[str, Any]], prefix: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
+        self.prefix = prefix  # e.g. ("ip", "netns", "exec", NAME) to run the daemon inside a namespace
         workdir.mkdir(parents=True, exist_ok=True)
         config.setdefault("paths", {}).update({"data_dir": str(workdir / "data"), "run_dir": str(workdir / "run")})
         config.setdefault("log", {}).setdefault("format", "json")
+        # The lab never pings the host's real default gateway: only what a test built is probed.
+        config.setdefault("health", {}).setdefault("lan_target", "off")
         self.config_path = workdir / "lifeline.toml"
         self.config_path.write_text(to_toml(config))
         self.log_path = workdir / "lifeline.log"
@@ -44,7 +47,7 @@ class LifelineProcess:
         """Start the daemon and wait until its API answers; returns the first status."""
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(self.config_path), "run"],
+                [*self.prefix, sys.executable, "-m", "gateway", "--config", str(self.config_path), "run"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -11,6 +11,53 @@ from gateway.core.mode import Override
 
 StatusProvider = Callable[[], Awaitable[dict[str, Any]]]
 OverrideSetter = Callable[[Override, str], Awaitable[None]]
+
+
+class MirrorControl(Protocol):
+    """What the API needs of the directory mirror (gateway.mirror.service.MirrorService)."""
+
+    def start_sync(self, *, full: bool, allow_empty: bool, reason: str) -> bool:
+        """Start a sync in the background; False if one already runs."""
+        ...
+
+    def trigger(self, reason: str) -> None:
+        """Pull as soon as possible."""
+        ...
+
+    async def status(self) -> dict[str, Any]:
+        """The mirror's status document."""
+        ...
+
+
+def add_mirror_routes(app: web.Application, mirror: MirrorControl) -> None:
+    """GET /api/v1/mirror; POST /api/v1/mirror/sync (start a sync now); POST /api/v1/mirror/webhook (a vendor says
+    something changed: pull at once)."""
+
+    async def get_mirror(_request: web.Request) -> web.Response:
+        return web.json_response(await mirror.status())
+
+    async def post_sync(request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        if not isinstance(body, dict):
+            return web.json_response({"error": "expected a JSON object"}, status=400)
+        started = mirror.start_sync(
+            full=bool(body.get("full")), allow_empty=bool(body.get("allow_empty")), reason="requested by hand"
+        )
+        return web.json_response({"started": started, "mirror": await mirror.status()}, status=202)
+
+    async def post_webhook(request: web.Request) -> web.Response:
+        # The body is only logged: any notification means "pull now"; the pull itself is authenticated.
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            body = {}
+        what = (body.get("action") or body.get("type") or "change") if isinstance(body, dict) else "change"
+        mirror.trigger(f"vendor webhook: {what}")
+        return web.json_response({"accepted": True}, status=202)
+
+    app.router.add_get("/api/v1/mirror", get_mirror)
+    app.router.add_post("/api/v1/mirror/sync", post_sync)
+    app.router.add_post("/api/v1/mirror/webhook", post_webhook)
 
 
 def build_api(status: StatusProvider, set_override: OverrideSetter) -> web.Application:

@@ -1,0 +1,363 @@
+"""Capture: fold Kamailio's acc events into call records, exactly once, in one transaction per pass."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uuid6
+
+from gateway.cdr.clock import BestClock, Stamp
+from gateway.cdr.records import ClockKind, Direction, Disposition, disposition_for, mask_number
+from gateway.cdr.schema import ACC_TABLE
+from gateway.store import Store
+
+log = structlog.get_logger("cdr.capture")
+
+CURSOR_KEY = "cdr.acc_cursor"
+EMERGENCY_NUMBERS = frozenset({"112", "911", "999", "000", "110"})
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class AccEvent:
+    """One row Kamailio's acc module wrote."""
+
+    id: int
+    method: str
+    from_tag: str
+    to_tag: str
+    call_id: str
+    sip_code: int
+    sip_reason: str
+    time: float
+    src_user: str
+    dst_user: str
+    start_time: float | None
+    mode: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AccEvent:
+        """Parse an acc row; ValueError naming the column on bad data."""
+        try:
+            start = row.get("start_time")
+            return cls(
+                id=int(row["id"]),
+                method=str(row["method"]),
+                from_tag=str(row["from_tag"] or ""),
+                to_tag=str(row["to_tag"] or ""),
+                call_id=str(row["callid"]),
+                sip_code=int(row["sip_code"]),
+                sip_reason=str(row["sip_reason"] or ""),
+                time=float(row["time_attr"]),
+                src_user=str(row.get("src_user") or ""),
+                dst_user=str(row.get("dst_user") or ""),
+                start_time=float(start) if start not in (None, "") else None,
+                mode=str(row.get("cdr_mode") or "survival"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"acc row {row.get('id')}: {err!r}") from err
+
+
+def acc_path(db_path: Path) -> Path:
+    """Where Kamailio writes its accounting events, beside the store."""
+    return db_path.with_name(db_path.name + ".acc")
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+class Capture:
+    """Reads new acc rows, updates `cdrs`, queues final records for every sink, deletes the rows: one commit."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: BestClock,
+        sinks: Sequence[str],
+        *,
+        record_normal: bool = False,
+        ring_timeout_s: float = 180.0,
+        max_call_s: float = 4 * 3600.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.sinks = list(sinks)
+        self.record_normal = record_normal
+        self.ring_timeout_s = ring_timeout_s
+        self.max_call_s = max_call_s
+        self.captured = 0  # records made final by this process
+        self.skipped = 0
+        self._acc: sqlite3.Connection | None = None
+
+    # --- Kamailio's event file ---------------------------------------------------------------
+
+    @property
+    def acc_path(self) -> Path:
+        """The file Kamailio's acc module writes (kamailio.cfg.tmpl: `%%db_path.acc`)."""
+        return acc_path(self.store.path)
+
+    def prepare(self) -> None:
+        """Before Kamailio starts: create its event file (WAL) and drop the events already folded."""
+        cursor = int(self.store.get_state(CURSOR_KEY, 0))
+        with contextlib.closing(sqlite3.connect(self.acc_path, isolation_level=None)) as acc:
+            acc.execute("PRAGMA journal_mode=WAL")
+            acc.execute("PRAGMA busy_timeout=5000")
+            acc.execute(ACC_TABLE)
+            # Only now, with no Kamailio writing, may the daemon write to this file.
+            acc.execute("DELETE FROM acc WHERE id <= ?", [cursor])
+
+    def _read_events(self, after: int) -> list[dict[str, Any]]:
+        if self._acc is None:
+            if not self.acc_path.exists():
+                return []
+            self._acc = sqlite3.connect(f"file:{self.acc_path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            return _rows(self._acc.execute("SELECT * FROM acc WHERE id > ? ORDER BY id LIMIT ?", [after, BATCH]))
+        except sqlite3.Error:
+            self._acc.close()
+            self._acc = None
+            raise
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Fold the events written since the last pass; returns how many records became final."""
+        cursor = int(self.store.get_state(CURSOR_KEY, 0))
+        # Read outside the store's transaction: Kamailio never waits for a reader (WAL).
+        events = self._read_events(cursor)
+        if not events:
+            return 0
+        finals = 0
+        with self.store.write() as conn:
+            stored = conn.execute("SELECT value FROM state WHERE key = ?", [CURSOR_KEY]).fetchone()
+            if int(json.loads(stored[0]) if stored else 0) != cursor:
+                return 0  # another process folded meanwhile; the next pass starts from its cursor
+            extensions = {r[0] for r in conn.execute("SELECT number FROM extensions")}
+            for row in events:
+                try:
+                    event = AccEvent.from_row(row)
+                except ValueError as err:
+                    log.warning("acc row skipped", error=str(err))
+                    self.skipped += 1
+                    continue
+                finals += self._fold(conn, event, extensions)
+            conn.execute(
+                "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [CURSOR_KEY, json.dumps(events[-1]["id"])],
+            )
+        self.clock.flush()
+        self.captured += finals
+        return finals
+
+    def _stamp(self, wall: float) -> Stamp:
+        return self.clock.from_wall(wall)
+
+    def _find(self, conn: sqlite3.Connection, event: AccEvent) -> dict[str, Any] | None:
+        rows = _rows(
+            conn.execute("SELECT * FROM cdrs WHERE call_id = ? AND from_tag = ?", [event.call_id, event.from_tag])
+        )
+        return rows[0] if rows else None
+
+    def _create(self, conn: sqlite3.Connection, event: AccEvent, extensions: set[str]) -> dict[str, Any]:
+        start = self._stamp(event.start_time if event.start_time is not None else event.time)
+        src, dst = event.src_user, event.dst_user
+        if dst in EMERGENCY_NUMBERS:
+            direction = Direction.EMERGENCY
+        elif src in extensions and dst in extensions:
+            direction = Direction.INTERNAL
+        elif src in extensions:
+            direction = Direction.OUTBOUND
+        else:
+            direction = Direction.INBOUND
+        row = {
+            "id": str(uuid6.uuid7()),
+            "call_id": event.call_id,
+            "from_tag": event.from_tag,
+            "state": "open",
+            "start_ts": start.ts,
+            "start_mono": start.mono,
+            "boot_id": start.boot_id,
+            "clock_source": start.kind.value,
+            "from_number": src,
+            "to_number": dst,
+            "from_ext": src if src in extensions else None,
+            "to_ext": dst if dst in extensions else None,
+            "direction": direction.value,
+            "mode": event.mode,
+        }
+        cursor = conn.execute(
+            f"INSERT INTO cdrs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
+        )
+        row["seq"] = cursor.lastrowid
+        row["answer_ts"] = None
+        return row
+
+    def _finish(
+        self,
+        conn: sqlite3.Connection,
+        cdr: dict[str, Any],
+        end: Stamp | None,
+        disposition: Disposition,
+        sip_code: int | None,
+        cause: str,
+    ) -> int:
+        kind = ClockKind(cdr["clock_source"])
+        if end is not None and end.kind.rank > kind.rank:
+            kind = end.kind  # a record is as good as its worst stamp
+        conn.execute(
+            "UPDATE cdrs SET state = 'final', end_ts = ?, end_mono = ?, disposition = ?, sip_code = ?,"
+            " hangup_cause = ?, clock_source = ?, final_at = ? WHERE seq = ?",
+            [
+                end.ts if end else None,
+                end.mono if end else None,
+                disposition.value,
+                sip_code,
+                cause,
+                kind.value,
+                time.time(),
+                cdr["seq"],
+            ],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO cdr_outbox (sink, cdr_seq, state, updated_at) VALUES (?, ?, 'pending', ?)",
+            [(sink, cdr["seq"], time.time()) for sink in self.sinks],
+        )
+        log.info(
+            "call recorded",
+            id=cdr["id"],
+            caller=mask_number(cdr["from_number"]),
+            callee=mask_number(cdr["to_number"]),
+            disposition=disposition.value,
+            sip_code=sip_code,
+            mode=cdr["mode"],
+        )
+        return 1
+
+    def _fold(self, conn: sqlite3.Connection, event: AccEvent, extensions: set[str]) -> int:
+        if event.mode == "normal" and not self.record_normal:
+            return 0
+        if event.method == "INVITE":
+            cdr = self._find(conn, event)
+            if cdr is not None and cdr["state"] == "final":
+                return 0  # a late duplicate event (forking, retransmission): the call is done
+            if event.sip_code < 200:
+                if cdr is None:
+                    self._create(conn, event, extensions)
+                else:
+                    conn.execute("UPDATE cdrs SET mode = ? WHERE seq = ?", [event.mode, cdr["seq"]])
+                return 0
+            if cdr is None:
+                cdr = self._create(conn, event, extensions)
+            stamp = self._stamp(event.time)
+            if event.sip_code < 300:
+                if cdr["answer_ts"] is None:
+                    conn.execute(
+                        "UPDATE cdrs SET answer_ts = ?, answer_mono = ?, sip_code = ?, mode = ? WHERE seq = ?",
+                        [stamp.ts, stamp.mono, event.sip_code, event.mode, cdr["seq"]],
+                    )
+                return 0
+            if cdr["answer_ts"] is not None:
+                return 0
+            cause = f"{event.sip_code} {event.sip_reason}".strip()
+            return self._finish(conn, cdr, stamp, disposition_for(event.sip_code), event.sip_code, cause)
+        if event.method == "BYE":
+            rows = _rows(
+                conn.execute(
+                    "SELECT * FROM cdrs WHERE call_id = ? AND state = 'open' AND answer_ts IS NOT NULL", [event.call_id]
+                )
+            )
+            if not rows:
+                return 0
+            cdr = rows[0]
+            who = "caller" if event.from_tag == cdr["from_tag"] else "callee"
+            return self._finish(
+                conn, cdr, self._stamp(event.time), Disposition.ANSWERED, cdr["sip_code"] or 200, f"{who} hung up"
+            )
+        return 0
+
+    # --- housekeeping -----------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Close records whose end will never come (a crash lost the transaction); returns how many."""
+        now = self.clock.now().ts
+        with self.store.read() as conn:
+            stale = _rows(
+                conn.execute(
+                    "SELECT * FROM cdrs WHERE state = 'open' AND ((answer_ts IS NULL AND start_ts < ?)"
+                    " OR (answer_ts IS NOT NULL AND answer_ts < ?))",
+                    [now - self.ring_timeout_s, now - self.max_call_s],
+                )
+            )
+        self.clock.flush()
+        if not stale:
+            return 0
+        with self.store.write() as conn:
+            for cdr in stale:
+                if cdr["answer_ts"] is None:
+                    self._finish(conn, cdr, None, Disposition.FAILED, None, "no final answer (interrupted)")
+                else:
+                    self._finish(conn, cdr, None, Disposition.ANSWERED, cdr["sip_code"] or 200, "end not seen")
+        return len(stale)
+
+    def correct_clock(self) -> int:
+        """Re-time undelivered records stamped by a worse clock once a better one is back; returns how many."""
+        with self.store.read() as conn:
+            candidates = _rows(
+                conn.execute(
+                    "SELECT * FROM cdrs WHERE clock_source IN ('monotonic', 'unsynced') AND NOT EXISTS"
+                    " (SELECT 1 FROM cdr_outbox o WHERE o.cdr_seq = cdrs.seq AND o.state = 'delivered') LIMIT 1000"
+                )
+            )
+        updates = []
+        self.clock.flush()
+        for cdr in candidates:
+            kind = ClockKind(cdr["clock_source"])
+            fixed: dict[str, float | None] = {}
+            new_kind = None
+            for column in ("start", "answer", "end"):
+                better = self.clock.correct(cdr[f"{column}_mono"], cdr["boot_id"], kind)
+                if better is None:
+                    fixed[column] = cdr[f"{column}_ts"]
+                else:
+                    fixed[column], new_kind = better
+            if new_kind is not None:
+                updates.append([fixed["start"], fixed["answer"], fixed["end"], new_kind.value, cdr["seq"]])
+        if updates:
+            with self.store.write() as conn:
+                conn.executemany(
+                    "UPDATE cdrs SET start_ts = ?, answer_ts = ?, end_ts = ?, clock_source = ? WHERE seq = ?", updates
+                )
+            log.info("call records re-timed", count=len(updates), source=updates[0][3])
+        return len(updates)
+
+    def backfill(self) -> int:
+        """Queue final records for sinks added since they were captured."""
+        with self.store.write() as conn:
+            total = 0
+            for sink in self.sinks:
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO cdr_outbox (sink, cdr_seq, state, updated_at)"
+                    " SELECT ?, seq, 'pending', ? FROM cdrs WHERE state = 'final'",
+                    [sink, time.time()],
+                )
+                total += cursor.rowcount
+        return total
+
+    def set_trunk(self, call_id: str, trunk: dict[str, Any], direction: Direction | None = None) -> bool:
+        """Add the trunk agent's details (modem IMEI/ICCID, network) to a call's record."""
+        with self.store.write() as conn:
+            cursor = conn.execute(
+                "UPDATE cdrs SET trunk = ?, direction = COALESCE(?, direction) WHERE call_id = ?",
+                [json.dumps(trunk), direction.value if direction else None, call_id],
+            )
+            return cursor.rowcount > 0

@@ -1,0 +1,76 @@
+"""`lifeline cdr list|export|purge`: call records for audits, straight from the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.cdr.csvfile import master_csv, write_durably
+from gateway.cdr.records import CdrRecord, iso, mask_number
+from gateway.cdr.service import purge
+from gateway.config import Config
+from gateway.store import Store
+
+
+def add_parser(sub: Any) -> None:
+    """Register `lifeline cdr …` on the CLI's subparsers."""
+    cdr = sub.add_parser("cdr", help="call records Lifeline carried (audits, export, purge)")
+    cdr_sub = cdr.add_subparsers(dest="cdr_command", required=True)
+    lst = cdr_sub.add_parser("list", help="list call records, newest last")
+    lst.add_argument("--json", action="store_true", help="machine-readable, full numbers")
+    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--show-numbers", action="store_true", help="print numbers unmasked")
+    exp = cdr_sub.add_parser("export", help="final records as CSV in Asterisk Master.csv column order")
+    exp.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    exp.add_argument("--since", type=float, default=0.0, help="only records that started after this UNIX time")
+    prg = cdr_sub.add_parser("purge", help="delete delivered records older than the retention now")
+    prg.add_argument("--older-than-days", type=float, help="instead of cdr.retention_days")
+
+
+def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        cursor = conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    """Run one `lifeline cdr` command."""
+    store = Store(config.db_path)
+    try:
+        if args.cdr_command == "purge":
+            days = args.older_than_days if args.older_than_days is not None else config.cdr.retention_days
+            print(f"purged {purge(store, days)} delivered record(s) older than {days:g} day(s)")
+            return 0
+        if args.cdr_command == "export":
+            rows = _rows(store, "SELECT * FROM cdrs WHERE state = 'final' AND start_ts >= ? ORDER BY seq", [args.since])
+            text = master_csv(CdrRecord.from_row(r) for r in rows)
+            if args.out is None:
+                sys.stdout.write(text)
+            else:
+                write_durably(args.out, text)
+                print(f"exported {len(rows)} record(s) to {args.out}", file=sys.stderr)
+            return 0
+        rows = _rows(store, "SELECT * FROM (SELECT * FROM cdrs ORDER BY seq DESC LIMIT ?) ORDER BY seq", [args.limit])
+        outbox = _rows(store, "SELECT sink, cdr_seq, state, last_error FROM cdr_outbox", [])
+        delivery: dict[int, dict[str, str]] = {}
+        for item in outbox:
+            delivery.setdefault(item["cdr_seq"], {})[item["sink"]] = item["state"]
+        if args.json:
+            print(json.dumps([{**r, "delivery": delivery.get(r["seq"], {})} for r in rows], indent=2))
+            return 0
+        for r in rows:
+            show = (lambda n: n) if args.show_numbers else mask_number
+            sinks = ",".join(f"{k}:{v}" for k, v in delivery.get(r["seq"], {}).items()) or "-"
+            print(
+                f"{iso(r['start_ts'])}  {show(r['from_number']):>10} → {show(r['to_number']):<10} "
+                f"{r['disposition'] or r['state']:<10} {r['sip_code'] or '':<4} {r['mode']:<9} "
+                f"clock={r['clock_source']:<9} {sinks}"
+            )
+        print(f"{len(rows)} record(s)")
+        return 0
+    finally:
+        store.close()

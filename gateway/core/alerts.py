@@ -1,0 +1,188 @@
+"""Alerts: every failover and failback announced through channels (a signed webhook; SMS via the trunk).
+
+Alerts are written to the store first and delivered by a worker that retries with backoff, so an
+alert raised while the WAN is down leaves as soon as the WAN is back, and survives a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import random
+import secrets
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
+from standardwebhooks.webhooks import Webhook
+
+from gateway.errors import LifelineError
+from gateway.store import Store
+
+log = structlog.get_logger("alerts")
+
+
+class AlertDeliveryError(LifelineError):
+    """A channel could not deliver an alert this time."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One thing administrators must hear about."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+    created: float
+
+    @classmethod
+    def new(cls, type_: str, data: dict[str, Any]) -> Alert:
+        """A fresh alert with a unique id."""
+        return cls(f"msg_{secrets.token_hex(12)}", type_, data, time.time())
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body (Standard Webhooks shape: type, timestamp, data)."""
+        stamp = dt.datetime.fromtimestamp(self.created, dt.UTC).isoformat().replace("+00:00", "Z")
+        return {"type": self.type, "timestamp": stamp, "data": self.data}
+
+    def text(self) -> str:
+        """A one-line human form, for SMS."""
+        return str(self.data.get("summary") or self.type)
+
+
+class AlertChannel(Protocol):
+    """A way to reach administrators (webhook here; SMS from the trunk)."""
+
+    name: str
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver or raise AlertDeliveryError."""
+
+
+class WebhookChannel:
+    """POST to a URL, signed per Standard Webhooks (HMAC-SHA256 over "id.timestamp.body")."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, secret: str, timeout: float = 5.0, ca_file: Path | None = None) -> None:
+        self.url = url
+        self._signer = Webhook(secret)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver one alert; any 2xx is an acknowledgement."""
+        body = json.dumps(alert.payload(), separators=(",", ":"))
+        now = dt.datetime.now(dt.UTC)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": alert.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": self._signer.sign(alert.id, now, body),
+        }
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self._timeout) as session,
+                session.post(self.url, data=body.encode(), headers=headers, ssl=self._ssl) as response,
+            ):
+                if not 200 <= response.status < 300:
+                    raise AlertDeliveryError(f"webhook answered HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise AlertDeliveryError(f"webhook unreachable: {type(err).__name__}: {err}") from err
+
+
+def retry_delay(attempts: int, cap: float) -> float:
+    """Exponential backoff with full jitter: up to 2^attempts seconds, capped."""
+    return random.uniform(0.5, 1.0) * min(cap, 2.0 ** min(attempts, 30))
+
+
+class AlertQueue:
+    """The persisted outbox of alerts and the worker that delivers it."""
+
+    def __init__(self, store: Store, channels: list[AlertChannel], retry_max_s: float) -> None:
+        self.store = store
+        self.channels = {c.name: c for c in channels}
+        self.retry_max_s = retry_max_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def raise_alert(self, alert: Alert) -> None:
+        """Persist the alert for every channel and wake the worker."""
+        if not self.channels:
+            return
+        await asyncio.to_thread(self.store.queue_alert, alert.id, list(self.channels), alert.payload())
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start delivering (including what an earlier run left undelivered)."""
+        if self.channels:
+            self._task = asyncio.create_task(self._run(), name="alerts")
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop delivering, letting an attempt under way finish; what is undelivered stays queued."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            async with asyncio.timeout(grace_s):
+                await asyncio.shield(self._task)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def status(self) -> dict[str, Any]:
+        """Channels and queue counts."""
+        return {"channels": sorted(self.channels), **self.store.alert_counts()}
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self.deliver_due()
+            if self._stopping:
+                return
+            due = await asyncio.to_thread(self.store.next_alert_due)
+            timeout = None if due is None else max(0.05, due - time.time())
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    async def deliver_due(self) -> int:
+        """Deliver each channel's alerts in order while its oldest is due; returns how many went out."""
+        delivered = 0
+        blocked: set[str] = set()
+        rows = await asyncio.to_thread(self.store.pending_alerts)
+        for row in rows:
+            if self._stopping:
+                break
+            channel = self.channels.get(row["channel"])
+            # In order per channel: a later alert never overtakes one still waiting for a retry.
+            if channel is None or channel.name in blocked:
+                continue
+            if row["next_at"] > time.time():
+                blocked.add(channel.name)
+                continue
+            payload = row["payload"]
+            alert = Alert(row["alert_id"], payload["type"], payload["data"], row["created"])
+            try:
+                await channel.send(alert)
+            except AlertDeliveryError as err:
+                delay = retry_delay(row["attempts"], self.retry_max_s)
+                log.warning(
+                    "alert not delivered", channel=channel.name, id=alert.id, error=str(err), retry_s=round(delay, 1)
+                )
+                await asyncio.to_thread(self.store.alert_failed, row["id"], str(err), time.time() + delay)
+                blocked.add(channel.name)
+                continue
+            await asyncio.to_thread(self.store.alert_delivered, row["id"])
+            log.info("alert delivered", channel=channel.name, id=alert.id, type=alert.type)
+            delivered += 1
+        return delivered

@@ -1,0 +1,175 @@
+"""Runs the probes on their schedules, keeps their statistics, says where a break is, and feeds the mode controller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from gateway.config import Config
+from gateway.core.mode import Mode, ModeController
+from gateway.core.probes import DnsProbe, HttpsProbe, LanProbe, Probe, ProbeResult, SipOptionsProbe, is_ip
+from gateway.sip.options import SipTarget
+
+log = structlog.get_logger("health")
+
+
+@dataclass
+class ProbeStats:
+    """The recent history of one probe."""
+
+    name: str
+    kind: str
+    window: int
+    outcomes: deque[bool] = field(init=False)
+    last: ProbeResult | None = None
+    last_at: float | None = None
+    last_ok_at: float | None = None
+    misses: int = 0
+
+    def __post_init__(self) -> None:
+        self.outcomes = deque(maxlen=self.window)
+
+    def add(self, result: ProbeResult) -> None:
+        """Account one result."""
+        self.outcomes.append(result.ok)
+        self.last, self.last_at = result, time.time()
+        self.misses = 0 if result.ok else self.misses + 1
+        if result.ok:
+            self.last_ok_at = self.last_at
+
+    @property
+    def ok(self) -> bool | None:
+        """The last outcome, None before the first."""
+        return None if self.last is None else self.last.ok
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the status."""
+        loss = self.outcomes.count(False) / len(self.outcomes) if self.outcomes else None
+        return {
+            "kind": self.kind,
+            "ok": self.ok,
+            "rtt_ms": None if self.last is None or self.last.rtt_ms is None else round(self.last.rtt_ms, 1),
+            "loss": None if loss is None else round(loss, 3),
+            "samples": len(self.outcomes),
+            "misses_in_a_row": self.misses,
+            "detail": None if self.last is None else self.last.detail,
+            "at": self.last_at,
+            "last_ok_at": self.last_ok_at,
+        }
+
+
+def diagnose(sip: bool | None, api: bool | None, dns: bool | None, lan: bool | None) -> str:
+    """Where the break is: ok, lan, wan, cloud_sip, cloud_api, dns (None = not probed / not yet)."""
+    if lan is False:
+        return "lan"
+    if sip is False and api is False:
+        return "wan"
+    if sip is False:
+        return "cloud_sip"
+    if dns is False:
+        return "dns"  # an API reached by name fails with it: DNS is the cause to report
+    if api is False:
+        return "cloud_api"
+    return "ok"
+
+
+def build_probes(config: Config) -> tuple[SipOptionsProbe | None, list[Probe]]:
+    """The probes this configuration calls for."""
+    health = config.health
+    sip = SipOptionsProbe(config.cloud.sbc, health.sip_timeout_s) if config.cloud.sbc else None
+    others: list[Probe] = []
+    hosts = []
+    if config.cloud.sbc:
+        hosts.append(SipTarget.from_uri(config.cloud.sbc).host)
+    if health.api_url:
+        others.append(HttpsProbe(health.api_url, health.other_timeout_s, health.api_ca_file))
+        hosts.append(urlsplit(health.api_url).hostname or "")
+    names = sorted({h for h in hosts if h and not is_ip(h)})
+    if names:
+        others.append(DnsProbe(names, health.other_timeout_s))
+    if sip is not None and health.lan_target != "off":
+        target = None if health.lan_target == "gateway" else health.lan_target
+        others.append(LanProbe(target, health.other_timeout_s))
+    return sip, others
+
+
+class HealthMonitor:
+    """Probes the cloud on a schedule and reports each SIP outcome to the mode controller."""
+
+    def __init__(
+        self, config: Config, controller: ModeController, sip: SipOptionsProbe | None, others: list[Probe]
+    ) -> None:
+        self.config = config.health
+        self.controller = controller
+        self.sip = sip
+        self.others = others
+        window = self.config.window
+        self.stats = {p.name: ProbeStats(p.name, p.kind, window) for p in ([sip] if sip else []) + others}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def where(self) -> str:
+        """Where the break is, from the latest probe results."""
+        by_kind: dict[str, bool | None] = {}
+        for stats in self.stats.values():
+            by_kind[stats.kind] = stats.ok
+        return diagnose(by_kind.get("sip"), by_kind.get("api"), by_kind.get("dns"), by_kind.get("lan"))
+
+    def status(self) -> dict[str, Any]:
+        """Each probe's last result, RTT and loss, and the diagnosis."""
+        return {"where": self.where(), "probes": {name: s.as_dict() for name, s in self.stats.items()}}
+
+    def evidence(self) -> dict[str, Any]:
+        """What a mode change is recorded with."""
+        return self.status()
+
+    async def start(self) -> None:
+        """Start the probe loops."""
+        if self.sip is not None:
+            self._tasks.append(asyncio.create_task(self._sip_loop(self.sip), name="probe-sip"))
+        if self.others:
+            self._tasks.append(asyncio.create_task(self._others_loop(), name="probe-others"))
+
+    async def stop(self) -> None:
+        """Stop probing."""
+        for task in [*self._tasks, *self._inflight]:
+            task.cancel()
+        for task in [*self._tasks, *self._inflight]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _sip_loop(self, probe: SipOptionsProbe) -> None:
+        while True:
+            # Probes overlap: a new one leaves on schedule even while the last is still waiting.
+            task = asyncio.create_task(self._sip_once(probe))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            suspect = self.controller.status().detected is Mode.SUSPECT
+            await asyncio.sleep(self.config.suspect_interval_s if suspect else self.config.sip_interval_s)
+
+    async def _sip_once(self, probe: SipOptionsProbe) -> None:
+        result = await probe.check()
+        self.stats[probe.name].add(result)
+        if not result.ok:
+            log.info("probe missed", probe=probe.name, detail=result.detail)
+        await self.controller.observe_probe(result.ok, self.evidence())
+
+    async def _others_loop(self) -> None:
+        previous = self.where()
+        while True:
+            results = await asyncio.gather(*(p.check() for p in self.others))
+            for probe, result in zip(self.others, results, strict=True):
+                self.stats[probe.name].add(result)
+            where = self.where()
+            if where != previous:
+                log.warning("diagnosis changed", old=previous, new=where)
+                previous = where
+            await asyncio.sleep(self.config.other_interval_s)

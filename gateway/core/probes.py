@@ -1,0 +1,232 @@
+"""Health probes: the cloud's SIP edge, DNS, the cloud API, and the LAN's upstream router."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import icmplib
+import structlog
+
+from gateway.sip.options import SipTarget, build_options, new_ids, parse_response
+
+log = structlog.get_logger("probes")
+
+UDP_RETRANSMIT_S = 0.5  # SIP's T1: one retransmission inside a probe rides out a lost datagram
+ADDRESS_CACHE_S = 30.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe's outcome."""
+
+    ok: bool
+    rtt_ms: float | None
+    detail: str
+
+
+class Probe(Protocol):
+    """Something that checks one dependency with its own timeout."""
+
+    name: str
+    kind: str
+
+    async def check(self) -> ProbeResult:
+        """Run one check; never raises for a failure of the thing checked."""
+
+
+def is_ip(host: str) -> bool:
+    """Whether host is an IP literal (needs no DNS)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _DatagramAnswer(asyncio.DatagramProtocol):
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
+        self.answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        with contextlib.suppress(ValueError):
+            response = parse_response(data)
+            # 1xx is not an answer to OPTIONS; a final response of any class 2–4 is.
+            if response.call_id == self.call_id and response.status >= 200 and not self.answer.done():
+                self.answer.set_result(response.status)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc)
+
+
+class SipOptionsProbe:
+    """OPTIONS to the cloud SBC; any 2xx–4xx answer means alive (a 404 or 403 is still an answer)."""
+
+    kind = "sip"
+
+    def __init__(self, uri: str, timeout: float, name: str = "cloud-sip") -> None:
+        self.name = name
+        self.target = SipTarget.from_uri(uri)
+        self.timeout = timeout
+        self._address: str | None = self.target.host if is_ip(self.target.host) else None
+        self._resolved_at = 0.0
+
+    async def _resolve(self) -> str:
+        # DNS trouble alone must not look like a dead cloud: keep using the last good address.
+        if is_ip(self.target.host):
+            return self.target.host
+        if self._address is None or time.monotonic() - self._resolved_at > ADDRESS_CACHE_S:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    infos = await asyncio.get_running_loop().getaddrinfo(self.target.host, self.target.port)
+                self._address, self._resolved_at = str(infos[0][4][0]), time.monotonic()
+            except (OSError, TimeoutError):
+                if self._address is None:
+                    raise
+        return self._address
+
+    async def check(self) -> ProbeResult:
+        """Send one OPTIONS and wait for the final answer."""
+        try:
+            address = await self._resolve()
+            started = time.monotonic()
+            async with asyncio.timeout(self.timeout):
+                if self.target.transport == "udp":
+                    status = await self._udp(address)
+                else:
+                    status = await self._stream(address)
+        except TimeoutError:
+            return ProbeResult(False, None, f"no answer within {self.timeout:.1f} s")
+        except (OSError, ValueError, ssl.SSLError) as err:
+            return ProbeResult(False, None, f"{type(err).__name__}: {err}")
+        rtt = (time.monotonic() - started) * 1000
+        if 200 <= status < 500:
+            return ProbeResult(True, rtt, f"{status}")
+        return ProbeResult(False, rtt, f"answered {status}")
+
+    async def _udp(self, address: str) -> int:
+        loop = asyncio.get_running_loop()
+        call_id, branch = new_ids()
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _DatagramAnswer(call_id), remote_addr=(address, self.target.port)
+        )
+        try:
+            local = transport.get_extra_info("sockname")
+            request = build_options(self.target, (local[0], local[1]), call_id, branch)
+            while True:
+                transport.sendto(request)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(UDP_RETRANSMIT_S):
+                        return await asyncio.shield(protocol.answer)
+        finally:
+            transport.close()
+
+    async def _stream(self, address: str) -> int:
+        context = ssl.create_default_context() if self.target.transport == "tls" else None
+        reader, writer = await asyncio.open_connection(
+            address, self.target.port, ssl=context, server_hostname=self.target.host if context else None
+        )
+        try:
+            call_id, branch = new_ids()
+            local = writer.get_extra_info("sockname")
+            writer.write(build_options(self.target, (local[0], local[1]), call_id, branch))
+            await writer.drain()
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                response = parse_response(head)
+                if response.status >= 200 and response.call_id == call_id:
+                    return response.status
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+class DnsProbe:
+    """Resolution of the cloud's host names, apart from whether the hosts answer."""
+
+    kind = "dns"
+
+    def __init__(self, hosts: list[str], timeout: float, name: str = "dns") -> None:
+        self.name, self.hosts, self.timeout = name, hosts, timeout
+
+    async def check(self) -> ProbeResult:
+        """Resolve every host name."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        failed = []
+        for host in self.hosts:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await loop.getaddrinfo(host, None)
+            except (OSError, TimeoutError) as err:
+                failed.append(f"{host}: {err or 'timeout'}")
+        rtt = (time.monotonic() - started) * 1000
+        return ProbeResult(not failed, rtt, "; ".join(failed) or f"{len(self.hosts)} name(s) resolved")
+
+
+class HttpsProbe:
+    """The cloud API answers HTTP at all (any status counts: a 401 still proves the path works)."""
+
+    kind = "api"
+
+    def __init__(self, url: str, timeout: float, ca_file: Path | None = None, name: str = "cloud-api") -> None:
+        self.name, self.url, self.timeout = name, url, timeout
+        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+    async def check(self) -> ProbeResult:
+        """One GET with a timeout; the body is not read."""
+        started = time.monotonic()
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session,
+                session.get(self.url, ssl=self._ssl, allow_redirects=False) as response,
+            ):
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            return ProbeResult(False, None, f"{type(err).__name__}: {err}")
+        return ProbeResult(True, (time.monotonic() - started) * 1000, f"HTTP {status}")
+
+
+def default_gateway(route_table: str) -> str | None:
+    """The IPv4 default gateway from the text of /proc/net/route."""
+    for line in route_table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] == "00000000" and fields[2] != "00000000":
+            return str(ipaddress.IPv4Address(bytes.fromhex(fields[2])[::-1]))
+    return None
+
+
+class LanProbe:
+    """The upstream router answers ping: tells a LAN fault from a WAN or cloud fault."""
+
+    kind = "lan"
+
+    def __init__(self, target: str | None, timeout: float, name: str = "lan") -> None:
+        self.name, self.target, self.timeout = name, target, timeout
+
+    async def check(self) -> ProbeResult:
+        """Ping the configured target or the current default gateway once."""
+        target = self.target
+        if target is None:
+            table = await asyncio.to_thread(Path("/proc/net/route").read_text)
+            target = default_gateway(table)
+        if target is None:
+            return ProbeResult(False, None, "no default gateway")
+        try:
+            host = await icmplib.async_ping(target, count=1, timeout=self.timeout, privileged=os.geteuid() == 0)
+        except icmplib.ICMPLibError as err:
+            return ProbeResult(False, None, f"{target}: {err}")
+        if host.is_alive:
+            return ProbeResult(True, host.avg_rtt, f"{target} answers")
+        return ProbeResult(False, None, f"{target} does not answer")

@@ -1,0 +1,145 @@
+"""A whole branch office for tests and benchmarks: namespaces, a cloud (SIP, DNS, HTTPS API) and Lifeline."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from gateway.lab.cloud import LabCloud
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.netns import Topology
+from gateway.mirror.records import Extension
+
+REALM = "asterisk"
+SBC_NAME = "sbc.cloud.test"
+API_NAME = "api.cloud.test"
+
+
+class BranchLab:
+    """phones — branch (Lifeline) — router — cloud, all real processes, in namespaces."""
+
+    def __init__(
+        self, workdir: Path, tag: str, passwords: dict[str, str], health: dict[str, Any] | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.topology = Topology(tag)
+        self.passwords = passwords
+        self.health = health or {}
+        self.hooks_log = workdir / "hooks.jsonl"
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self.cloud: LabCloud | None = None
+        self.lifeline: LifelineProcess | None = None
+
+    @property
+    def addr(self) -> Any:
+        """The lab's addresses."""
+        return self.topology.addr
+
+    def start(self) -> None:
+        """Build the network, start the cloud's services, then Lifeline (extensions imported)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        a = self.addr
+        self.topology.create(resolver=a.cloud)
+        cloud_ns = self.topology.exec_prefix("cl")
+        self._spawn(
+            [
+                *cloud_ns, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                f"--listen-address={a.cloud}", "--bind-interfaces", "--address=/cloud.test/" + a.cloud,
+                "--local-ttl=300", "--user=root", f"--pid-file={self.workdir / 'dnsmasq.pid'}",
+            ],
+            "dnsmasq.log",
+        )  # fmt: skip
+        ca = trustme.CA()
+        ca_file, cert_file = self.workdir / "ca.pem", self.workdir / "api.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        ca.issue_cert(API_NAME).private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+        self._spawn(
+            [
+                *cloud_ns, sys.executable, "-m", "gateway.lab.cloud_api", "--host", a.cloud, "--port", "443",
+                "--cert", str(cert_file), "--key", str(cert_file), "--log", str(self.hooks_log),
+            ],
+            "cloud_api.log",
+        )  # fmt: skip
+        self.cloud = LabCloud(self.workdir / "cloud", host=a.cloud, port=5060, realm=REALM, prefix=tuple(cloud_ns))
+        extensions = [
+            Extension.from_password(number=n, auth_user=n, realm=REALM, password=p) for n, p in self.passwords.items()
+        ]
+        self.cloud.add_subscribers(extensions)
+        self.cloud.start()
+        secret = self.workdir / "webhook.secret"
+        secret.write_text("whsec_" + "bGlmZWxpbmUtbGFiLXdlYmhvb2stc2VjcmV0IQ==\n")
+        secret.chmod(0o600)
+        csv = self.workdir / "extensions.csv"
+        csv.write_text("number,password\n" + "".join(f"{n},{p}\n" for n, p in self.passwords.items()))
+        self.lifeline = LifelineProcess(
+            self.workdir / "lifeline",
+            {
+                "sip": {"listen": a.branch_lan, "port": 5060, "transports": ["udp"], "children": 2},
+                "cloud": {"sbc": f"sip:{SBC_NAME}:5060", "realm": REALM},
+                "health": {
+                    "api_url": f"https://{API_NAME}/",
+                    "api_ca_file": str(ca_file),
+                    "lan_target": "gateway",
+                    "other_interval_s": 1.0,
+                    **self.health,
+                },
+                "alerts": {
+                    "webhook_url": f"https://{API_NAME}/hooks/lifeline",
+                    "webhook_secret_file": str(secret),
+                    "webhook_ca_file": str(ca_file),
+                    "retry_max_s": 2,
+                },
+            },
+            prefix=tuple(self.topology.exec_prefix("br")),
+        )
+        self.lifeline.cli("extensions", "import", str(csv))
+        self.lifeline.start()
+
+    def _spawn(self, cmd: list[str], log_name: str) -> None:
+        with (self.workdir / log_name).open("ab") as log:
+            self._procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+
+    def status(self) -> dict[str, Any]:
+        """Lifeline's status."""
+        assert self.lifeline is not None
+        return self.lifeline.status()
+
+    def mode_events(self) -> list[dict[str, Any]]:
+        """Mode changes, oldest first (the status lists the newest ten; the store has them all)."""
+        assert self.lifeline is not None
+        with sqlite3.connect(self.lifeline.workdir / "data" / "lifeline.db") as db:
+            rows = db.execute("SELECT ts, message, data FROM events WHERE kind = 'mode' ORDER BY id").fetchall()
+        return [{"ts": ts, "message": m, **json.loads(d)} for ts, m, d in rows]
+
+    def wait_mode(self, mode: str, timeout: float) -> float:
+        """Wait until Lifeline's mode is `mode`; returns when (monotonic) it was seen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status()["mode"]["mode"] == mode:
+                return time.monotonic()
+            time.sleep(0.05)
+        raise AssertionError(f"mode did not become {mode} within {timeout:.0f} s: {self.status()['mode']}")
+
+    def hooks(self) -> list[dict[str, Any]]:
+        """Webhook requests the cloud API received."""
+        if not self.hooks_log.exists():
+            return []
+        return [json.loads(line) for line in self.hooks_log.read_text().splitlines() if line.strip()]
+
+    def close(self) -> None:
+        """Stop everything and remove the namespaces."""
+        if self.lifeline is not None:
+            self.lifeline.stop()
+        if self.cloud is not None:
+            self.cloud.stop()
+        for proc in self._procs:
+            proc.kill()
+            proc.wait()
+        self.topology.close()

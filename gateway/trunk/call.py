@@ -1,0 +1,196 @@
+"""The modem-side call state machine: URCs of every family in, call state changes out (pure)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.trunk import at
+from gateway.trunk.profiles import Family
+
+log = structlog.get_logger("trunk.call")
+
+
+class CallState(enum.StrEnum):
+    """Where the one call on a modem is."""
+
+    IDLE = "idle"
+    DIALING = "dialing"
+    ALERTING = "alerting"  # the far end rings
+    INCOMING = "incoming"  # our modem rings
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class EndReason(enum.StrEnum):
+    """Why a call ended, as far as the modem tells us."""
+
+    NORMAL = "normal"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    REJECTED = "rejected"
+    UNREACHABLE = "unreachable"  # no network, no circuit, LTE without VoLTE, bad number
+    LOCAL = "local"  # we hung up
+    MISSED = "missed"  # an incoming call the caller gave up on
+
+
+# 24.008 cause values (Huawei ^CEND, +CEER) mapped to what the caller should hear.
+CAUSES = {
+    1: EndReason.UNREACHABLE,
+    3: EndReason.UNREACHABLE,
+    16: EndReason.NORMAL,
+    17: EndReason.BUSY,
+    18: EndReason.NO_ANSWER,
+    19: EndReason.NO_ANSWER,
+    21: EndReason.REJECTED,
+    27: EndReason.UNREACHABLE,
+    28: EndReason.UNREACHABLE,
+    34: EndReason.UNREACHABLE,
+    38: EndReason.UNREACHABLE,
+    41: EndReason.UNREACHABLE,
+    42: EndReason.UNREACHABLE,
+}
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A change of the call: the new state, the far end's number if known, why it ended."""
+
+    state: CallState
+    number: str | None = None
+    reason: EndReason | None = None
+
+
+_CLCC_STATES = {
+    at.CallStat.DIALING: CallState.DIALING,
+    at.CallStat.ALERTING: CallState.ALERTING,
+    at.CallStat.ACTIVE: CallState.ACTIVE,
+    at.CallStat.HELD: CallState.ACTIVE,
+    at.CallStat.INCOMING: CallState.INCOMING,
+    at.CallStat.WAITING: CallState.INCOMING,
+}
+
+
+class CallTracker:
+    """Follows one call through the URCs the modem family sends; one `_set_state` for changes."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self.state = CallState.IDLE
+        self.number: str | None = None
+        self.outgoing = False
+        self._cid = at.V253CallerId()
+        self._local = False
+
+    def _set_state(self, new: CallState, reason: EndReason | None = None) -> list[CallEvent]:
+        if new is self.state and new is not CallState.INCOMING:
+            return []
+        if self.state is CallState.IDLE and new in (CallState.ENDED,):
+            return []  # a stray NO CARRIER with no call: nothing to end
+        log.debug("call state", old=self.state.value, new=new.value, reason=reason.value if reason else None)
+        self.state = new
+        event = CallEvent(new, self.number, reason)
+        if new is CallState.ENDED:
+            self.state, self.number, self.outgoing, self._cid = CallState.IDLE, None, False, at.V253CallerId()
+            self._local = False
+        return [event]
+
+    def dialing(self, number: str) -> list[CallEvent]:
+        """We sent ATD<number>."""
+        self.number, self.outgoing = number, True
+        return self._set_state(CallState.DIALING)
+
+    def dial_result(self, final: at.Final) -> list[CallEvent]:
+        """The final result of ATD: OK means the call proceeds by URCs."""
+        if final.kind.success:  # OK, or VCON on an analog line
+            return []
+        reason = {
+            at.FinalKind.BUSY: EndReason.BUSY,
+            at.FinalKind.NO_ANSWER: EndReason.NO_ANSWER,
+        }.get(final.kind, EndReason.UNREACHABLE)
+        return self._set_state(CallState.ENDED, reason)
+
+    def answered(self) -> list[CallEvent]:
+        """ATA said OK."""
+        return self._set_state(CallState.ACTIVE)
+
+    def hanging_up(self) -> None:
+        """We are about to hang up: the end URCs that follow are our doing."""
+        self._local = True
+
+    def hung_up(self) -> list[CallEvent]:
+        """We hung up."""
+        return self._set_state(CallState.ENDED, EndReason.LOCAL)
+
+    def feed(self, urc: at.Urc) -> list[CallEvent]:
+        """React to one URC; returns the call events it causes (often none)."""
+        name, line = urc.name, urc.line
+        if name in ("RING", "+CRING"):
+            if self.state in (CallState.IDLE, CallState.INCOMING):
+                self.outgoing = False
+                if self.state is CallState.IDLE:
+                    return self._set_state(CallState.INCOMING)
+            return []
+        if name == "+CLIP":
+            number = at.parse_clip(line).number
+            if self.state in (CallState.IDLE, CallState.INCOMING) and number != self.number:
+                self.number = number
+                return self._set_state(CallState.INCOMING)
+            return []
+        if name in ("NMBR", "NAME", "DATE", "TIME"):
+            self._cid = at.merge_v253_cid(self._cid, line)
+            if name == "NMBR" and self._cid.number != self.number:
+                self.number = self._cid.number
+                return self._set_state(CallState.INCOMING)
+            return []
+        if name == "+CLCC":
+            return self._entry(at.parse_clcc(line))
+        if name == "+QIND":
+            parsed = at.parse_qind(line)
+            return self._entry(parsed) if isinstance(parsed, at.CallEntry) else []
+        if name in ("^ORIG", "^CONF", "^CONN"):
+            kind, _ = at.parse_huawei_call(line)
+            return self._set_state(
+                {"^ORIG": CallState.DIALING, "^CONF": CallState.ALERTING}.get(kind, CallState.ACTIVE)
+            )
+        if name == "^CEND":
+            end = at.parse_cend(line)
+            reason = CAUSES.get(end.cause, EndReason.NORMAL) if end.cause is not None else EndReason.NORMAL
+            return self._end(reason)
+        if name == "VOICE CALL":
+            event = at.parse_voice_call(line)
+            return self._set_state(CallState.ACTIVE) if event.begin else self._end(EndReason.NORMAL)
+        if name == "MISSED_CALL":
+            return self._end(EndReason.MISSED)
+        final = at.parse_final(line)
+        if final is not None and final.kind in at.CALL_RESULTS:
+            return self._end(
+                {at.FinalKind.BUSY: EndReason.BUSY, at.FinalKind.NO_ANSWER: EndReason.NO_ANSWER}.get(
+                    final.kind, EndReason.NORMAL
+                )
+            )
+        return []
+
+    def _end(self, reason: EndReason) -> list[CallEvent]:
+        if self._local:
+            reason = EndReason.LOCAL
+        if reason is EndReason.NORMAL:
+            # A call that ends before it was ever answered did not end "normally" for the caller.
+            if self.state is CallState.INCOMING:
+                reason = EndReason.MISSED
+            elif self.state in (CallState.DIALING, CallState.ALERTING):
+                reason = EndReason.NO_ANSWER if self.state is CallState.ALERTING else EndReason.UNREACHABLE
+        return self._set_state(CallState.ENDED, reason)
+
+    def _entry(self, entry: at.CallEntry) -> list[CallEvent]:
+        if entry.number and not self.number:
+            self.number = entry.number
+        if entry.stat is at.CallStat.DISCONNECTED:
+            return self._end(EndReason.NORMAL)
+        new = _CLCC_STATES[entry.stat]
+        if new is CallState.INCOMING and self.state is CallState.INCOMING:
+            return []
+        self.outgoing = entry.direction is at.CallDir.OUTGOING
+        return self._set_state(new)

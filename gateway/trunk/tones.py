@@ -1,0 +1,133 @@
+"""Real audio for tests, the simulator and the bench: tones, DTMF, Goertzel detection (S16LE mono)."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass, field
+
+DTMF_FREQS = {
+    "1": (697, 1209),
+    "2": (697, 1336),
+    "3": (697, 1477),
+    "A": (697, 1633),
+    "4": (770, 1209),
+    "5": (770, 1336),
+    "6": (770, 1477),
+    "B": (770, 1633),
+    "7": (852, 1209),
+    "8": (852, 1336),
+    "9": (852, 1477),
+    "C": (852, 1633),
+    "*": (941, 1209),
+    "0": (941, 1336),
+    "#": (941, 1477),
+    "D": (941, 1633),
+}
+
+
+def to_bytes(samples: array[int]) -> bytes:
+    """S16LE bytes of an array('h') (the machines we run on are little-endian; checked)."""
+    return samples.tobytes()
+
+
+def from_bytes(pcm: bytes) -> array[int]:
+    """An array('h') of S16LE bytes."""
+    if len(pcm) % 2:
+        raise ValueError(f"S16LE needs an even number of bytes, got {len(pcm)}")
+    samples = array("h")
+    samples.frombytes(pcm)
+    return samples
+
+
+@dataclass
+class Tone:
+    """A continuous sine (or two summed) that keeps its phase across calls."""
+
+    freqs: tuple[float, ...]
+    amplitude: int = 8000
+    rate: int = 8000
+    _n: int = field(default=0, repr=False)
+
+    def read(self, count: int) -> bytes:
+        """The next count samples as S16LE."""
+        out = array("h", bytes(2 * count))
+        step = [2 * math.pi * f / self.rate for f in self.freqs]
+        share = self.amplitude / max(1, len(self.freqs))
+        for k in range(count):
+            n = self._n + k
+            out[k] = int(sum(share * math.sin(w * n) for w in step))
+        self._n += count
+        return to_bytes(out)
+
+
+class Silence:
+    """A source of zero samples."""
+
+    def read(self, count: int) -> bytes:
+        """count samples of silence."""
+        return bytes(2 * count)
+
+
+def dtmf(digit: str, ms: int = 100, gap_ms: int = 60, rate: int = 8000) -> bytes:
+    """One DTMF digit followed by a gap, as S16LE."""
+    if digit not in DTMF_FREQS:
+        raise ValueError(f"not a DTMF digit: {digit!r}")
+    tone = Tone(DTMF_FREQS[digit], amplitude=12000, rate=rate)
+    return tone.read(rate * ms // 1000) + bytes(2 * (rate * gap_ms // 1000))
+
+
+def goertzel_power(samples: array[int], freq: float, rate: int = 8000) -> float:
+    """Relative power of one frequency in samples (normalised by length and full scale)."""
+    if not samples:
+        return 0.0
+    coeff = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s0 = x + coeff * s1 - s2
+        s2, s1 = s1, s0
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    return power / (len(samples) ** 2 * 32768.0**2)
+
+
+def rms(samples: array[int]) -> float:
+    """Root mean square level, 0..32768."""
+    if not samples:
+        return 0.0
+    return math.sqrt(sum(x * x for x in samples) / len(samples))
+
+
+def dominant(pcm: bytes, candidates: tuple[float, ...], rate: int = 8000) -> float | None:
+    """Which candidate frequency dominates pcm, or None if the audio is (near) silent."""
+    samples = from_bytes(pcm)
+    if rms(samples) < 100:
+        return None
+    powers = {f: goertzel_power(samples, f, rate) for f in candidates}
+    best = max(powers, key=lambda f: powers[f])
+    others = [p for f, p in powers.items() if f != best]
+    # A tone that is really there stands far above the others.
+    if others and powers[best] < 10 * max(others):
+        return None
+    return best
+
+
+def detect_dtmf(pcm: bytes, rate: int = 8000, block_ms: int = 40) -> str:
+    """The DTMF digits in pcm, in order (a digit counts once per continuous burst)."""
+    samples = from_bytes(pcm)
+    block = rate * block_ms // 1000
+    rows, cols = (697, 770, 852, 941), (1209, 1336, 1477, 1633)
+    digits: list[str] = []
+    last: str | None = None
+    for start in range(0, len(samples) - block + 1, block):
+        chunk = samples[start : start + block]
+        found: str | None = None
+        if rms(chunk) > 500:
+            row = max(rows, key=lambda f: goertzel_power(chunk, f, rate))
+            col = max(cols, key=lambda f: goertzel_power(chunk, f, rate))
+            total = goertzel_power(chunk, row, rate) + goertzel_power(chunk, col, rate)
+            if total > 0.01:
+                found = next(d for d, pair in DTMF_FREQS.items() if pair == (row, col))
+        if found is not None and found != last:
+            digits.append(found)
+        last = found
+    return "".join(digits)

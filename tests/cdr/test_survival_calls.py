@@ -1,0 +1,99 @@
+"""Survival calls through real Kamailio and pjsua2 phones leave exactly one record each at the sink."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.cdr.labsink import LabWebhookReceiver, ThreadedReceiver
+from gateway.lab.cloud import LabCloud
+from gateway.lab.phones import SipEndpoint
+from tests.cdr.helpers import call_id, cdr_daemon, integrity_ok, new_secret, phone, wait_until
+
+
+@pytest.fixture(autouse=True)
+def _fresh_phones(sip_endpoint: SipEndpoint) -> Iterator[None]:
+    yield
+    sip_endpoint.ep.hangupAllCalls()
+    sip_endpoint.pump(100)
+    for p in sip_endpoint.phones:
+        p.shutdown()
+    sip_endpoint.phones.clear()
+
+
+def test_every_kind_of_survival_call_is_delivered_once(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, tmp_path: Path, extensions_csv: Path
+) -> None:
+    ep = sip_endpoint
+    secret = new_secret()
+    with ThreadedReceiver(LabWebhookReceiver(secret)) as sink:
+        daemon = cdr_daemon(tmp_path / "lifeline", cloud, sink.url, secret, extensions_csv)
+        daemon.start()
+        try:
+            daemon.set_mode("survival")
+            alice, bob = phone(ep, daemon, cloud, "1001"), phone(ep, daemon, cloud, "1002")
+            assert alice.register() == 200
+            assert bob.register() == 200
+            expected: dict[str, tuple[str, int]] = {}
+
+            answered = alice.call("1002")
+            expected[call_id(ep, answered)] = ("answered", 200)
+            ringing = bob.ringing_call()
+            ringing.answer_with(200)
+            ep.wait_for(lambda: answered.state == "CONFIRMED", what="the call to be answered")
+            answered.hang_up()
+            ep.wait_for(lambda: ringing.state == "DISCONNECTED", what="bob to see the hang-up")
+
+            cancelled = alice.call("1002")
+            expected[call_id(ep, cancelled)] = ("no_answer", 487)
+            ep.wait_for(lambda: len(bob.incoming) == 2, what="bob's phone to ring again")
+            cancelled.hang_up()
+            ep.wait_for(lambda: cancelled.state == "DISCONNECTED", what="the cancel to complete")
+
+            busy = alice.call("1002")
+            expected[call_id(ep, busy)] = ("busy", 486)
+            ep.wait_for(lambda: len(bob.incoming) == 3, what="bob's phone to ring a third time")
+            bob.incoming[-1].answer_with(486)
+            ep.wait_for(lambda: busy.state == "DISCONNECTED", what="alice to hear busy")
+            assert busy.record.last_code == 486
+
+            unknown = alice.call("1099")
+            expected[call_id(ep, unknown)] = ("failed", 404)
+            ep.wait_for(lambda: unknown.state == "DISCONNECTED", what="the call to 1099 to fail")
+            assert unknown.record.last_code == 404
+
+            # Nothing leaves during the outage; after recovery everything does, once.
+            wait_until(lambda: daemon.status()["cdr"]["records"]["final"] == 4, 15, "4 final records", ep)
+            assert sink.records == {}
+            daemon.set_mode("normal")
+            wait_until(lambda: len(sink.records) == 4, 20, "4 records at the sink", ep)
+            wait_until(
+                lambda: daemon.status()["cdr"]["sinks"][0]["delivered"] == 4, 10, "the deliveries to be settled", ep
+            )
+        finally:
+            daemon.stop()
+        by_call = {r["call_id"]: r for r in sink.records.values()}
+        assert set(by_call) == set(expected)
+        for cid, (disposition, code) in expected.items():
+            record = by_call[cid]
+            assert (record["disposition"], record["sip_code"]) == (disposition, code), record
+            assert record["mode"] == "survival"
+            assert record["from"] == {"number": "1001", "extension": "1001"}
+        talk = by_call[call_id_of(expected, "answered")]
+        assert talk["answer"] is not None and talk["end"] is not None
+        assert talk["hangup_cause"] == "caller hung up"
+        assert by_call[call_id_of(expected, "failed")]["direction"] == "outbound"
+        assert by_call[call_id_of(expected, "busy")]["direction"] == "internal"
+        assert sink.receipts == 4 and sink.bad_signatures == 0
+
+        listed = json.loads(daemon.cli("cdr", "list", "--json").stdout)
+        assert sorted(r["call_id"] for r in listed) == sorted(expected)
+        assert all(r["delivery"] == {"webhook": "delivered"} for r in listed)
+        assert integrity_ok(daemon.workdir / "data" / "lifeline.db")
+
+
+def call_id_of(expected: dict[str, tuple[str, int]], disposition: str) -> str:
+    return next(cid for cid, (d, _) in expected.items() if d == disposition)

@@ -1,0 +1,145 @@
+"""Each vendor adapter against a fake server that answers with the vendor's documented payloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway import config as config_mod
+from gateway.mirror.engine import SyncEngine
+from gateway.mirror.errors import FetchError, PayloadError
+from gateway.mirror.records import ha1_md5
+from gateway.mirror.sources import build_source
+from gateway.store import Store
+from tests.mirror.conftest import PASSWORDS, REALM
+from tests.mirror.fakes import FakeFreePbx, FakeKazoo, FakeWazo, LifelineVendor, running
+
+VENDORS: dict[str, Any] = {
+    "lifeline": lambda: LifelineVendor(PASSWORDS),
+    "freepbx": FakeFreePbx,
+    "kazoo": FakeKazoo,
+    "wazo": FakeWazo,
+}
+
+
+def engine_for(store: Store, mirror: dict[str, Any]) -> SyncEngine:
+    config = config_mod.parse({"cloud": {"realm": REALM}, "mirror": {**mirror, "timeout_s": 5}})
+    source = build_source(config)
+    assert source is not None
+    return SyncEngine(store, source, REALM)
+
+
+def ha1s(store: Store) -> dict[str, str]:
+    return {r["number"]: r["ha1"] for r in store.mirror_rows(store_source(store))}
+
+
+def store_source(store: Store) -> str:
+    return next(iter(store.count_by_source()))
+
+
+@pytest.mark.parametrize("vendor", list(VENDORS))
+async def test_adapter_mirrors_changes_and_deletions(vendor: str, store: Store) -> None:
+    fake = VENDORS[vendor]()
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        first = await engine.run()
+        assert (first.added, first.total) == (3, 3)
+        assert ha1s(store) == {n: ha1_md5(n, REALM, p) for n, p in PASSWORDS.items()}
+        fake.set_password("2002", "changed-secret-2002")
+        fake.remove("2003")
+        second = await engine.run()
+        assert (second.added, second.changed, second.deleted) == (0, 1, 1)
+        assert ha1s(store) == {
+            "2001": ha1_md5("2001", REALM, PASSWORDS["2001"]),
+            "2002": ha1_md5("2002", REALM, "changed-secret-2002"),
+        }
+        third = await engine.run()
+        assert third.unchanged
+
+
+@pytest.mark.parametrize("vendor", list(VENDORS))
+async def test_adapter_reports_refused_credentials(vendor: str, store: Store) -> None:
+    fake = VENDORS[vendor]()
+    async with running(fake.app) as url:
+        mirror = fake.mirror_config(url)
+        for key in ("token", "client_secret", "api_key"):
+            if key in mirror:
+                mirror[key] = "wrong"
+        with pytest.raises(FetchError, match="HTTP 401 Unauthorized: the credentials were refused"):
+            await engine_for(store, mirror).run()
+
+
+async def test_kazoo_names_from_users_emergency_cid_and_disabled_devices(store: Store) -> None:
+    fake = FakeKazoo()
+    async with running(fake.app) as url:
+        await engine_for(store, fake.mirror_config(url)).run()
+    rows = {r["number"]: r for r in store.mirror_rows("kazoo")}
+    assert set(rows) == {"2001", "2002", "2003"}  # the disabled fax is not mirrored
+    assert rows["2001"]["display_name"] == "Anna Front" and rows["2001"]["emergency_cid"] == "+4930123456"
+    assert rows["2002"]["realm"] == REALM  # no sip.realm on the device: the account's realm
+    assert rows["2001"]["vendor_id"] == "d0000000000000000000000000002001"
+
+
+async def test_kazoo_device_in_another_realm_is_refused(store: Store) -> None:
+    fake = FakeKazoo()
+    fake.devices["d0000000000000000000000000002002"]["sip"]["realm"] = "other.sip.example.com"
+    async with running(fake.app) as url:
+        with pytest.raises(Exception, match=r"realm changed: 1 extension\(s\) \(e\.g\. 2002\)"):
+            await engine_for(store, fake.mirror_config(url)).run()
+    assert store.mirror_rows("kazoo") == []
+
+
+async def test_wazo_groups_become_ring_groups_of_line_numbers(store: Store) -> None:
+    fake = FakeWazo()
+    async with running(fake.app) as url:
+        result = await engine_for(store, fake.mirror_config(url)).run()
+    assert result.groups == 1
+    [group] = store.ring_groups()
+    assert (group["number"], group["name"], group["members"]) == ("600", "Sales", ["2001", "2002"])
+    names = {r["number"]: r["display_name"] for r in store.mirror_rows("wazo")}
+    assert names == {"2001": "Anna Front", "2002": "Ben Back", "2003": "Cleo"}
+
+
+async def test_wazo_endpoint_without_password_is_a_clear_error(store: Store) -> None:
+    fake = FakeWazo()
+    fake.endpoints["e0000000-0000-4000-8000-000000002002"]["auth_section_options"] = [["username", "2002"]]
+    async with running(fake.app) as url:
+        with pytest.raises(
+            PayloadError, match=r"endpoint e0000000-0000-4000-8000-000000002002 \(line 12\): .*password"
+        ):
+            await engine_for(store, fake.mirror_config(url)).run()
+
+
+async def test_freepbx_graphql_error_and_wrong_count_are_clear_errors(store: Store) -> None:
+    fake = FakeFreePbx()
+
+    async def gql_error(request: web.Request) -> web.StreamResponse | None:
+        if request.path.endswith("/gql"):
+            return web.json_response({"errors": [{"message": 'Cannot query field "extPassword" on type "coreuser"'}]})
+        return None
+
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        fake.fault = gql_error
+        with pytest.raises(PayloadError, match=r'GraphQL error: Cannot query field "extPassword"'):
+            await engine.run()
+        fake.fault = None
+        fake.reply["data"]["fetchAllExtensions"]["totalCount"] = 7
+        with pytest.raises(PayloadError, match="totalCount is 7 but 3 extensions came"):
+            await engine.run()
+        assert fake.tokens  # a token was fetched with the client credentials each time
+
+
+async def test_file_source_is_diffed_by_content(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "phones.csv"
+    path.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in PASSWORDS.items()))
+    engine = engine_for(store, {"source": "file", "file": str(path)})
+    assert (await engine.run()).added == 3
+    assert (await engine.run()).unchanged
+    path.write_text("number,password\n2001,short\n")
+    with pytest.raises(PayloadError, match=r"line 2: password = \*\*\*"):
+        await engine.run()
+    assert len(store.mirror_rows("file")) == 3

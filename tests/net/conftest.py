@@ -1,0 +1,67 @@
+"""A branch office in network namespaces (needs root, as CI has): real outages, real phones."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.lab.branch import BranchLab
+from gateway.lab.netns import inside
+from gateway.lab.phones import Phone, SipEndpoint
+from tests.conftest import PASSWORDS
+
+_tags = itertools.count()
+
+
+@pytest.fixture
+def make_branch(tmp_path: Path) -> Iterator[Callable[..., BranchLab]]:
+    """Build and start a branch lab with the given health settings; removed after the test."""
+    labs: list[BranchLab] = []
+
+    def make(**health: Any) -> BranchLab:
+        lab = BranchLab(tmp_path / f"lab{len(labs)}", f"{os.getpid() % 1000}{next(_tags) % 100}", PASSWORDS, health)
+        labs.append(lab)
+        lab.start()
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.close()
+
+
+@pytest.fixture
+def in_phones_ns(sip_endpoint: SipEndpoint) -> Iterator[Callable[[BranchLab], None]]:
+    """Move this thread into the lab's phone namespace (pjsua2 opens its sockets there)."""
+    stack: list[Any] = []
+
+    def enter(lab: BranchLab) -> None:
+        context = inside(lab.topology.ns["ph"])
+        context.__enter__()
+        stack.append(context)
+
+    yield enter
+    sip_endpoint.ep.hangupAllCalls()
+    sip_endpoint.pump(100)
+    for phone in sip_endpoint.phones:
+        phone.shutdown()
+    sip_endpoint.phones.clear()
+    while stack:
+        stack.pop().__exit__(None, None, None)
+
+
+def lab_phone(ep: SipEndpoint, lab: BranchLab, user: str) -> Phone:
+    """A phone on the branch LAN, registering to the cloud with Lifeline as outbound proxy."""
+    a = lab.addr
+    return ep.phone(
+        user,
+        PASSWORDS[user],
+        domain=a.cloud,
+        registrar=f"sip:{a.cloud}:5060",
+        proxy=f"sip:{a.branch_lan}:5060;lr",
+        host=a.phone,
+    )

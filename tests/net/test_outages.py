@@ -1,0 +1,151 @@
+"""Real outages between a branch and its cloud: failover, failback, diagnosis, alerts, restarts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from gateway.lab.branch import BranchLab
+from gateway.lab.phones import PhoneCall, SipEndpoint
+from tests.net.conftest import lab_phone
+
+
+def connect(ep: SipEndpoint, caller: PhoneCall, callee_incoming: Callable[[], PhoneCall]) -> PhoneCall:
+    incoming = callee_incoming()
+    incoming.answer_with(200)
+    ep.wait_for(lambda: caller.state == "CONFIRMED" and incoming.state == "CONFIRMED", 15, "call confirmed")
+    return incoming
+
+
+def rtp_flows(ep: SipEndpoint, a: PhoneCall, b: PhoneCall) -> None:
+    ra, rb = a.rtp_packets()[0], b.rtp_packets()[0]
+    ep.wait_for(lambda: a.rtp_packets()[0] > ra + 10 and b.rtp_packets()[0] > rb + 10, 10, "RTP both ways")
+
+
+def probe_samples(lab: BranchLab) -> int:
+    return int(lab.status()["health"]["probes"]["cloud-sip"]["samples"])
+
+
+def wait_where(lab: BranchLab, where: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lab.status()["health"]["where"] == where:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"diagnosis never became {where}: {lab.status()['health']}")
+
+
+def test_hard_cut_fails_over_phones_keep_calling_and_failback_waits_for_hold_down(
+    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+) -> None:
+    lab = make_branch(hold_down_s=5)
+    in_phones_ns(lab)
+    ep = sip_endpoint
+    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
+    assert alice.register() == 200 and bob.register() == 200
+
+    lab.topology.outage("all")
+    lab.wait_mode("survival", 20)
+    wait_where(lab, "wan")
+    call = alice.call("1002")
+    incoming = connect(ep, call, bob.ringing_call)
+    rtp_flows(ep, call, incoming)
+    call.hang_up()
+    ep.wait_for(lambda: incoming.state == "DISCONNECTED", 10, "bob sees the hang-up")
+
+    lab.topology.restore()
+    lab.wait_mode("normal", 40)
+    events = {e["new"]: e for e in lab.mode_events()}
+    assert events["normal"]["ts"] - events["recovering"]["ts"] >= 5.0
+    assert "4 probes in a row unanswered" in events["survival"]["reason"]
+    assert events["survival"]["evidence"]["where"] == "wan"
+    # The failover alert waited out the outage and went out once the WAN was back.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(lab.hooks()) < 3:
+        time.sleep(0.2)
+    sent = [json.loads(h["body"])["data"]["new"] for h in lab.hooks()]
+    assert sent[:3] == ["survival", "recovering", "normal"], lab.lifeline.log_path.read_text()[-5000:]
+    for hook in lab.hooks():
+        headers = {k.lower(): v for k, v in hook["headers"].items()}
+        assert headers["webhook-signature"].startswith("v1,") and headers["webhook-id"].startswith("msg_")
+
+
+def test_only_lost_sip_fails_over_and_the_status_says_which_part_broke(
+    make_branch: Callable[..., BranchLab],
+) -> None:
+    lab = make_branch(hold_down_s=1)
+    lab.topology.outage("api")
+    wait_where(lab, "cloud_api")
+    start = probe_samples(lab)
+    while probe_samples(lab) < min(start + 10, 20):  # ten more SIP probes, all answered
+        time.sleep(0.2)
+    assert lab.status()["mode"]["mode"] == "normal"
+
+    lab.topology.outage("dns")
+    wait_where(lab, "dns")
+    assert lab.status()["mode"]["mode"] == "normal"
+
+    lab.topology.outage("sip")
+    lab.wait_mode("survival", 20)
+    wait_where(lab, "cloud_sip")
+
+
+def test_a_call_set_up_in_survival_survives_failback(
+    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+) -> None:
+    lab = make_branch(hold_down_s=2)
+    in_phones_ns(lab)
+    ep = sip_endpoint
+    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
+    assert alice.register() == 200 and bob.register() == 200
+    lab.topology.outage("all")
+    lab.wait_mode("survival", 20)
+    call = alice.call("1002")
+    incoming = connect(ep, call, bob.ringing_call)
+    lab.topology.restore()
+    lab.wait_mode("normal", 30)
+    rtp_flows(ep, call, incoming)
+    assert call.state == "CONFIRMED" and incoming.state == "CONFIRMED"
+    call.hold()  # an in-dialog request after failback still reaches bob
+    ep.wait_for(lambda: incoming.media_status != call.media_status or call.media_status != 1, 10, "hold seen")
+    incoming.hang_up()
+    ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "alice sees bob hang up")
+    assert call.record.last_code in (200, 0) or call.record.last_reason
+
+
+def test_a_restart_during_an_outage_resumes_in_survival_at_once(
+    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+) -> None:
+    lab = make_branch(hold_down_s=1)
+    in_phones_ns(lab)
+    ep = sip_endpoint
+    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
+    assert alice.register() == 200 and bob.register() == 200
+    lab.topology.outage("all")
+    lab.wait_mode("survival", 20)
+    assert lab.lifeline is not None
+    assert lab.lifeline.stop() == 0
+    first = lab.lifeline.start()
+    assert first["mode"]["mode"] == "survival"
+    # The restarted Kamailio lost its bindings; the phones' next refresh is served locally at once.
+    assert alice.register() == 200 and bob.register() == 200
+    call = alice.call("1002")
+    connect(ep, call, bob.ringing_call)
+
+
+def test_the_first_invite_after_a_cut_connects_before_detection(
+    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+) -> None:
+    # Detection made slow on purpose, so that only the per-request fallback can connect this call.
+    lab = make_branch(fail_after_misses=100, window_loss=1.0)
+    in_phones_ns(lab)
+    ep = sip_endpoint
+    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
+    assert alice.register() == 200 and bob.register() == 200
+    lab.topology.outage("all")
+    call = alice.call("1002")
+    connect(ep, call, bob.ringing_call)
+    assert lab.status()["mode"]["mode"] in ("normal", "suspect")
+    assert lab.lifeline is not None
+    assert "serving 1002 locally" in lab.lifeline.log_path.read_text()
