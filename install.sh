@@ -307,6 +307,14 @@ ensure_packages() {
 
 # Lifeline runs its own Kamailio as a child; the Debian package's system service must not hold port 5060.
 disable_system_kamailio() {
+    if [[ -z $ROOT ]] && ! systemd_running && command -v systemctl >/dev/null 2>&1 &&
+        systemctl is-enabled --quiet kamailio.service 2>/dev/null; then
+        # An image built in a chroot (or a container): the package enabled its service for the next boot.
+        say "kamailio system service: disabling (Lifeline runs its own Kamailio)"
+        as_root systemctl disable kamailio.service
+        CHANGED=1
+        return 0
+    fi
     if ! systemd_running; then
         say "kamailio system service: systemd is not running, nothing to do"
         return 0

@@ -249,6 +249,72 @@ class CdrConfig(_Section):
     csv: CdrCsvConfig | None = None
 
 
+class TrunkModemConfig(_Section):
+    """One USB modem of the trunk, found by its by-id name or USB id (never by ttyUSBn)."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    family: Literal["quectel", "simcom", "huawei", "v253"]
+    match: str = Field("", description="text in its /dev/serial/by-id names (IMEI, serial) that picks this modem")
+    find_by: Literal["by-id", "usb"] = "by-id"
+    by_id_dir: Path = Field(Path("/dev/serial/by-id"), description="where the by-id links are (the lab's simulator)")
+    sim_pin_file: Path | None = Field(None, description="file holding the SIM PIN (mode 0600); the PIN is never logged")
+    sim_pin_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable with the PIN")
+
+
+TrunkReach = Literal["emergency", "national", "international"]
+
+
+class TrunkConfig(_Section):
+    """The GSM/LTE/analog trunk: modems, the agent's extension, dial plan and call policy."""
+
+    modems: tuple[TrunkModemConfig, ...] = ()
+    extension: str | None = Field(None, description="the extension the trunk agent registers as (imported like a phone)")
+    country: str = Field("DE", description="ISO code: national number format and emergency numbers")
+    emergency_numbers: tuple[str, ...] = Field((), description="extra emergency numbers (112 and the country's built in)")
+    blocked_prefixes: tuple[str, ...] = Field((), description="E.164 prefixes nobody may call, e.g. +4919")
+    allow_premium: bool = False
+    default_reach: TrunkReach = "national"
+    reach: dict[str, TrunkReach] = Field(default_factory=dict, description="per extension: how far it may call")
+    daily_minutes: int | None = Field(None, ge=0, description="trunk minutes a day for non-emergency calls")
+    ring_group: tuple[str, ...] = Field((), description="extensions that ring (in parallel) for incoming trunk calls")
+    sms_admins: tuple[str, ...] = Field((), description="E.164 numbers that get alert SMS")
+    call_timeout_s: float = Field(20.0, ge=10, le=120, description="ATD/ATA answer timeout; real modems take seconds")
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        from gateway.trunk.dialplan import COUNTRIES
+
+        if value.upper() not in COUNTRIES:
+            raise ValueError(f"unknown country (known: {', '.join(sorted(COUNTRIES))})")
+        return value.upper()
+
+    @field_validator("blocked_prefixes", "sms_admins")
+    @classmethod
+    def _e164(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(r"\+[0-9]{1,15}", item):
+                raise ValueError(f"{item!r} is not in E.164 form (+ and digits)")
+        return value
+
+    @field_validator("emergency_numbers")
+    @classmethod
+    def _short_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(r"[0-9]{2,8}", item):
+                raise ValueError(f"{item!r} is not an emergency short code (2 to 8 digits)")
+        return value
+
+    @model_validator(mode="after")
+    def _agent_extension(self) -> TrunkConfig:
+        if self.modems and not self.extension:
+            raise ValueError("trunk.extension is required when trunk.modems are configured")
+        names = [m.name for m in self.modems]
+        if len(set(names)) != len(names):
+            raise ValueError(f"trunk.modems names must be unique, got {names}")
+        return self
+
+
 class Config(_Section):
     """The whole validated configuration."""
 
@@ -263,6 +329,7 @@ class Config(_Section):
     hardware: HardwareConfig = HardwareConfig()
     mirror: MirrorConfig = MirrorConfig()
     cdr: CdrConfig = CdrConfig()
+    trunk: TrunkConfig = TrunkConfig()
 
     @property
     def data_dir(self) -> Path:

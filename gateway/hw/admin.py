@@ -66,8 +66,14 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def reset_admin_password(store: Store, console: Console, by: str) -> None:
-    """Store a new admin password's hash and show the password on the console only."""
+    """Make a new admin password, show it on the console only, then store its hash."""
     password = new_password()
-    store.set_state(STATE_KEY, {"hash": hash_password(password), "set_at": time.time(), "by": by})
-    store.add_event("admin", f"admin password reset ({by})")
+    digest = hash_password(password)
+    # The console first: if nobody can see the new password, the old one must stay in force.
     console.show(f"\r\n*** Lifeline: the admin password was reset ({by}). New password: {password} ***\r\n")
+    try:
+        store.set_state(STATE_KEY, {"hash": digest, "set_at": time.time(), "by": by})
+    except Exception:
+        console.show("\r\n*** Lifeline: could not save it; the old admin password stays in force ***\r\n")
+        raise
+    store.add_event("admin", f"admin password reset ({by})")

@@ -43,7 +43,7 @@ class Timeouts:
     """How long to wait for things (seconds). Tests shrink them; ATD/ATA stay generous."""
 
     command: float = 5.0
-    call: float = 20.0  # ATD/ATA: real modems take seconds, a short timeout causes reset loops
+    call: float = 20.0  # ATD/ATA/SMS: real modems take seconds; a short timeout causes reset loops (≥ 10 s)
     boot: float = 30.0  # from ports appearing to AT → OK
     port_drop: float = 15.0  # from AT+CFUN=1,1 → OK to the port going away
     reenumerate: float = 60.0  # from the port going away to it coming back
@@ -54,8 +54,10 @@ class Timeouts:
     def for_command(self, command: str) -> float:
         """The timeout of one command: long for dialling, answering and SMS."""
         upper = command.upper()
-        if upper.startswith(("ATD", "ATA", "AT+CMGS", "AT+COPS=", "AT+CFUN=")):
-            return max(self.call, 10.0)
+        if upper.startswith(("ATD", "ATA", "AT+CMGS", "AT+COPS=")):
+            return self.call
+        if upper.startswith(("AT+CFUN=", "AT+CRESET")):
+            return self.port_drop
         return self.command
 
     def scaled(self, factor: float) -> Timeouts:

@@ -172,7 +172,9 @@ async def test_short_press_lights_every_led_for_a_lamp_test(rig: Rig) -> None:
     await press(rig, 0.1)
     await wait_for(lambda: all(led.state for led in others), 2, "lamp test")
     await wait_for(lambda: not any(led.state for led in others), 4, "back to the live status")
-    assert rig.mode.status().override is Override.AUTO or rig.mode.mode is Mode.SURVIVAL
+    # Only a look: no drill, the override set by hand stays, no password reset.
+    assert not rig.hw.drill_active and rig.mode.status().override is Override.SURVIVAL
+    assert rig.console.read_text() == ""
 
 
 async def test_hold_past_drill_time_starts_a_drill_that_returns_by_itself(tmp_path: Path) -> None:
@@ -222,3 +224,13 @@ async def test_ten_second_hold_resets_the_admin_password_on_the_console_only(rig
     assert not verify_password(password + "x", stored["hash"])
     assert password not in str(rig.store.recent_events(10))
     assert rig.mode.mode is Mode.NORMAL  # no drill either
+
+
+def test_password_reset_changes_nothing_when_the_console_cannot_be_written(tmp_path: Path) -> None:
+    store = Store(tmp_path / "lifeline.db")
+    try:
+        with pytest.raises(OSError):
+            reset_admin_password(store, TtyConsole(tmp_path / "no" / "tty"), "test")
+        assert store.get_state(STATE_KEY, None) is None
+    finally:
+        store.close()

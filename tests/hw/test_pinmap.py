@@ -80,3 +80,16 @@ def test_no_pin_number_is_written_in_the_python_code() -> None:
         if literal.search(line)
     ]
     assert offenders == []
+
+
+def test_wiring_diagram_is_drawn_from_the_current_pin_map() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "hardware/wiring.py"), "--check"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    svg = (ROOT / "hardware/wiring.svg").read_text()
+    for ref in load(DEFAULT_PINMAP).assignments().values():
+        assert f"{ref.pin} · pin {ref.physical}" in svg

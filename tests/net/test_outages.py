@@ -149,3 +149,35 @@ def test_the_first_invite_after_a_cut_connects_before_detection(
     assert lab.status()["mode"]["mode"] in ("normal", "suspect")
     assert lab.lifeline is not None
     assert "serving 1002 locally" in lab.lifeline.log_path.read_text()
+
+
+def test_ten_percent_loss_for_a_minute_does_not_fail_over(make_branch: Callable[..., BranchLab]) -> None:
+    lab = make_branch()  # the defaults
+    lab.topology.outage("loss:10")
+    started = time.monotonic()
+    while time.monotonic() - started < 60:
+        assert lab.status()["mode"]["mode"] in ("normal", "suspect"), lab.mode_events()
+        time.sleep(1)
+    lab.topology.restore()
+    assert not [e for e in lab.mode_events() if e["new"] == "survival"]
+
+
+def test_flapping_every_five_seconds_fails_over_once_and_does_not_oscillate(
+    make_branch: Callable[..., BranchLab],
+) -> None:
+    lab = make_branch()  # the defaults: 60 s hold-down
+    started = time.monotonic()
+    cut = False
+    while time.monotonic() - started < 60:
+        cut = not cut
+        if cut:
+            lab.topology.outage("all")
+        else:
+            lab.topology.restore()
+        time.sleep(5)
+    lab.topology.restore()
+    events = lab.mode_events()
+    failovers = [e for e in events if e["new"] == "survival" and e["old"] in ("normal", "suspect")]
+    assert len(failovers) == 1, events
+    assert not [e for e in events if e["new"] == "normal" and e["old"] == "recovering"], events
+    assert any("flap" in e["reason"] for e in events), events  # each relapse lengthened the hold-down

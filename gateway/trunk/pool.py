@@ -1,0 +1,85 @@
+"""Several modems as one trunk: least busy first, failed ones skipped, emergencies take a busy one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from gateway.trunk.driver import LinkState
+
+log = structlog.get_logger("trunk.pool")
+
+
+class PoolMember(Protocol):
+    """What the pool needs to know about a modem (the driver's Modem, or a test double)."""
+
+    name: str
+
+    @property
+    def link(self) -> LinkState:
+        """The modem's link state."""
+        ...
+
+    @property
+    def busy(self) -> bool:
+        """Whether it carries (or sets up) a call."""
+        ...
+
+    @property
+    def emergency_call(self) -> bool:
+        """Whether its current call is an emergency call."""
+        ...
+
+    @property
+    def seconds_today(self) -> float:
+        """Call seconds carried today (spreads the load and the bills)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The modem to use; `preempt` when its current (non-emergency) call must end first."""
+
+    member: PoolMember
+    preempt: bool = False
+
+
+class NoModemError(Exception):
+    """No modem can take the call; `status`/`reason` are the SIP answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+# A modem with a working port but no full service can still place emergency calls (limited service).
+_EMERGENCY_CAPABLE = (LinkState.READY, LinkState.REGISTERING, LinkState.SIM)
+
+
+class ModemPool:
+    """Picks a modem for each outgoing call."""
+
+    def __init__(self, members: list[PoolMember]) -> None:
+        self.members = members
+
+    def pick(self, emergency: bool = False) -> Choice:
+        """The least busy ready modem; NoModemError(486/503) when there is none."""
+        ready = [m for m in self.members if m.link is LinkState.READY]
+        idle = sorted((m for m in ready if not m.busy), key=lambda m: (m.seconds_today, m.name))
+        if idle:
+            return Choice(idle[0])
+        if emergency:
+            limited = [m for m in self.members if m.link in _EMERGENCY_CAPABLE and not m.busy]
+            if limited:
+                return Choice(limited[0])
+            victims = sorted((m for m in ready if not m.emergency_call), key=lambda m: m.name)
+            if victims:
+                log.warning("emergency call takes a busy modem", modem=victims[0].name)
+                return Choice(victims[0], preempt=True)
+        if ready:
+            raise NoModemError(486, "All trunk lines busy")
+        failed = ", ".join(f"{m.name}: {m.link.value}" for m in self.members) or "none configured"
+        raise NoModemError(503, f"No trunk line available ({failed})")
