@@ -30,6 +30,7 @@ from gateway.mirror.sources import build_source
 from gateway.sip.render import free_port, resolve_cloud_host
 from gateway.sip.supervisor import KamailioState, KamailioSupervisor
 from gateway.store import Store
+from gateway.trunk.supervisor import SmsChannel, TrunkSupervisor
 from gateway.web.api import add_mirror_routes, build_api
 
 log = structlog.get_logger("app")
@@ -48,7 +49,12 @@ class App:
         self.mode = ModeController(self.store, FailoverPolicy(config.health))
         sip_probe, other_probes = build_probes(config)
         self.health = HealthMonitor(config, self.mode, sip_probe, other_probes)
-        self.alerts = AlertQueue(self.store, _alert_channels(config), config.alerts.retry_max_s)
+        # The GSM/LTE/analog trunk: its agent runs as a child process; alerts also go out as SMS.
+        self.trunk = TrunkSupervisor(config, config_path, self.store) if config.trunk.modems else None
+        channels = _alert_channels(config)
+        if self.trunk is not None and config.trunk.sms_admins:
+            channels.append(SmsChannel(self.trunk, config.trunk.sms_admins))
+        self.alerts = AlertQueue(self.store, channels, config.alerts.retry_max_s)
         self.port = config.sip.port or free_port(config.sip.listen)
         self.kamailio: KamailioSupervisor | None = None
         self._runner: web.AppRunner | None = None
@@ -94,6 +100,7 @@ class App:
             "extensions": await asyncio.to_thread(self.store.count_extensions),
             "mirror": await self.mirror.status(),
             "cdr": await self.cdr.status(),
+            "trunk": await self.trunk.status() if self.trunk is not None else None,
             "paths": {
                 "config": str(self.config_path) if self.config_path else None,
                 "database": str(self.config.db_path),
@@ -124,6 +131,11 @@ class App:
         for number in numbers:
             with contextlib.suppress(RpcError):  # no binding: nothing to drop
                 await self.kamailio.rpc.call("ul.rm", "location", number)
+
+    async def _on_sms(self, message: dict[str, Any]) -> None:
+        # An SMS to the trunk's SIM: administrators see it through the alert channels (webhook).
+        summary = f"SMS to the trunk from {message.get('sender') or 'unknown'}: {message.get('text', '')}"
+        await self.alerts.raise_alert(Alert.new("sms.received", {**message, "summary": summary}))
 
     async def _on_mirror_event(self, event: str, data: dict[str, Any]) -> None:
         summary = f"Lifeline directory mirror {event.removeprefix('mirror_')}: {data}"
@@ -167,6 +179,9 @@ class App:
         # Kamailio reads the CDR settings from the store when it starts.
         await asyncio.to_thread(self.cdr.prepare)
         await self.kamailio.start()
+        if self.trunk is not None:
+            self.trunk.on_sms = self._on_sms
+            await self.trunk.start(self.port, self.kamailio.rpc.call)
         await self.alerts.start()
         await self.health.start()
         api = build_api(self.status, self.mode.set_override)
@@ -213,6 +228,8 @@ class App:
         await self.alerts.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.trunk is not None:
+            await self.trunk.stop()
         if self.kamailio is not None:
             await self.kamailio.stop()
         self.store.close()

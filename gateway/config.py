@@ -258,7 +258,9 @@ class TrunkModemConfig(_Section):
     find_by: Literal["by-id", "usb"] = "by-id"
     by_id_dir: Path = Field(Path("/dev/serial/by-id"), description="where the by-id links are (the lab's simulator)")
     sim_pin_file: Path | None = Field(None, description="file holding the SIM PIN (mode 0600); the PIN is never logged")
-    sim_pin_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable with the PIN")
+    sim_pin_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable with the PIN"
+    )
 
 
 TrunkReach = Literal["emergency", "national", "international"]
@@ -268,9 +270,13 @@ class TrunkConfig(_Section):
     """The GSM/LTE/analog trunk: modems, the agent's extension, dial plan and call policy."""
 
     modems: tuple[TrunkModemConfig, ...] = ()
-    extension: str | None = Field(None, description="the extension the trunk agent registers as (imported like a phone)")
+    extension: str | None = Field(
+        None, description="the extension the trunk agent registers as (imported like a phone)"
+    )
     country: str = Field("DE", description="ISO code: national number format and emergency numbers")
-    emergency_numbers: tuple[str, ...] = Field((), description="extra emergency numbers (112 and the country's built in)")
+    emergency_numbers: tuple[str, ...] = Field(
+        (), description="extra emergency numbers (112 and the country's built in)"
+    )
     blocked_prefixes: tuple[str, ...] = Field((), description="E.164 prefixes nobody may call, e.g. +4919")
     allow_premium: bool = False
     default_reach: TrunkReach = "national"

@@ -27,6 +27,18 @@ CREATE VIEW IF NOT EXISTS subscriber AS
 SELECT auth_user AS username, realm AS domain, ha1, ha1_sha256, number
 FROM extensions
 """
+# Ring groups as Kamailio's GROUP route reads them: members as one comma-separated string.
+GROUPS_VIEW = """
+CREATE VIEW IF NOT EXISTS kamailio_groups AS
+SELECT g.number AS number, (SELECT group_concat(value, ',') FROM json_each(g.members)) AS members
+FROM ring_groups g
+"""
+# The same rows keyed by extension number: "is this number one of ours?" for 404 versus 480.
+NUMBERS_VIEW = """
+CREATE VIEW IF NOT EXISTS numbers AS
+SELECT number AS username, realm AS domain, ha1, ha1_sha256, number
+FROM extensions
+"""
 
 
 class Store:
@@ -91,6 +103,7 @@ class Store:
             )
             self.db.table("alerts").create_index(["delivered_at", "next_at"], if_not_exists=True)
             self.db.execute(SUBSCRIBER_VIEW)
+            self.db.execute(NUMBERS_VIEW)
             for statement in CDR_SCHEMA:
                 self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -108,6 +121,7 @@ class Store:
             not_null={"members", "source"},
             if_not_exists=True,
         )
+        self.db.execute(GROUPS_VIEW)
 
     def close(self) -> None:
         """Close the connection."""

@@ -273,16 +273,19 @@ class Capture:
         if event.method == "BYE":
             rows = _rows(
                 conn.execute(
-                    "SELECT * FROM cdrs WHERE call_id = ? AND state = 'open' AND answer_ts IS NOT NULL", [event.call_id]
+                    "SELECT * FROM cdrs WHERE call_id = ? AND state = 'open' ORDER BY seq LIMIT 1", [event.call_id]
                 )
             )
             if not rows:
                 return 0
             cdr = rows[0]
             who = "caller" if event.from_tag == cdr["from_tag"] else "callee"
-            return self._finish(
-                conn, cdr, self._stamp(event.time), Disposition.ANSWERED, cdr["sip_code"] or 200, f"{who} hung up"
-            )
+            cause = f"{who} hung up"
+            if cdr["answer_ts"] is None:
+                # Only a confirmed dialog has a BYE: the 200 passed while Kamailio restarted
+                # (answered statelessly), so the call was answered at a time nobody saw.
+                cause += "; answer not seen"
+            return self._finish(conn, cdr, self._stamp(event.time), Disposition.ANSWERED, cdr["sip_code"] or 200, cause)
         return 0
 
     # --- housekeeping -----------------------------------------------------------------------

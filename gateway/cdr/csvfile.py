@@ -98,21 +98,27 @@ def write_durably(path: Path, text: str) -> None:
 
 
 class CsvDirectorySink:
-    """Writes each batch as one Master.csv-format file named by its idempotency key; a retry rewrites the same file."""
+    """Writes each batch as one Master.csv-format file named by its first record; a retry replaces that file.
+
+    A batch is settled as a whole, so after a crash the next batch starts at the same record as the
+    file left unsettled: naming the file by that record (not by the batch's key, which changes when
+    more records have become pending meanwhile) makes the rewrite replace it instead of duplicating
+    its records in a second file.
+    """
 
     def __init__(self, directory: Path, name: str = "csv") -> None:
         self.name = name
         self.directory = directory
 
-    def _write(self, batch: Sequence[CdrRecord], key: str) -> None:
+    def _write(self, batch: Sequence[CdrRecord]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"cdr-{batch[0].seq:012d}-{key[:12]}.csv"
+        path = self.directory / f"cdr-{batch[0].seq:012d}.csv"
         write_durably(path, master_csv(batch))
 
     async def push(self, batch: Sequence[CdrRecord], idempotency_key: str) -> list[Ack]:
         """Write the batch file durably; every record acked once it is on disk."""
         try:
-            await asyncio.to_thread(self._write, batch, idempotency_key)
+            await asyncio.to_thread(self._write, batch)
         except OSError as err:
             raise SinkError(f"{self.name}: {self.directory}: {err}") from err
         return [Ack(r.id, AckStatus.ACCEPTED) for r in batch]

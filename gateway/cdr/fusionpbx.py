@@ -33,6 +33,27 @@ HANGUP_CAUSES = {
 }
 
 
+# Q.850 cause values of those names (ITU-T Q.850 Table 1), FreeSWITCH's `hangup_cause_q850`.
+Q850_CODES = {
+    "UNALLOCATED_NUMBER": 1,
+    "NORMAL_CLEARING": 16,
+    "USER_BUSY": 17,
+    "NO_USER_RESPONSE": 18,
+    "CALL_REJECTED": 21,
+    "NORMAL_TEMPORARY_FAILURE": 41,
+    "RECOVERY_ON_TIMER_EXPIRE": 102,
+    "NORMAL_UNSPECIFIED": 31,
+    "ORIGINATOR_CANCEL": 487,  # FreeSWITCH's own code for a cancelled call
+}
+
+CALL_DIRECTIONS = {
+    Direction.INTERNAL: "local",
+    Direction.OUTBOUND: "outbound",
+    Direction.EMERGENCY: "outbound",
+    Direction.INBOUND: "inbound",
+}
+
+
 def hangup_cause(sip_code: int | None) -> str:
     """FreeSWITCH's hangup cause for a SIP final status."""
     if sip_code is None:
@@ -52,11 +73,16 @@ def freeswitch_xml(record: CdrRecord, domain: str) -> str:
     variables = ET.SubElement(cdr, "variables")
     direction = "outbound" if record.direction is Direction.INBOUND else "inbound"  # FreeSWITCH's a-leg view
     billsec = record.billable_s
+    talk_ms = (
+        0 if record.answer_ts is None or record.end_ts is None else round((record.end_ts - record.answer_ts) * 1000)
+    )
     values: dict[str, Any] = {
         "uuid": record.id,
         "call_uuid": record.id,
         "sip_call_id": record.call_id,
         "direction": direction,
+        # FusionPBX files the record under `call_direction` (inbound | outbound | local).
+        "call_direction": CALL_DIRECTIONS[record.direction],
         "domain_name": domain,
         "caller_id_name": record.from_ext or record.from_number,
         "caller_id_number": record.from_number,
@@ -71,8 +97,11 @@ def freeswitch_xml(record: CdrRecord, domain: str) -> str:
         "answer_uepoch": int((record.answer_ts or 0) * 1e6),
         "end_uepoch": int((record.end_ts or record.start_ts) * 1e6),
         "duration": round(record.duration_s),
+        "mduration": round(record.duration_s * 1000),
         "billsec": billsec,
+        "billmsec": max(0, talk_ms),
         "hangup_cause": hangup_cause(record.sip_code),
+        "hangup_cause_q850": Q850_CODES.get(hangup_cause(record.sip_code), 0),
         "sip_term_status": record.sip_code or "",
         "lifeline_disposition": record.disposition.value,
         "lifeline_mode": record.mode,
@@ -84,6 +113,8 @@ def freeswitch_xml(record: CdrRecord, domain: str) -> str:
     profile = ET.SubElement(callflow, "caller_profile")
     for key, value in (
         ("username", record.from_ext or ""),
+        ("context", domain),  # FusionPBX falls back to the context when domain_name is missing
+        ("caller_id_name", record.from_ext or record.from_number),
         ("caller_id_number", record.from_number),
         ("destination_number", record.to_number),
         ("uuid", record.id),

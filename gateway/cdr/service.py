@@ -156,7 +156,7 @@ class CdrService:
             try:
                 finals = await asyncio.to_thread(self.capture.step)
                 now = time.monotonic()
-                if now - last_sweep >= SWEEP_EVERY_S:
+                if now - last_sweep >= min(SWEEP_EVERY_S, self.config.ring_timeout_s / 2):
                     last_sweep = now
                     finals += await asyncio.to_thread(self.capture.sweep)
                     await asyncio.to_thread(self.capture.correct_clock)

@@ -76,8 +76,13 @@ def test_modem_ports_are_named_kept_from_modemmanager_and_given_to_dialout() -> 
     assigned = {(k, a, v) for rule in rules for k, a, op, v in rule if op in ("=", "+=", ":=")}
     assert ("ENV", "ID_MM_DEVICE_IGNORE", "1") in assigned
     assert ("GROUP", None, "dialout") in assigned
-    assert ("SYMLINK", None, "lifeline/imei-$env{LIFELINE_IMEI}-at") in assigned
-    assert ("IMPORT", "program", "/opt/lifeline/venv/bin/python -m gateway.hw.modemid $devnode") in assigned
+    imei_link = "lifeline/by-imei/usb-$env{LIFELINE_FAMILY}_$env{LIFELINE_IMEI}-if$env{ID_USB_INTERFACE_NUM}-port0"
+    assert ("SYMLINK", None, imei_link) in assigned
+    assert (
+        "IMPORT",
+        "program",
+        "/opt/lifeline/venv/bin/python -m gateway.hw.modemid %k $env{LIFELINE_AT_IF}",
+    ) in assigned
     assert ("GROUP", None, "gpio") in assigned
 
 
@@ -97,3 +102,50 @@ def test_modem_ports_are_named_kept_from_modemmanager_and_given_to_dialout() -> 
 def test_the_parser_rejects_what_udev_rejects(rule: str, problem: str) -> None:
     with pytest.raises(ValueError, match=re.escape(problem)):
         parse_rules(rule)
+
+
+def test_rules_know_every_modem_the_trunk_drives_with_the_same_interfaces() -> None:
+    from gateway.trunk.profiles import PROFILES
+
+    rules = parse_rules(RULES.read_text())
+    family_of: dict[tuple[int, int], str] = {}
+    ports: dict[tuple[str, int], str] = {}
+    for rule in rules:
+        match = {(k, a): v for k, a, op, v in rule if op == "=="}
+        assign = {(k, a): v for k, a, op, v in rule if op == "="}
+        if ("ATTRS", "idVendor") in match and ("ENV", "LIFELINE_FAMILY") in assign:
+            usb_id = (int(match[("ATTRS", "idVendor")], 16), int(match[("ATTRS", "idProduct")], 16))
+            family_of[usb_id] = assign[("ENV", "LIFELINE_FAMILY")]
+        if ("ENV", "ID_USB_INTERFACE_NUM") in match and ("ENV", "LIFELINE_PORT") in assign:
+            key = (match[("ENV", "LIFELINE_FAMILY")], int(match[("ENV", "ID_USB_INTERFACE_NUM")]))
+            ports[key] = assign[("ENV", "LIFELINE_PORT")]
+    for profile in PROFILES.values():
+        for usb_id in profile.usb_ids:
+            assert family_of.get(usb_id) == profile.family.value, (profile.family, hex(usb_id[0]), hex(usb_id[1]))
+        assert ports[(profile.family.value, profile.at_interface)] == "at"
+        if profile.audio_interface is not None:
+            assert ports[(profile.family.value, profile.audio_interface)] == "audio"
+
+
+def test_by_imei_names_are_found_by_the_trunks_port_finder(tmp_path: Path) -> None:
+    from gateway.trunk.ports import ByIdFinder
+    from gateway.trunk.profiles import PROFILES, Family
+
+    template = next(
+        v for rule in parse_rules(RULES.read_text()) for k, _, _, v in rule if k == "SYMLINK" and "by-imei" in v
+    )
+    imei = "490154203237518"
+    links = tmp_path / "lifeline"
+    for interface, device in (("01", "ttyUSB1"), ("02", "ttyUSB2"), ("03", "ttyUSB3")):
+        name = (
+            template.replace("$env{LIFELINE_FAMILY}", "quectel")
+            .replace("$env{LIFELINE_IMEI}", imei)
+            .replace("$env{ID_USB_INTERFACE_NUM}", interface)
+        )
+        (tmp_path / device).touch()
+        link = tmp_path / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(tmp_path / device)
+    ports = ByIdFinder(PROFILES[Family.QUECTEL], match=imei, directory=links / "by-imei").find()
+    assert ports is not None
+    assert (ports.at, ports.audio) == (str(tmp_path / "ttyUSB2"), str(tmp_path / "ttyUSB1"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 import threading
+from pathlib import Path
 
 import pytest
 
-from gateway.hw.modemid import luhn_ok, main, parse_imei, read_imei
+from gateway.hw.modemid import at_port_of, luhn_ok, main, parse_imei, read_imei
 
 IMEI = "490154203237518"  # the GSMA's example IMEI (valid check digit)
 
@@ -32,7 +33,17 @@ def test_bad_replies_say_what_is_wrong(reply: str, message: str) -> None:
     assert luhn_ok(IMEI) and not luhn_ok(IMEI[:-1] + "9")
 
 
-def test_asks_a_modem_on_a_tty(capsys: pytest.CaptureFixture[str]) -> None:
+def tty_class(tmp_path: Path, pty: str) -> Path:
+    """A /sys/class/tty where the pty looks like a cdc-acm modem's only interface."""
+    interface = tmp_path / "devices/usb1/1-1/1-1:1.0"
+    (interface / "tty" / Path(pty).name).mkdir(parents=True)
+    cls = tmp_path / "class/tty" / Path(pty).name
+    cls.mkdir(parents=True)
+    (cls / "device").symlink_to(interface)
+    return tmp_path / "class/tty"
+
+
+def test_asks_a_modem_on_a_tty(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     master, slave = os.openpty()
     path = os.ttyname(slave)
 
@@ -50,8 +61,29 @@ def test_asks_a_modem_on_a_tty(capsys: pytest.CaptureFixture[str]) -> None:
         thread.join(5)
         silent = threading.Thread(target=lambda: os.read(master, 64), daemon=True)
         silent.start()
-        assert main([path]) == 1  # nobody answers this time
+        assert main([Path(path).name, "0"], sys_class_tty=tty_class(tmp_path, path), dev=Path(path).parent) == 1
         assert "no answer to AT+CGSN" in capsys.readouterr().err
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_any_port_finds_its_modems_at_port_through_sysfs(tmp_path: Path) -> None:
+    # The shape of sysfs for an option/qcserial modem and for a cdc-acm one.
+    usb = tmp_path / "devices/usb1/1-1/1-1.3"
+    for number in range(4):
+        (usb / f"1-1.3:1.{number}" / f"ttyUSB{number}").mkdir(parents=True)
+    acm = tmp_path / "devices/usb1/1-1/1-1.4/1-1.4:1.0"
+    (acm / "tty/ttyACM0").mkdir(parents=True)
+    cls = tmp_path / "class/tty"
+    cls.mkdir(parents=True)
+    for number in range(4):
+        (cls / f"ttyUSB{number}").mkdir()
+        (cls / f"ttyUSB{number}" / "device").symlink_to(usb / f"1-1.3:1.{number}" / f"ttyUSB{number}")
+    (cls / "ttyACM0").mkdir()
+    (cls / "ttyACM0" / "device").symlink_to(acm)
+    assert at_port_of("ttyUSB1", 2, cls) == "ttyUSB2"  # the audio port asks through its sibling
+    assert at_port_of("ttyUSB2", 2, cls) == "ttyUSB2"
+    assert at_port_of("ttyACM0", 0, cls) == "ttyACM0"
+    with pytest.raises(ValueError, match="its USB device has no tty on interface 5"):
+        at_port_of("ttyUSB0", 5, cls)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
+from pathlib import Path
 
 import pjsua2 as pj
 import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phone_proc import PhoneProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from tests.conftest import CLOUD_HOST, PASSWORDS
 
@@ -183,3 +187,59 @@ def _fresh_phones(sip_endpoint: SipEndpoint) -> object:
     for phone in sip_endpoint.phones:
         phone.shutdown()
     sip_endpoint.phones.clear()
+
+
+def test_phones_whose_sip_user_is_not_their_number_are_reached_by_number(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess, tmp_path: Path
+) -> None:
+    # Kazoo and Wazo give devices SIP users like "user_k3x9"; people still dial the extension number.
+    extra = tmp_path / "devices.csv"
+    extra.write_text(
+        "number,password,auth_user\n2001,device-secret-2001,user_k3x9\n2002,device-secret-2002,user_q7w2\n"
+    )
+    lifeline.cli("extensions", "import", str(extra))
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
+    device = ep.phone("user_k3x9", "device-secret-2001", domain=CLOUD_HOST, registrar=uri, proxy=uri + ";lr")
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    assert device.register() == 200 and alice.register() == 200
+    call = alice.call("2001")
+    incoming = answer_and_confirm(ep, call, device)
+    incoming.hang_up()
+    ep.wait_for(lambda: call.state == "DISCONNECTED", what="alice to see the hang-up")
+    absent = alice.call("2002")  # a known number whose device is not registered
+    ep.wait_for(lambda: absent.state == "DISCONNECTED", what="the call to 2002 to fail")
+    assert absent.record.last_code == 480
+
+
+def test_a_ring_group_rings_its_members_at_once_and_the_first_answer_wins(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
+) -> None:
+    # The directory mirror delivered group 600 = {1002, 1003}; written as the mirror writes it.
+    with sqlite3.connect(lifeline.workdir / "data" / "lifeline.db") as db:
+        db.execute(
+            "INSERT INTO ring_groups (number, name, members, source, vendor_id) VALUES (?, ?, ?, ?, ?)",
+            ("600", "Reception", json.dumps(["1002", "1003"]), "test", "g600"),
+        )
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    alice, bob = phone_via_lifeline(ep, lifeline, cloud, "1001"), phone_via_lifeline(ep, lifeline, cloud, "1002")
+    assert alice.register() == 200 and bob.register() == 200
+    # Carol is a separate user agent (a process of her own) that answers after a moment.
+    proxy = f"sip:127.0.0.1:{lifeline.sip_port};lr"
+    carol = PhoneProcess(
+        "1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy, answer_after=0.5
+    )
+    try:
+        assert carol.wait("registered")["code"] == 200
+        call = alice.call("600")
+        bob_leg = bob.ringing_call()  # bob rings too, but does not pick up
+        ep.wait_for(lambda: carol.has("confirmed"), what="carol to answer the group call")
+        assert carol.has("ringing")
+        ep.wait_for(lambda: call.state == "CONFIRMED", what="alice to be connected to the group")
+        ep.wait_for(lambda: bob_leg.state == "DISCONNECTED", what="bob's phone to stop ringing")
+        call.hang_up()
+        ep.wait_for(lambda: carol.has("disconnected"), what="carol to see the hang-up")
+    finally:
+        carol.close()

@@ -38,7 +38,7 @@ def test_fast_and_slow_producers_neither_underrun_nor_grow() -> None:
         assert buf.fill <= 4 * 320
         # 300 ppm of 8000 samples/s for 120 s is 288 samples to absorb, one at a time.
         moved = stats.dropped_samples if ppm > 0 else stats.inserted_samples
-        assert 200 < moved < 400, (ppm, moved)
+        assert 200 < moved < 500, (ppm, moved)
         assert stats.latency_ms is not None and max(stats.latency_ms[50:]) < 80
 
 

@@ -1,0 +1,190 @@
+"""The daemon's side of the trunk: runs the agent process, restarts it, points Kamailio at it, SMS alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from gateway.config import Config
+from gateway.core.alerts import Alert, AlertDeliveryError
+from gateway.errors import LifelineError, RpcError
+from gateway.store import Store
+from gateway.trunk.errors import TrunkError
+
+log = structlog.get_logger("trunk.supervisor")
+
+RpcCall = Callable[..., Awaitable[Any]]
+
+
+class TrunkSupervisor:
+    """Keeps one trunk agent process running and Kamailio's $shv(trunk) pointing at its extension."""
+
+    def __init__(self, config: Config, config_path: Path | None, store: Store) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.store = store
+        self.sip_port = 0
+        self.rpc: RpcCall | None = None
+        self.socket = config.run_dir / "trunk.sock"
+        self.restarts = 0
+        self.pid: int | None = None
+        self.state = "stopped"
+        self.problem: str | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._inbox_seen = time.time()
+        self.on_sms: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+
+    def _credentials(self) -> tuple[str, str, str]:
+        extension = self.config.trunk.extension
+        column = "ha1" if self.config.sip.auth_algorithm == "MD5" else "ha1_sha256"
+        with self.store.read() as conn:
+            row = conn.execute(
+                f"SELECT auth_user, realm, {column} FROM extensions WHERE number = ?", [extension]
+            ).fetchone()
+        if row is not None:
+            return str(row[0]), str(row[1]), str(row[2])
+        raise TrunkError(f"trunk.extension = {extension!r}: no such extension (import it like a phone)")
+
+    async def start(self, sip_port: int, rpc: RpcCall | None) -> None:
+        """Start the agent (registering to Kamailio on sip_port) and keep it running."""
+        self.sip_port, self.rpc = sip_port, rpc
+        self._task = asyncio.create_task(self._run(), name="trunk-supervisor")
+
+    async def stop(self) -> None:
+        """Stop the agent (SIGTERM, then SIGKILL)."""
+        self._stopping = True
+        await self._terminate()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            async with asyncio.timeout(10):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                auth_user, realm, ha1 = await asyncio.to_thread(self._credentials)
+            except TrunkError as err:
+                self.state, self.problem = "failed", str(err)
+                log.error("trunk agent not started", error=str(err))
+                await asyncio.sleep(30)
+                continue
+            secrets = {
+                "sip_host": self.config.sip.listen if self.config.sip.listen != "0.0.0.0" else "127.0.0.1",
+                "sip_port": self.sip_port,
+                "auth_user": auth_user,
+                "realm": realm,
+                "ha1": ha1,
+                "control_socket": str(self.socket),
+            }
+            cmd = [sys.executable, "-m", "gateway.trunk.agent"]
+            if self.config_path is not None:
+                cmd += ["--config", str(self.config_path)]
+            self._proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE)
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(json.dumps(secrets).encode() + b"\n")
+            await self._proc.stdin.drain()
+            self._proc.stdin.close()
+            self.pid, self.state, self.problem = self._proc.pid, "running", None
+            log.info("trunk agent started", pid=self.pid, extension=self.config.trunk.extension)
+            watch = asyncio.create_task(self._watch())
+            code = await self._proc.wait()
+            watch.cancel()
+            if self._stopping:
+                break
+            self.restarts += 1
+            self.state = "restarting"
+            log.error("trunk agent exited; restarting", code=code, restarts=self.restarts)
+            await asyncio.sleep(min(30.0, 1.0 * self.restarts))
+
+    async def _watch(self) -> None:
+        # Kamailio forgets $shv(trunk) when it restarts: keep setting it; forward incoming SMS.
+        while True:
+            await self._point_kamailio()
+            await self._forward_inbox()
+            await asyncio.sleep(2.0)
+
+    async def _point_kamailio(self) -> None:
+        if self.rpc is None or not self.config.trunk.extension:
+            return
+        with contextlib.suppress(RpcError, LifelineError):
+            await self.rpc("pv.shvSet", "trunk", "str", self.config.trunk.extension)
+
+    async def _forward_inbox(self) -> None:
+        if self.on_sms is None:
+            return
+        with contextlib.suppress(TrunkError):
+            messages = await self.request("GET", f"/sms/inbox?since={self._inbox_seen}")
+            for message in messages:
+                self._inbox_seen = max(self._inbox_seen, float(message["received"]))
+                await self.on_sms(message)
+
+    async def request(self, method: str, path: str, body: Any = None, limit: float = 5.0) -> Any:
+        """Call the agent's control API over its unix socket."""
+        try:
+            connector = aiohttp.UnixConnector(path=str(self.socket))
+            async with (
+                aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=limit)) as session,
+                session.request(method, f"http://trunk{path}", json=body) as response,
+            ):
+                data = await response.json()
+                if response.status >= 400:
+                    raise TrunkError(f"trunk agent: {data.get('error', response.status)}")
+                return data
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            raise TrunkError(f"trunk agent unreachable: {err}") from err
+
+    async def status(self) -> dict[str, Any]:
+        """The agent's status, or why there is none."""
+        base = {"state": self.state, "pid": self.pid, "restarts": self.restarts, "problem": self.problem}
+        if self.state == "running":
+            with contextlib.suppress(TrunkError):
+                base.update(await self.request("GET", "/status", limit=2.0))
+        return base
+
+    async def send_sms(self, numbers: list[str], text: str) -> dict[str, str]:
+        """Send an SMS through the agent's modems."""
+        reply = await self.request("POST", "/sms", {"numbers": numbers, "text": text}, limit=60.0)
+        return dict(reply["results"])
+
+
+class SmsChannel:
+    """Alerts as SMS to the administrators' numbers, through the trunk."""
+
+    name = "sms"
+
+    def __init__(self, supervisor: TrunkSupervisor, numbers: tuple[str, ...]) -> None:
+        self.supervisor = supervisor
+        self.numbers = list(numbers)
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver to every number or raise AlertDeliveryError (the queue retries)."""
+        try:
+            results = await self.supervisor.send_sms(self.numbers, f"Lifeline: {alert.text()}"[:160])
+        except TrunkError as err:
+            raise AlertDeliveryError(str(err)) from err
+        failed = {n: r for n, r in results.items() if r != "sent"}
+        if failed:
+            raise AlertDeliveryError(f"SMS not sent: {failed}")

@@ -1,0 +1,201 @@
+"""End to end: phones → Lifeline's Kamailio (SURVIVAL) → trunk agent (own process) → simulated modem.
+
+Real parts throughout: the daemon and its Kamailio, the trunk agent process it supervises with
+pjsua2 and the driver, pjsua2 phones in this process, and the pty modem simulator on a thread.
+Audio is checked by frequency: the far end plays 1 kHz, the phone 2 kHz.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+import pytest
+
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.trunk import tones
+from gateway.trunk.profiles import Family
+from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim.thread import SimThread
+
+PASSWORDS = {"1001": "alice-trunk-1001", "1002": "bob-trunk-1002", "1009": "agent-trunk-1009"}
+CALLER = "+4915112345678"
+
+
+class RecordingCall(PhoneCall):
+    """A phone call that also records the DTMF digits it receives and can swap its tone."""
+
+    def __init__(self, phone: Phone, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(phone, call_id)
+        self.digits: list[str] = []
+        self.recorder: Any = None
+        self.own_tone: Any = None
+
+    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+        self.digits.append(str(prm.digit))
+
+    def play_and_record(self, freq: float, wav: Path) -> None:
+        """Replace the lab phone's 440 Hz with freq, and record what the phone hears."""
+        media = self.getAudioMedia(-1)
+        if self._tone is not None:
+            self._tone.stopTransmit(media)
+        tone = pj.ToneGenerator()
+        tone.createToneGenerator(8000, 1)
+        desc = pj.ToneDesc()
+        desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = int(freq), 0, 1000, 0
+        tones_ = pj.ToneDescVector()
+        tones_.append(desc)
+        tone.play(tones_, True)
+        tone.startTransmit(media)
+        self.own_tone = tone
+        recorder = pj.AudioMediaRecorder()
+        recorder.createRecorder(str(wav))
+        media.startTransmit(recorder)
+        self.recorder = recorder
+
+    def stop_media(self) -> None:
+        for thing in (self.own_tone, self.recorder):
+            if thing is not None:
+                thing.thisown = False
+
+
+def wav_pcm(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getframerate() == 8000 and wav.getsampwidth() == 2
+        return wav.readframes(wav.getnframes())
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimThread]:
+    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
+    thread = SimThread(SimConfig(Family.QUECTEL, time_scale=0.05, seed=3), tmp_path / "by-id", far)
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture
+def trunked(tmp_path: Path, sim: SimThread) -> Iterator[LifelineProcess]:
+    csv = tmp_path / "phones.csv"
+    csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in PASSWORDS.items()))
+    daemon = LifelineProcess(tmp_path / "lifeline", {"sip": {"listen": "127.0.0.1", "children": 2}})
+    with daemon.config_path.open("a") as toml:
+        toml.write(
+            '[trunk]\nextension = "1009"\nring_group = ["1001", "1002"]\ncountry = "DE"\n'
+            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{sim.sim.by_id_dir}"\n'
+        )
+    daemon.cli("extensions", "import", str(csv))
+    daemon.start()
+    daemon.set_mode("survival")
+    deadline = time.monotonic() + 30
+    trunk: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        trunk = daemon.status().get("trunk") or {}
+        modems = trunk.get("modems") or [{}]
+        if trunk.get("registered") == 200 and modems[0].get("state") == "ready":
+            break
+        time.sleep(0.2)
+    else:
+        daemon.stop()
+        raise AssertionError(
+            f"trunk never got ready: {json.dumps(trunk)[:1500]}\n{daemon.log_path.read_text()[-3000:]}"
+        )
+    yield daemon
+    daemon.stop()
+
+
+def phone(ep: SipEndpoint, lifeline: LifelineProcess, user: str) -> Phone:
+    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
+    p = ep.phone(user, PASSWORDS[user], domain="127.0.0.1", registrar=uri, proxy=uri + ";lr")
+    assert p.register() == 200
+    return p
+
+
+def dial(p: Phone, number: str) -> RecordingCall:
+    call = RecordingCall(p)
+    call.makeCall(f"sip:{number}@{p.domain}", pj.CallOpParam(True))
+    p.calls.append(call)
+    return call
+
+
+def test_outbound_call_audio_both_ways_dtmf_and_hangups(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, tmp_path: Path
+) -> None:
+    ep = sip_endpoint
+    alice = phone(ep, trunked, "1001")
+    call = dial(alice, "030 1234567".replace(" ", ""))
+    ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the far end to answer the trunk call")
+    assert "EARLY" in call.record.states  # 180 while the mobile side rang
+    assert sim.sim.far_end.dialled == ["+49301234567"]
+    ep.wait_for(lambda: call.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE, 10, "media")
+    wav = tmp_path / "alice.wav"
+    call.play_and_record(2000, wav)
+    heard_before = sim.call(lambda: len(sim.sim.far_end.heard))
+    ep.wait_for(
+        lambda: sim.call(lambda: len(sim.sim.far_end.heard)) > heard_before + 16000 * 2, 15, "two seconds of audio"
+    )
+    call.recorder.thisown = True
+    del call.recorder  # flush the WAV
+    call.recorder = None
+    ep.pump(50)
+    assert tones.dominant(wav_pcm(wav)[-8000:], (1000.0, 2000.0, 440.0)) == 1000.0
+    far_heard = sim.call(lambda: bytes(sim.sim.far_end.heard[-8000:]))
+    assert tones.dominant(far_heard, (1000.0, 2000.0, 440.0)) == 2000.0
+
+    call.dialDtmf("5")
+    ep.wait_for(lambda: sim.call(lambda: list(sim.sim.far_end.dtmf_received)) == ["5"], 10, "AT+VTS=5 at the modem")
+    sim.call(sim.sim.far_end_dtmf, "7")
+    ep.wait_for(lambda: call.digits == ["7"], 10, "the far end's 7 at the phone")
+
+    sim.call(sim.sim.hang_up_far_end)
+    ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the far end's hang-up to reach the phone")
+    call.stop_media()
+
+    # And the other way: the phone hangs up, the modem call ends.
+    again = dial(alice, "0301234567")
+    ep.wait_for(lambda: again.state == "CONFIRMED", 20, "the second call")
+    again.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+
+
+def test_inbound_call_rings_the_group_with_caller_id(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread
+) -> None:
+    ep = sip_endpoint
+    alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
+    sim.call(sim.sim.incoming_call, CALLER)
+    a, b = alice.ringing_call(15), bob.ringing_call(15)
+    assert CALLER in str(a.getInfo().remoteUri) and CALLER in str(b.getInfo().remoteUri)
+    b.answer_with(200)
+    ep.wait_for(lambda: b.state == "CONFIRMED", 10, "bob's answer to be confirmed")
+    ep.wait_for(lambda: a.state == "DISCONNECTED", 10, "alice to stop ringing")
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0), 10, "ATA")
+    b.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+
+
+def test_refusals_and_emergency_preemption(sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread) -> None:
+    ep = sip_endpoint
+    alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
+    abroad = dial(alice, "00442079460018")
+    ep.wait_for(lambda: abroad.state == "DISCONNECTED", 10, "the international call to be refused")
+    assert (abroad.record.last_code, abroad.record.last_reason) == (403, "International calls not allowed")
+
+    ordinary = dial(alice, "0301234567")
+    ep.wait_for(lambda: ordinary.state == "CONFIRMED", 20, "the ordinary call")
+    busy = dial(bob, "0309876543")
+    ep.wait_for(lambda: busy.state == "DISCONNECTED", 10, "the second call to find the line busy")
+    assert busy.record.last_code == 486
+
+    emergency = dial(bob, "112")
+    ep.wait_for(lambda: ordinary.state == "DISCONNECTED", 15, "the ordinary call to make way")
+    ep.wait_for(lambda: emergency.state == "CONFIRMED", 20, "the emergency call")
+    assert sim.call(lambda: list(sim.sim.far_end.dialled))[-1] == "112"
+    emergency.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the emergency call to end")
