@@ -28,8 +28,9 @@ readonly BOOT_DIR=/boot/firmware
 readonly PROVISION_FILE=$BOOT_DIR/lifeline.toml
 
 readonly RUNTIME_PACKAGES=(kamailio kamailio-sqlite-modules python3-venv sqlite3 nftables)
+# dnsmasq-base: the outage tests' DNS server inside a namespace (the binary only, no system service).
 readonly DEV_PACKAGES=(kamailio kamailio-sqlite-modules sip-tester nftables iproute2 sqlite3
-    python3-venv python3-dev build-essential shellcheck)
+    python3-venv python3-dev build-essential shellcheck dnsmasq-base)
 # Building pjproject + its SWIG binding on ARM (no pjsua2 wheel there); curl fetches the tarball.
 readonly PJ_BUILD_PACKAGES=(swig libasound2-dev libssl-dev libopus-dev pkg-config curl ca-certificates)
 

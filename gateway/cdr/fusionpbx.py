@@ -144,14 +144,14 @@ class FusionPbxSink:
         self.url = base_url.rstrip("/") + IMPORT_PATH
         self.domain = domain
         self.timeout_s = timeout_s
-        self._auth = aiohttp.BasicAuth(username, password)
+        self._auth = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._session: aiohttp.ClientSession | None = None
 
     async def _post(self, record: CdrRecord) -> Ack:
         assert self._session is not None
         form = {"uuid": f"a_{record.id}", "cdr": freeswitch_xml(record, self.domain)}
         try:
-            async with self._session.post(self.url, data=form, auth=self._auth) as resp:
+            async with self._session.post(self.url, data=form, headers=self._auth) as resp:
                 text = (await resp.read())[:200].decode(errors="replace")
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as err:

@@ -63,12 +63,17 @@ def write_kamailio_settings(store: Store, config: CdrConfig) -> None:
 
 
 def purge(store: Store, retention_days: float, now: float | None = None) -> int:
-    """Delete final records older than the retention that no sink still waits for; returns how many."""
+    """Delete records delivered to every sink longer than the retention ago; returns how many.
+
+    Undelivered records are never purged: pending or quarantined at any sink, or never queued at
+    all (captured while no sink was configured: a sink added later still gets them).
+    """
     cutoff = (now if now is not None else time.time()) - retention_days * 86400
     with store.write() as conn:
         cursor = conn.execute(
-            "DELETE FROM cdrs WHERE state = 'final' AND final_at < ? AND NOT EXISTS"
-            " (SELECT 1 FROM cdr_outbox o WHERE o.cdr_seq = cdrs.seq AND o.state != 'delivered')",
+            "DELETE FROM cdrs WHERE state = 'final' AND seq IN"
+            " (SELECT cdr_seq FROM cdr_outbox GROUP BY cdr_seq"
+            "  HAVING SUM(state != 'delivered') = 0 AND MAX(updated_at) < ?)",
             [cutoff],
         )
         conn.execute("DELETE FROM cdr_outbox WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE cdrs.seq = cdr_outbox.cdr_seq)")

@@ -19,6 +19,7 @@ from gateway.core.mode import Override
 from gateway.errors import ConfigError, DaemonUnreachableError, ImportRowsError, LifelineError
 from gateway.mirror.files import read_extensions_file
 from gateway.store import Store
+from gateway.trunk import cli as trunk_cli
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -74,6 +75,8 @@ def _print_status(data: dict[str, Any]) -> None:
         _print_health(data.get("health") or {}, mode.get("detected", mode["mode"]))
     print(f"extensions:    {data['extensions']}")
     print("\n".join(mirror_cmd.status_lines(data.get("mirror"))))
+    for line in trunk_cli.status_lines(data.get("trunk")):
+        print(line)
     for key, value in data["paths"].items():
         print(f"{key + ':':15}{value}")
 

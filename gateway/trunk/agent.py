@@ -55,7 +55,7 @@ SIP_FOR_END = {
     EndReason.UNREACHABLE: (503, "Mobile Network Unreachable"),
     EndReason.NORMAL: (480, "Temporarily Unavailable"),
     EndReason.MISSED: (487, "Request Terminated"),
-    EndReason.LOCAL: (503, "Call Preempted"),
+    EndReason.LOCAL: (503, "Trunk Line Lost"),  # the modem went away (we hang up answered calls ourselves)
 }
 
 

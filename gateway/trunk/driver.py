@@ -695,7 +695,8 @@ class Modem:
         """Send a text-mode SMS (AT+CMGF=1 is part of the init); CommandError if refused."""
         if self.state is not LinkState.READY:
             raise TrunkError(f"modem not ready ({self.state.value})")
-        body = text.encode("latin-1", errors="replace")[:160].replace(b"\x1a", b"?")
+        plain = text.translate(_SMS_PLAIN)  # the GSM alphabet has no arrows or typographic quotes
+        body = plain.encode("latin-1", errors="replace")[:160].replace(b"\x1a", b"?")
         command = f"AT+CMGS={at.quote(number)}"
         async with self._lock:  # the prompt and the text belong together: no command in between
             prompt = await self._exchange(command)
@@ -768,6 +769,11 @@ class Modem:
             return
         if self._audio is not None:
             self._audio.write_some(frame)
+
+
+_SMS_PLAIN = str.maketrans(
+    {"→": "->", "←": "<-", "–": "-", "—": "-", "“": '"', "”": '"', "‘": "'", "’": "'", "…": "..."}
+)
 
 
 def _first(reply: at.Reply) -> str | None:

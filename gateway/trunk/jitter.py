@@ -84,23 +84,28 @@ class DriftBuffer:
                 if len(self._buf) < self.target:
                     return bytes(size)
                 self._primed = True
+                excess = len(self._buf) - self.target
+                excess -= excess % 2
+                if excess > 0:  # frames that piled up while priming would only add latency
+                    self._take(excess)
             self._avg += (len(self._buf) - self._avg) * 0.02
             # A narrow band: the fill seen at pull time already swings by up to a frame as the
             # two clocks' phases slide past each other; the average must stay near the target.
             band = self.frame // 8
-            if self._avg > self.target + band and len(self._buf) >= size + 2:
-                out = self._take(size + 2)
-                mid = size // 2 - size // 2 % 2
-                out = out[:mid] + out[mid + 2 :]  # one sample fewer: catch up with a fast producer
-                self.stats.dropped_samples += 1
-                self._avg -= 2
+            error = self._avg - self.target
+            # One sample per pull for drift; more (up to 8) when a clock slip moved the fill a frame.
+            n = min(8, max(1, int(abs(error) / band)))
+            if error > band and len(self._buf) >= size + 2 * n:
+                out = self._take(size + 2 * n)
+                out = _drop_samples(out, n)  # catch up with a fast producer
+                self.stats.dropped_samples += n
+                self._avg -= 2 * n
                 return out
-            if self._avg < self.target - band and len(self._buf) >= size - 2 >= 2:
-                out = self._take(size - 2)
-                mid = len(out) // 2 - len(out) // 2 % 2
-                out = out[:mid] + out[mid - 2 : mid] + out[mid:]  # one sample repeated: wait for a slow one
-                self.stats.inserted_samples += 1
-                self._avg += 2
+            if error < -band and len(self._buf) >= size - 2 * n >= 2:
+                out = self._take(size - 2 * n)
+                out = _repeat_samples(out, n)  # wait for a slow producer
+                self.stats.inserted_samples += n
+                self._avg += 2 * n
                 return out
             if len(self._buf) < size:
                 self.stats.underruns += 1
@@ -131,3 +136,26 @@ class DriftBuffer:
             self._avg = float(self.target)
             self._arrivals.clear()
             self._in_pos = self._out_pos = 0
+
+
+def _drop_samples(pcm: bytes, n: int) -> bytes:
+    """Remove n samples spread evenly over the frame (S16LE)."""
+    samples = len(pcm) // 2
+    step = samples // (n + 1)
+    cut = {step * (k + 1) for k in range(n)}
+    return b"".join(pcm[2 * i : 2 * i + 2] for i in range(samples) if i not in cut)
+
+
+def _repeat_samples(pcm: bytes, n: int) -> bytes:
+    """Repeat n samples spread evenly over the frame (S16LE)."""
+    samples = len(pcm) // 2
+    step = max(1, samples // (n + 1))
+    dup = {step * (k + 1) for k in range(n)}
+    out = bytearray()
+    for i in range(samples):
+        out += pcm[2 * i : 2 * i + 2]
+        if i in dup:
+            out += pcm[2 * i : 2 * i + 2]
+    while len(out) < len(pcm) + 2 * n:  # a very short frame: pad by repeating the last sample
+        out += out[-2:]
+    return bytes(out)

@@ -10,9 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import uuid6
+
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.store import Store
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
 
 
@@ -74,3 +77,41 @@ def integrity_ok(db_path: Path) -> bool:
     """PRAGMA integrity_check of the store."""
     with sqlite3.connect(db_path) as db:
         return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+
+def add_record(store: Store, **fields: Any) -> int:
+    """Put one final record (answered 1001 → 1002 unless told otherwise) in the store; returns its seq."""
+    row: dict[str, Any] = {
+        "id": str(uuid6.uuid7()),
+        "call_id": f"{secrets.token_hex(6)}@lab",
+        "from_tag": "t",
+        "state": "final",
+        "start_ts": 1_764_064_800.0,
+        "answer_ts": 1_764_064_804.5,
+        "end_ts": 1_764_064_865.2,
+        "clock_source": "ntp",
+        "from_number": "1001",
+        "to_number": "1002",
+        "from_ext": "1001",
+        "to_ext": "1002",
+        "direction": "internal",
+        "disposition": "answered",
+        "sip_code": 200,
+        "hangup_cause": "caller hung up",
+        "mode": "survival",
+        "final_at": time.time(),
+    }
+    row.update(fields)
+    with store.write() as conn:
+        cursor = conn.execute(
+            f"INSERT INTO cdrs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
+        )
+        return int(cursor.lastrowid or 0)
+
+
+def queue(store: Store, sink: str, seqs: list[int], state: str = "pending") -> None:
+    """Outbox rows for these records."""
+    with store.write() as conn:
+        conn.executemany(
+            "INSERT INTO cdr_outbox (sink, cdr_seq, state) VALUES (?, ?, ?)", [(sink, seq, state) for seq in seqs]
+        )

@@ -38,7 +38,7 @@ def test_to_national_and_errors() -> None:
         to_e164("1234567", DE)
     with pytest.raises(ValueError, match="not a phone number: 'call me'"):
         to_e164("call me", DE)
-    with pytest.raises(ValueError, match="E.164 allows 7 to 15 digits"):
+    with pytest.raises(ValueError, match=r"E\.164 allows 7 to 15 digits"):
         to_e164("+49123", DE)
 
 

@@ -152,6 +152,11 @@ async def test_a_modem_that_stops_answering_is_reset_with_cfun_and_comes_back_re
     assert "AT+CFUN=1,1" in rig.sim.commands and rig.sim.resets == 1 and rig.usb.resets == 0
     assert rig.modem.ports is not None and before is not None and rig.modem.ports.at != before.at
     assert rig.modem.status.resets == 1
+    # A call placed after the recovery works, audio included.
+    frames: list[bytes] = []
+    rig.modem.frame_sink = frames.append
+    await rig.modem.dial("+4930123456")
+    await eventually(lambda: CallState.ACTIVE in states(rig) and len(frames) >= 10, "a call with audio after the reset")
 
 
 async def test_a_hung_port_is_recovered_by_a_usb_reset(rig_factory: RigFactory) -> None:

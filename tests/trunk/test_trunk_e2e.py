@@ -26,6 +26,7 @@ from gateway.trunk.sim.thread import SimThread
 
 PASSWORDS = {"1001": "alice-trunk-1001", "1002": "bob-trunk-1002", "1009": "agent-trunk-1009"}
 CALLER = "+4915112345678"
+ADMIN = "+4915199990000"
 
 
 class RecordingCall(PhoneCall):
@@ -74,7 +75,8 @@ def wav_pcm(path: Path) -> bytes:
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[SimThread]:
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
-    thread = SimThread(SimConfig(Family.QUECTEL, time_scale=0.05, seed=3), tmp_path / "by-id", far)
+    config = SimConfig(Family.QUECTEL, time_scale=0.05, seed=3, max_rings=400)  # a patient caller: 80 s
+    thread = SimThread(config, tmp_path / "by-id", far)
     thread.start()
     yield thread
     thread.stop()
@@ -88,6 +90,7 @@ def trunked(tmp_path: Path, sim: SimThread) -> Iterator[LifelineProcess]:
     with daemon.config_path.open("a") as toml:
         toml.write(
             '[trunk]\nextension = "1009"\nring_group = ["1001", "1002"]\ncountry = "DE"\n'
+            f'sms_admins = ["{ADMIN}"]\n'
             f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{sim.sim.by_id_dir}"\n'
         )
     daemon.cli("extensions", "import", str(csv))
@@ -110,9 +113,27 @@ def trunked(tmp_path: Path, sim: SimThread) -> Iterator[LifelineProcess]:
     daemon.stop()
 
 
+@pytest.fixture(autouse=True)
+def forget_phones(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Phones of one test leave with it: pjsua2 gives an incoming call to the first account of that user."""
+    yield
+    if "sip_endpoint" not in request.fixturenames:
+        return
+    ep: SipEndpoint = request.getfixturevalue("sip_endpoint")
+    ep.ep.hangupAllCalls()
+    ep.pump(200)
+    for p in list(ep.phones):
+        if p.domain == DOMAIN:
+            p.shutdown()
+            ep.phones.remove(p)
+
+
+DOMAIN = "trunk.lifeline.test"
+
+
 def phone(ep: SipEndpoint, lifeline: LifelineProcess, user: str) -> Phone:
     uri = f"sip:127.0.0.1:{lifeline.sip_port}"
-    p = ep.phone(user, PASSWORDS[user], domain="127.0.0.1", registrar=uri, proxy=uri + ";lr")
+    p = ep.phone(user, PASSWORDS[user], domain=DOMAIN, registrar=uri, proxy=uri + ";lr")
     assert p.register() == 200
     return p
 
@@ -199,3 +220,19 @@ def test_refusals_and_emergency_preemption(sip_endpoint: SipEndpoint, trunked: L
     assert sim.call(lambda: list(sim.sim.far_end.dialled))[-1] == "112"
     emergency.hang_up()
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the emergency call to end")
+
+
+def test_alerts_go_out_as_sms_and_incoming_sms_is_forwarded(trunked: LifelineProcess, sim: SimThread) -> None:
+    def sent() -> list[tuple[str, str]]:
+        return list(sim.call(lambda: list(sim.sim.sms_sent)))
+
+    deadline = time.monotonic() + 30
+    while not any(to == ADMIN and "survival" in text for to, text in sent()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert any(to == ADMIN and "normal -> survival" in text for to, text in sent()), sent()
+    sim.call(sim.sim.deliver_sms, "+4917012345678", "Are you still there?")
+    deadline = time.monotonic() + 30
+    while not any("Are you still there?" in text for _, text in sent()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    forwarded = [text for to, text in sent() if "Are you still there?" in text]
+    assert forwarded and "+4917012345678" in forwarded[0]

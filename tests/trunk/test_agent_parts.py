@@ -1,0 +1,87 @@
+"""The agent's pure parts: SIM PIN sources, the policy from config, the minutes ledger, and config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import TrunkConfig, TrunkModemConfig, parse
+from gateway.errors import ConfigError
+from gateway.trunk.agent import MinutesLedger, _request_user, policy_from, read_pin
+from gateway.trunk.dialplan import Reach
+from gateway.trunk.errors import TrunkError
+
+
+def test_pin_from_file_or_env_never_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("4321\n")
+    assert read_pin(TrunkModemConfig(name="m", family="quectel", sim_pin_file=pin_file)) == "4321"
+    monkeypatch.setenv("LTE_PIN", "98765")
+    assert read_pin(TrunkModemConfig(name="m", family="quectel", sim_pin_env="LTE_PIN")) == "98765"
+    assert read_pin(TrunkModemConfig(name="m", family="quectel")) is None
+    pin_file.write_text("12ab34\n")
+    with pytest.raises(TrunkError) as bad:
+        read_pin(TrunkModemConfig(name="m", family="quectel", sim_pin_file=pin_file))
+    assert "12ab34" not in str(bad.value) and "4 to 8 digits" in str(bad.value)
+    with pytest.raises(TrunkError, match=r"trunk.modems\[m\].sim_pin_file"):
+        read_pin(TrunkModemConfig(name="m", family="quectel", sim_pin_file=tmp_path / "missing"))
+
+
+def test_policy_from_config() -> None:
+    policy = policy_from(
+        TrunkConfig(country="fr", reach={"1001": "international"}, default_reach="emergency", daily_minutes=30)
+    )
+    assert policy.country.iso == "FR" and "15" in policy.emergency_numbers
+    assert policy.reach["1001"] is Reach.INTERNATIONAL and policy.default_reach is Reach.EMERGENCY
+
+
+def test_minutes_ledger_survives_a_restart(tmp_path: Path) -> None:
+    ledger = MinutesLedger(tmp_path / "minutes.json")
+    ledger.add(90)
+    assert MinutesLedger(tmp_path / "minutes.json").minutes_today() == pytest.approx(1.5)
+
+
+def test_request_uri_user() -> None:
+    assert _request_user("INVITE sip:0301234567@127.0.0.1:5060 SIP/2.0\r\nVia: x\r\n") == "0301234567"
+    assert _request_user("INVITE sip:+4930123@host;user=phone SIP/2.0\r\n") == "+4930123"
+
+
+def test_trunk_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"trunk.modems.0.family"):
+        parse({"trunk": {"extension": "1009", "modems": [{"name": "m0", "family": "nokia"}]}})
+    with pytest.raises(ConfigError, match=r"trunk\.extension is required"):
+        parse({"trunk": {"modems": [{"name": "m0", "family": "quectel"}]}})
+    with pytest.raises(ConfigError, match=r"trunk.emergency_numbers .*not an emergency short code"):
+        parse({"trunk": {"emergency_numbers": ["+112"]}})
+
+
+def test_status_lines_show_modem_problems_and_calls() -> None:
+    from gateway.trunk.cli import status_lines
+
+    assert status_lines(None) == []
+    lines = status_lines(
+        {
+            "state": "running",
+            "pid": 42,
+            "restarts": 0,
+            "registered": 200,
+            "extension": "1009",
+            "minutes_today": 3.5,
+            "modems": [
+                {
+                    "name": "lte0",
+                    "state": "registering",
+                    "operator": "Lab",
+                    "access": "LTE",
+                    "signal": {"dbm": -67},
+                    "problem": "registered on LTE without VoLTE: …",
+                    "resets": 0,
+                },
+            ],
+            "calls": [{"direction": "out", "number": "112", "modem": "lte0", "emergency": True, "active": True}],
+        }
+    )
+    text = "\n".join(lines)
+    assert "SIP registration 200 as 1009" in text and "lte0: REGISTERING, Lab (LTE), -67 dBm" in text
+    assert "without VoLTE" in text and "emergency call out 112 on lte0 (active)" in text
