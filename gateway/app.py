@@ -72,7 +72,12 @@ class App:
         self.hw: HardwareController | None = None
         self.heartbeat = Heartbeat(SystemdNotifier(), self._health)
         # Call records: captured always, delivered only while the cloud is reachable (NORMAL).
-        self.cdr = CdrService(self.store, config.cdr, deliver_now=lambda: self.mode.mode is Mode.NORMAL)
+        self.cdr = CdrService(
+            self.store,
+            config.cdr,
+            deliver_now=lambda: self.mode.mode is Mode.NORMAL,
+            trunk_extension=config.trunk.extension,  # calls from it come in from the trunk
+        )
 
     async def status(self) -> dict[str, Any]:
         """Everything `lifeline status` shows."""

@@ -285,6 +285,8 @@ class TrunkConfig(_Section):
     ring_group: tuple[str, ...] = Field((), description="extensions that ring (in parallel) for incoming trunk calls")
     sms_admins: tuple[str, ...] = Field((), description="E.164 numbers that get alert SMS")
     call_timeout_s: float = Field(20.0, ge=10, le=120, description="ATD/ATA answer timeout; real modems take seconds")
+    command_timeout_s: float = Field(5.0, ge=0.5, le=60, description="other AT commands; two misses reset the modem")
+    poll_s: float = Field(30.0, ge=0.5, le=3600, description="signal, registration and clock refresh period")
 
     @field_validator("country")
     @classmethod

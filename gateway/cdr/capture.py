@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ import uuid6
 
 from gateway.cdr.clock import BestClock, Stamp
 from gateway.cdr.records import ClockKind, Direction, Disposition, disposition_for, mask_number
-from gateway.cdr.schema import ACC_TABLE
+from gateway.cdr.schema import ACC_ADDED_COLUMNS, ACC_TABLE
 from gateway.store import Store
 
 log = structlog.get_logger("cdr.capture")
@@ -42,6 +43,8 @@ class AccEvent:
     dst_user: str
     start_time: float | None
     mode: str
+    src_name: str = ""  # the From display name
+    pai: str = ""  # the P-Asserted-Identity URI
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> AccEvent:
@@ -61,9 +64,20 @@ class AccEvent:
                 dst_user=str(row.get("dst_user") or ""),
                 start_time=float(start) if start not in (None, "") else None,
                 mode=str(row.get("cdr_mode") or "survival"),
+                src_name=str(row.get("src_name") or ""),
+                pai=str(row.get("pai") or ""),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"acc row {row.get('id')}: {err!r}") from err
+
+
+def trunk_caller(event: AccEvent) -> str:
+    """The outside caller of a call the trunk agent brings in: P-Asserted-Identity, else the display name."""
+    match = re.match(r"^<?(?:tel|sips?):([^@;>]+)", event.pai.strip())
+    if match:
+        return match.group(1)
+    name = event.src_name.strip().strip('"').strip()
+    return name or "anonymous"
 
 
 def acc_path(db_path: Path) -> Path:
@@ -88,8 +102,10 @@ class Capture:
         record_normal: bool = False,
         ring_timeout_s: float = 180.0,
         max_call_s: float = 4 * 3600.0,
+        trunk_extension: str | None = None,
     ) -> None:
         self.store = store
+        self.trunk_extension = trunk_extension
         self.clock = clock
         self.sinks = list(sinks)
         self.record_normal = record_normal
@@ -113,6 +129,10 @@ class Capture:
             acc.execute("PRAGMA journal_mode=WAL")
             acc.execute("PRAGMA busy_timeout=5000")
             acc.execute(ACC_TABLE)
+            have = {row[1] for row in acc.execute("PRAGMA table_info(acc)")}
+            for name, sql_type in ACC_ADDED_COLUMNS:
+                if name not in have:  # Kamailio's insert names every db_extra column
+                    acc.execute(f"ALTER TABLE acc ADD COLUMN {name} {sql_type}")
             # Only now, with no Kamailio writing, may the daemon write to this file.
             acc.execute("DELETE FROM acc WHERE id <= ?", [cursor])
 
@@ -171,11 +191,15 @@ class Capture:
     def _create(self, conn: sqlite3.Connection, event: AccEvent, extensions: set[str]) -> dict[str, Any]:
         start = self._stamp(event.start_time if event.start_time is not None else event.time)
         src, dst = event.src_user, event.dst_user
+        from_ext = src if src in extensions else None
+        if self.trunk_extension and src == self.trunk_extension:
+            # In from the trunk: the agent calls as its extension, the caller in PAI / display name.
+            src, from_ext = trunk_caller(event), None
         if dst in EMERGENCY_NUMBERS:
             direction = Direction.EMERGENCY
-        elif src in extensions and dst in extensions:
+        elif from_ext is not None and dst in extensions:
             direction = Direction.INTERNAL
-        elif src in extensions:
+        elif from_ext is not None:
             direction = Direction.OUTBOUND
         else:
             direction = Direction.INBOUND
@@ -190,7 +214,7 @@ class Capture:
             "clock_source": start.kind.value,
             "from_number": src,
             "to_number": dst,
-            "from_ext": src if src in extensions else None,
+            "from_ext": from_ext,
             "to_ext": dst if dst in extensions else None,
             "direction": direction.value,
             "mode": event.mode,

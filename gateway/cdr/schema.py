@@ -21,9 +21,14 @@ CREATE TABLE IF NOT EXISTS acc (
     src_user VARCHAR(64),
     dst_user VARCHAR(64),
     start_time VARCHAR(32),
-    cdr_mode VARCHAR(16)
+    cdr_mode VARCHAR(16),
+    src_name VARCHAR(128),
+    pai VARCHAR(255)
 )
 """
+
+# Columns added to `acc` after the first release: (name, SQL type), added to older files at start.
+ACC_ADDED_COLUMNS = (("src_name", "VARCHAR(128)"), ("pai", "VARCHAR(255)"))
 
 # seq is the stable delivery order; id the gateway-unique UUIDv7 the sinks dedupe on.
 # *_mono are CLOCK_BOOTTIME seconds of the same boot (boot_id): they let a later, better

@@ -93,6 +93,7 @@ class CdrService:
         clock: BestClock | None = None,
         host: Host | None = None,
         sources: Sequence[ClockSource] | None = None,
+        trunk_extension: str | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -107,6 +108,7 @@ class CdrService:
             record_normal=config.record_normal,
             ring_timeout_s=config.ring_timeout_s,
             max_call_s=config.max_call_s,
+            trunk_extension=trunk_extension,
         )
         outbox = OutboxDb(store)
         self.outbox = outbox

@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.errors import RpcError, SipError
 from gateway.mirror.records import Extension
-from gateway.sip.render import KamailioTemplate, find_module_path
+from gateway.sip.render import KamailioTemplate, find_module_path, kamailio_command
 from gateway.sip.rpc import KamailioRpc
 
 
@@ -83,20 +83,7 @@ class LabCloud:
             self.rpc.server.unlink()
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [
-                    *self.prefix,
-                    "kamailio",
-                    "-DD",
-                    "-E",
-                    "-f",
-                    str(self.cfg_path),
-                    "-m",
-                    "64",
-                    "-M",
-                    "8",
-                    "-Y",
-                    str(self.workdir),
-                ],
+                [*self.prefix, *kamailio_command("kamailio", self.cfg_path, self.workdir)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -96,6 +96,13 @@ def render(config: Config, inputs: RenderInputs) -> str:
     )
 
 
+def kamailio_command(binary: str, cfg: Path, run_dir: Path) -> list[str]:
+    """Kamailio in the foreground, logging to stderr, with Lifeline's memory sizes."""
+    # -DD: no daemonising, so the supervisor owns the main process; -m/-M: shared and private
+    # memory in MB, enough for thousands of bindings on a Pi.
+    return [binary, "-DD", "-E", "-f", str(cfg), "-m", "64", "-M", "8", "-Y", str(run_dir)]
+
+
 def free_port(host: str) -> int:
     """A port free for both UDP and TCP on host (the kernel picks; we check both)."""
     for _ in range(50):

@@ -16,7 +16,7 @@ import structlog
 
 from gateway.config import Config
 from gateway.errors import RpcError, SipError
-from gateway.sip.render import RenderInputs, find_module_path, render
+from gateway.sip.render import RenderInputs, find_module_path, kamailio_command, render
 from gateway.sip.rpc import KamailioRpc
 
 log = structlog.get_logger("kamailio")
@@ -128,19 +128,7 @@ class KamailioSupervisor:
         self._write_config()
         with contextlib.suppress(FileNotFoundError):
             self.rpc.server.unlink()
-        args = [
-            self.config.sip.kamailio,
-            "-DD",
-            "-E",
-            "-f",
-            str(self.cfg_path),
-            "-m",
-            "64",
-            "-M",
-            "8",
-            "-Y",
-            str(self.config.run_dir),
-        ]
+        args = kamailio_command(self.config.sip.kamailio, self.cfg_path, self.config.run_dir)
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *args,

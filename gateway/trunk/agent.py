@@ -44,6 +44,7 @@ from gateway.trunk.errors import TrunkError
 from gateway.trunk.pool import ModemPool, NoModemError
 from gateway.trunk.ports import ByIdFinder, PortFinder, SysfsFinder
 from gateway.trunk.profiles import PROFILES, Family
+from gateway.trunk.usbreset import SysfsUsbReset
 
 log = structlog.get_logger("trunk.agent")
 
@@ -157,6 +158,10 @@ class Leg(pj.Call):  # type: ignore[misc]
         """A digit from the phone (RFC 4733 or SIP INFO)."""
         self.agent.on_leg_dtmf(self, str(prm.digit))
 
+    def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
+        """The phone transfers the trunk call (blind, REFER): the new leg is ours to follow."""
+        self.agent.on_transfer(self, prm)
+
 
 class Account(pj.Account):  # type: ignore[misc]
     """The agent's registration at Kamailio."""
@@ -192,6 +197,7 @@ class TrunkCall:
     active_at: float | None = None
     ended: bool = False
     ring_task: asyncio.Task[None] | None = None
+    transfer: Leg | None = None  # the leg a blind transfer is setting up
 
 
 class Slot:
@@ -292,6 +298,8 @@ class TrunkAgent:
         acfg.regConfig.retryIntervalSec = 2
         # HA1 only: dataType 1 is PJSIP_CRED_DATA_DIGEST, so no clear password exists anywhere.
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", s.auth_user, 1, s.ha1))
+        # Every request goes through Kamailio, whatever domain a transfer target names.
+        acfg.sipConfig.proxies.append(f"sip:{s.sip_host}:{s.sip_port};lr")
         acfg.natConfig.sipOutboundUse = 0
         acfg.natConfig.contactRewriteUse = 0
         acfg.natConfig.viaRewriteUse = 0
@@ -308,7 +316,7 @@ class TrunkAgent:
             finder: PortFinder = (
                 ByIdFinder(profile, mc.match, mc.by_id_dir) if mc.find_by == "by-id" else SysfsFinder(profile)
             )
-            modem = Modem(profile, finder, ModemSettings(mc.name, read_pin(mc), self.timeouts))
+            modem = Modem(profile, finder, ModemSettings(mc.name, read_pin(mc), self.timeouts), SysfsUsbReset())
             slot = Slot(mc.name, modem, ModemBridge(f"modem{index}"))
             modem.call_listeners.append(functools.partial(self.on_modem_call, slot))
             modem.dtmf_listeners.append(functools.partial(self.on_modem_dtmf, slot))
@@ -509,6 +517,9 @@ class TrunkAgent:
         call = leg.trunk_call
         if call is None:
             return
+        if leg is call.transfer:
+            self._transfer_progress(call, leg, info)
+            return
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED and not call.outgoing and call.leg is None:
             call.leg = leg
             others = [other for other in call.ringing if other is not leg]
@@ -526,7 +537,8 @@ class TrunkAgent:
                     self._spawn(self._end(call, "nobody in the ring group answered"))
             elif leg is call.leg and not call.ended:
                 call.leg = None
-                self._spawn(self._end(call, "phone hung up"))
+                if call.transfer is None:  # a transferring phone hangs up before the target answers
+                    self._spawn(self._end(call, "phone hung up"))
 
     def on_leg_media(self, leg: Leg) -> None:
         """Media came up on a leg: bridge it if the modem side is up too."""
@@ -539,6 +551,40 @@ class TrunkAgent:
         call = leg.trunk_call
         if call is not None and call.leg is leg and call.active_at is not None:
             self._spawn(self._dtmf(call, digit))
+
+    def on_transfer(self, leg: Leg, prm: Any) -> None:
+        """A blind transfer (REFER) of a trunk call to another extension: accept and follow the new leg."""
+        call = leg.trunk_call
+        if call is None or call.leg is not leg or call.active_at is None or call.transfer is not None:
+            prm.statusCode = 603  # only an established trunk call can be transferred, once at a time
+            return
+        if self.account is None:
+            prm.statusCode = 503
+            return
+        target = Leg(self, self.account)
+        target.trunk_call = call
+        self.legs.add(target)
+        call.transfer = target
+        prm.newCall = target
+        log.info("transfer", call=call.id, to=str(prm.dstUri))
+
+    def _transfer_progress(self, call: TrunkCall, leg: Leg, info: Any) -> None:
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            old, call.leg, call.transfer = call.leg, leg, None
+            leg.answered = True
+            if old is not None:
+                old.trunk_call = None
+                if old.state != "DISCONNECTED":
+                    with contextlib.suppress(pj.Error):
+                        old.hangup(pj.CallOpParam(True))
+            log.info("transferred", call=call.id, to=_uri_user(str(info.remoteUri)))
+            self._connect_audio(call)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            # The target did not answer: the call stays with the phone that transferred it, if it is still there.
+            call.transfer = None
+            leg.trunk_call = None
+            if call.leg is None or call.leg.state == "DISCONNECTED":
+                self._spawn(self._end(call, "transfer target did not answer"))
 
     async def _dtmf(self, call: TrunkCall, digit: str) -> None:
         with contextlib.suppress(TrunkError, ValueError):
@@ -586,7 +632,7 @@ class TrunkAgent:
         slot.bridge.disconnect()
         if call.ring_task is not None:
             call.ring_task.cancel()
-        legs = [*call.ringing, *([call.leg] if call.leg is not None else [])]
+        legs = [*call.ringing, *(leg for leg in (call.leg, call.transfer) if leg is not None)]
         call.ringing.clear()
         for leg in legs:
             leg.trunk_call = None
@@ -686,7 +732,8 @@ def main(argv: list[str] | None = None) -> int:
     config, _ = config_mod.load(args.config)
     logs.configure(config.log.level, config.log.format)
     secrets = AgentSecrets(**json.loads(sys.stdin.readline()))
-    timeouts = Timeouts(call=config.trunk.call_timeout_s)
+    trunk = config.trunk
+    timeouts = Timeouts(command=trunk.command_timeout_s, call=trunk.call_timeout_s, poll=trunk.poll_s)
     agent = TrunkAgent(config.trunk, secrets, config.data_dir, timeouts)
     try:
         asyncio.run(agent.run())

@@ -185,6 +185,10 @@ class CallTracker:
         return self._set_state(CallState.ENDED, reason)
 
     def _entry(self, entry: at.CallEntry) -> list[CallEvent]:
+        if self.number and entry.number and not same_number(self.number, entry.number):
+            # A late report about the call before (its end arrives after our AT+CHUP's OK, and
+            # the next call may already be dialling under the same index).
+            return []
         if entry.number and not self.number:
             self.number = entry.number
         if entry.stat is at.CallStat.DISCONNECTED:
@@ -194,3 +198,10 @@ class CallTracker:
             return []
         self.outgoing = entry.direction is at.CallDir.OUTGOING
         return self._set_state(new)
+
+
+def same_number(a: str, b: str) -> bool:
+    """Whether two forms of a number name the same line ('+4930123456' and '030123456')."""
+    da, db = "".join(c for c in a if c.isdigit()), "".join(c for c in b if c.isdigit())
+    tail = min(len(da), len(db), 8)
+    return tail > 0 and da[-tail:] == db[-tail:]

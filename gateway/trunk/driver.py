@@ -169,6 +169,7 @@ class Modem:
         self._gone = asyncio.Event()
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
+        self._orig = asyncio.Event()  # Huawei ^ORIG seen for the call being dialled
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._pin_refused = False
@@ -558,6 +559,8 @@ class Modem:
             elif name == "+CMTI":
                 indication = at.parse_cmti(urc.line)
                 asyncio.get_running_loop().create_task(self._read_sms(indication))
+            elif name == "^ORIG":
+                self._orig.set()
             elif name == "+QTONEDET":
                 self._emit_dtmf(chr(int(urc.line.split(":", 1)[1])))
             elif name == "+RXDTMF":
@@ -654,6 +657,7 @@ class Modem:
             raise TrunkError(f"modem not ready ({self.state.value}: {self.status.problem or self.status.reason})")
         if not number or any(c not in "+0123456789*#" for c in number):
             raise ValueError(f"not a dialable number: {number!r}")
+        self._orig.clear()
         self._emit_call(self.tracker.dialing(number))
         dial = f"ATDT{number};" if self.profile.family is Family.V253 else f"ATD{number};"
         if self.profile.family is Family.V253:
@@ -679,6 +683,11 @@ class Modem:
             await asyncio.sleep(0.05)
         if self.tracker.state is CallState.IDLE:
             return
+        if self.profile.family is Family.HUAWEI and self.tracker.state is CallState.DIALING:
+            # Field note: AT+CHUP before ^ORIG can wedge the dongle; wait for ^ORIG first (briefly).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeouts.command):
+                    await self._orig.wait()
         self.tracker.hanging_up()
         await self.command(self.profile.hangup)
         self._emit_call(self.tracker.hung_up())

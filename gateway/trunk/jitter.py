@@ -39,10 +39,13 @@ class DriftBuffer:
         max_frames: int = 6,
         measure: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        target_bytes: int | None = None,
     ) -> None:
+        # frame_bytes: what one pull takes. The target is the fill seen at pull time.
         self.frame = frame_bytes
-        self.target = int(target_frames * frame_bytes)
-        self.capacity = max_frames * frame_bytes
+        self.target = target_bytes if target_bytes is not None else int(target_frames * frame_bytes)
+        self.target -= self.target % 2
+        self.capacity = max(max_frames * frame_bytes, 3 * self.target)
         self._buf = bytearray()
         self._lock = threading.Lock()
         self._primed = False

@@ -31,7 +31,6 @@ from tests.conftest import REALM
 
 LOOPS = int(os.environ.get("LIFELINE_CDR_KILL_LOOPS", "3"))
 SEED = int(os.environ.get("LIFELINE_CDR_KILL_SEED", str(random.SystemRandom().randrange(2**32))))
-DEVHACK = {"kamailio": os.environ["DEVKAM"]} if "DEVKAM" in os.environ else {}
 SINK_DELAY_S = 0.25  # per request: a batch is in flight long enough for a kill to land in it
 
 
@@ -187,7 +186,7 @@ def test_kill_9_during_capture_and_upload_loses_and_duplicates_nothing(
             {
                 "cloud": {"sbc": cloud.uri, "realm": REALM},
                 # A fixed port: the phones' outbound proxy stays valid across daemon restarts.
-                "sip": {"listen": "127.0.0.1", "children": 2, "port": free_port("127.0.0.1"), **DEVHACK},
+                "sip": {"listen": "127.0.0.1", "children": 2, "port": free_port("127.0.0.1")},
                 "cdr": {"interval_s": 0.5, "backoff_base_s": 0.2, "backoff_max_s": 1.0, "batch_size": 2,
                         "ring_timeout_s": 5.0},
                 "cdr.webhook": {"url": sink.url, "secret": secret, "timeout_s": 2.0},

@@ -97,3 +97,55 @@ def test_every_kind_of_survival_call_is_delivered_once(
 
 def call_id_of(expected: dict[str, tuple[str, int]], disposition: str) -> str:
     return next(cid for cid, (d, _) in expected.items() if d == disposition)
+
+
+def test_fallback_calls_are_recorded_and_cloud_calls_are_not(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, tmp_path: Path, extensions_csv: Path
+) -> None:
+    ep = sip_endpoint
+    secret = new_secret()
+    with ThreadedReceiver(LabWebhookReceiver(secret)) as sink:
+        daemon = cdr_daemon(tmp_path / "lifeline", cloud, sink.url, secret, extensions_csv)
+        daemon.start()
+        try:
+            # Held in NORMAL by hand: the per-request fallback alone serves the call, not detection.
+            daemon.set_mode("normal")
+            alice, bob = phone(ep, daemon, cloud, "1001"), phone(ep, daemon, cloud, "1002")
+            assert alice.register() == 200 and bob.register() == 200  # through the cloud
+            relayed = alice.call("1002")
+            relayed_id = call_id(ep, relayed)
+            ep.wait_for(lambda: len(bob.incoming) == 1, what="bob's phone to ring through the cloud")
+            bob.incoming[0].answer_with(200)
+            ep.wait_for(lambda: relayed.state == "CONFIRMED", what="the cloud call to be answered")
+            relayed.hang_up()
+            ep.wait_for(lambda: bob.incoming[0].state == "DISCONNECTED", what="the cloud call to end")
+
+            cloud.pause()
+            try:
+                fallback = alice.call("1002")
+                fallback_id = call_id(ep, fallback)
+                ep.wait_for(lambda: len(bob.incoming) == 2, 15, "bob's phone to ring via the fallback")
+                bob.incoming[1].answer_with(200)
+                ep.wait_for(lambda: fallback.state == "CONFIRMED", what="the fallback call to be answered")
+                fallback.hang_up()
+                ep.wait_for(lambda: bob.incoming[1].state == "DISCONNECTED", what="the fallback call to end")
+                # The callee refuses the next one: a refusal is a record too.
+                refused = alice.call("1002")
+                refused_id = call_id(ep, refused)
+                ep.wait_for(lambda: len(bob.incoming) == 3, 15, "bob's phone to ring a third time")
+                bob.incoming[2].answer_with(403)
+                ep.wait_for(lambda: refused.state == "DISCONNECTED", what="the refusal")
+                wait_until(lambda: len(sink.records) == 2, 20, "2 records at the sink", ep)
+            finally:
+                cloud.resume()
+            assert daemon.status()["mode"]["mode"] == "normal"
+        finally:
+            daemon.stop()
+        by_call = {r["call_id"]: r for r in sink.records.values()}
+        assert relayed_id not in by_call  # the cloud records what it carried itself
+        assert set(by_call) == {fallback_id, refused_id}
+        talk, refusal = by_call[fallback_id], by_call[refused_id]
+        assert (talk["mode"], talk["disposition"], talk["sip_code"]) == ("fallback", "answered", 200)
+        assert talk["answer"] is not None and talk["billable_s"] >= 0 and talk["hangup_cause"] == "caller hung up"
+        assert (refusal["mode"], refusal["disposition"], refusal["sip_code"]) == ("fallback", "refused", 403)
+        assert refusal["direction"] == "internal" and refusal["to"] == {"number": "1002", "extension": "1002"}

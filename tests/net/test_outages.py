@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from gateway.lab.branch import BranchLab
-from gateway.lab.phones import PhoneCall, SipEndpoint
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from tests.net.conftest import lab_phone
 
 
@@ -21,6 +21,13 @@ def connect(ep: SipEndpoint, caller: PhoneCall, callee_incoming: Callable[[], Ph
 def rtp_flows(ep: SipEndpoint, a: PhoneCall, b: PhoneCall) -> None:
     ra, rb = a.rtp_packets()[0], b.rtp_packets()[0]
     ep.wait_for(lambda: a.rtp_packets()[0] > ra + 10 and b.rtp_packets()[0] > rb + 10, 10, "RTP both ways")
+
+
+def registered_pair(ep: SipEndpoint, lab: BranchLab) -> tuple[Phone, Phone]:
+    """Alice (1001) and Bob (1002) on the branch LAN, registered through Lifeline to the cloud."""
+    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
+    assert alice.register() == 200 and bob.register() == 200
+    return alice, bob
 
 
 def probe_samples(lab: BranchLab) -> int:
@@ -42,8 +49,7 @@ def test_hard_cut_fails_over_phones_keep_calling_and_failback_waits_for_hold_dow
     lab = make_branch(hold_down_s=5)
     in_phones_ns(lab)
     ep = sip_endpoint
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
+    alice, bob = registered_pair(ep, lab)
 
     lab.topology.outage("all")
     lab.wait_mode("survival", 20)
@@ -97,8 +103,7 @@ def test_a_call_set_up_in_survival_survives_failback(
     lab = make_branch(hold_down_s=2)
     in_phones_ns(lab)
     ep = sip_endpoint
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
+    alice, bob = registered_pair(ep, lab)
     lab.topology.outage("all")
     lab.wait_mode("survival", 20)
     call = alice.call("1002")
@@ -120,8 +125,7 @@ def test_a_restart_during_an_outage_resumes_in_survival_at_once(
     lab = make_branch(hold_down_s=1)
     in_phones_ns(lab)
     ep = sip_endpoint
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
+    alice, bob = registered_pair(ep, lab)
     lab.topology.outage("all")
     lab.wait_mode("survival", 20)
     assert lab.lifeline is not None
@@ -141,8 +145,7 @@ def test_the_first_invite_after_a_cut_connects_before_detection(
     lab = make_branch(fail_after_misses=100, window_loss=1.0)
     in_phones_ns(lab)
     ep = sip_endpoint
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
+    alice, bob = registered_pair(ep, lab)
     lab.topology.outage("all")
     call = alice.call("1002")
     connect(ep, call, bob.ringing_call)

@@ -93,3 +93,18 @@ def test_cend_causes_say_busy_and_unreachable() -> None:
 
 def test_stray_no_carrier_without_a_call_is_ignored() -> None:
     assert CallTracker(Family.QUECTEL).feed(at.Urc("NO CARRIER")) == []
+
+
+def test_a_late_end_report_of_the_previous_call_does_not_end_the_next() -> None:
+    tracker = CallTracker(Family.QUECTEL)
+    tracker.dialing("+4930123456")
+    tracker.feed(at.Urc('+QIND: "ccinfo",1,0,0,0,0,"+4930123456",145'))
+    tracker.hanging_up()
+    tracker.hung_up()
+    assert tracker.dialing("112") == [CallEvent(CallState.DIALING, "112")]
+    assert tracker.feed(at.Urc('+QIND: "ccinfo",1,0,6,0,0,"+4930123456",145')) == []
+    assert tracker.feed(at.Urc('+QIND: "ccinfo",1,0,3,0,0,"112",129')) == [CallEvent(CallState.ALERTING, "112")]
+    tracker.feed(at.Urc("NO CARRIER"))
+    tracker.dialing("030123456")
+    # The same line in international form is the same call.
+    assert tracker.feed(at.Urc('+QIND: "ccinfo",2,0,3,0,0,"+4930123456",145'))[0].state is CallState.ALERTING

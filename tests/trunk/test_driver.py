@@ -252,3 +252,24 @@ async def test_v253_analog_modem_incoming_call_with_caller_id_and_duplex_stream(
     await eventually(lambda: rig.dtmf == ["7"], "the DLE DTMF digit")
     await rig.modem.hang_up()
     assert not rig.modem.streaming and rig.modem.tracker.state is CallState.IDLE
+
+
+async def test_v253_outgoing_call_ends_on_the_busy_tone_event(rig_factory: RigFactory) -> None:
+    rig = await rig_factory(Family.V253, far_end=FarEnd(outcome=Outcome.BUSY))
+    await wait_state(rig, LinkState.READY)
+    await rig.modem.dial("5551234")
+    assert "AT+VLS=1" in rig.sim.commands and rig.sim.far_end.dialled == ["5551234"]
+    # An analog line cannot say when the far end answers: the call counts as up once dialled.
+    assert states(rig)[:2] == [CallState.DIALING, CallState.ACTIVE]
+    await eventually(lambda: rig.modem.streaming, "the AT+VTR stream")
+    await eventually(lambda: CallState.ENDED in states(rig), "the DLE b busy event to end the call")
+    assert rig.events[-1].reason is EndReason.BUSY
+
+
+async def test_huawei_hang_up_waits_for_orig_so_the_dongle_does_not_wedge(rig_factory: RigFactory) -> None:
+    rig = await rig_factory(Family.HUAWEI)
+    await wait_state(rig, LinkState.READY)
+    await rig.modem.dial("+4930123456")
+    await rig.modem.hang_up()  # at once: the simulated E173 wedges on AT+CHUP before ^ORIG, like the real one
+    assert not rig.sim.port_hung and rig.sim.call is None
+    assert rig.events[-1].reason is EndReason.LOCAL and rig.modem.state is LinkState.READY

@@ -90,7 +90,7 @@ def trunked(tmp_path: Path, sim: SimThread) -> Iterator[LifelineProcess]:
     with daemon.config_path.open("a") as toml:
         toml.write(
             '[trunk]\nextension = "1009"\nring_group = ["1001", "1002"]\ncountry = "DE"\n'
-            f'sms_admins = ["{ADMIN}"]\n'
+            f'sms_admins = ["{ADMIN}"]\npoll_s = 1.0\ncommand_timeout_s = 1.0\n'
             f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{sim.sim.by_id_dir}"\n'
         )
     daemon.cli("extensions", "import", str(csv))
@@ -236,3 +236,49 @@ def test_alerts_go_out_as_sms_and_incoming_sms_is_forwarded(trunked: LifelinePro
         time.sleep(0.2)
     forwarded = [text for to, text in sent() if "Are you still there?" in text]
     assert forwarded and "+4917012345678" in forwarded[0]
+
+
+def test_a_wedged_modem_is_reset_under_lifeline_and_the_next_call_works(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread
+) -> None:
+    ep = sip_endpoint
+    ports_before = sim.call(lambda: sim.sim.at_port.name if sim.sim.at_port else None)
+    # The modem swallows two commands: the agent's driver resets it (AT+CFUN=1,1), waits for it
+    # to re-enumerate under new names, and brings it up again — Lifeline keeps running.
+    sim.call(setattr, sim.sim, "hang_commands", 2)
+    deadline = time.monotonic() + 90
+    modem: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        modem = (trunked.status().get("trunk") or {}).get("modems", [{}])[0]
+        if modem.get("resets", 0) >= 1 and modem.get("state") == "ready":
+            break
+        time.sleep(0.3)
+    assert modem.get("state") == "ready" and modem.get("resets", 0) >= 1, modem
+    assert sim.call(lambda: sim.sim.resets) == 1
+    assert sim.call(lambda: sim.sim.at_port.name if sim.sim.at_port else None) != ports_before
+    alice = phone(ep, trunked, "1001")
+    call = dial(alice, "0301234567")
+    ep.wait_for(lambda: call.state == "CONFIRMED", 20, "a call after the reset")
+    call.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the call to end")
+
+
+def test_blind_transfer_of_a_trunk_call_to_another_extension(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread
+) -> None:
+    ep = sip_endpoint
+    alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
+    call = dial(alice, "0301234567")
+    ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the trunk call")
+    call.xfer(f"sip:1002@{DOMAIN}", pj.CallOpParam(True))
+    transferred = bob.ringing_call(15)
+    transferred.answer_with(200)
+    ep.wait_for(lambda: transferred.state == "CONFIRMED", 10, "bob to take the transferred call")
+    ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "alice to drop out")
+    assert sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0)  # the mobile side never noticed
+    # Bob's phone plays 440 Hz: the far end now hears bob.
+    start = sim.call(lambda: len(sim.sim.far_end.heard))
+    ep.wait_for(lambda: sim.call(lambda: len(sim.sim.far_end.heard)) > start + 16000, 10, "a second of bob's audio")
+    assert tones.dominant(sim.call(lambda: bytes(sim.sim.far_end.heard[-8000:])), (440.0, 1000.0, 2000.0)) == 440.0
+    transferred.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")

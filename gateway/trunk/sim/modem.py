@@ -111,6 +111,7 @@ class _Call:
     stat: int  # +CLCC stat: 0 active, 2 dialing, 3 alerting, 4 incoming
     started: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
+    orig_sent: bool = False
 
 
 class SimModem:
@@ -527,6 +528,16 @@ class SimModem:
         elif body == "A":
             await self._answer()
         elif body in ("H", "H0", "+CHUP", "+QHUP") or body.startswith("+QHUP="):
+            if (
+                self.family is Family.HUAWEI
+                and self.call is not None
+                and self.call.outgoing
+                and not self.call.orig_sent
+            ):
+                # Field note: AT+CHUP before ^ORIG wedges the E173 until it is reset.
+                log.info("sim wedged by AT+CHUP before ^ORIG (Huawei quirk)")
+                self.port_hung = True
+                return
             self._reply()
             if self.call is not None:
                 self._end_call(cause=16, local=True)
@@ -661,6 +672,11 @@ class SimModem:
         self._spawn(self._outgoing(self.call))
 
     async def _outgoing(self, call: _Call) -> None:
+        if self.family is Family.HUAWEI:
+            await asyncio.sleep(self._delay(0.5))  # ^ORIG takes a moment on the dongle
+            if self.call is not call:
+                return
+        call.orig_sent = True
         self._call_urcs()
         await asyncio.sleep(self._delay(1.0))
         if self.call is not call:

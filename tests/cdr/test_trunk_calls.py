@@ -1,0 +1,152 @@
+"""Trunk calls leave records too: out through the modem, refused by the agent's policy, emergency, in from the world.
+
+Real daemon, its Kamailio, the trunk agent process it supervises, pjsua2 phones, and the pty modem
+simulator; the records go to the lab webhook sink after recovery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cdr.labsink import LabWebhookReceiver, ThreadedReceiver
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.trunk import tones
+from gateway.trunk.profiles import Family
+from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim.thread import SimThread
+from tests.cdr.helpers import new_secret, wait_until
+
+PASSWORDS = {"1001": "alice-trunk-1001", "1002": "bob-trunk-1002", "1009": "agent-trunk-1009"}
+DOMAIN = "trunk.lifeline.test"
+CALLER = "+4915112345678"
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimThread]:
+    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
+    thread = SimThread(SimConfig(Family.QUECTEL, time_scale=0.05, seed=5, max_rings=400), tmp_path / "by-id", far)
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[LabWebhookReceiver]:
+    with ThreadedReceiver(LabWebhookReceiver(new_secret())) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def trunked(tmp_path: Path, sim: SimThread, sink: LabWebhookReceiver) -> Iterator[LifelineProcess]:
+    csv = tmp_path / "phones.csv"
+    csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in PASSWORDS.items()))
+    daemon = LifelineProcess(
+        tmp_path / "lifeline",
+        {
+            "sip": {"listen": "127.0.0.1", "children": 2},
+            "cdr": {"interval_s": 0.5, "backoff_base_s": 0.2, "backoff_max_s": 1.0},
+            "cdr.webhook": {"url": sink.url, "secret": sink.secret, "timeout_s": 2.0},
+        },
+    )
+    with daemon.config_path.open("a") as toml:
+        toml.write(
+            '[trunk]\nextension = "1009"\nring_group = ["1001", "1002"]\ncountry = "DE"\n'
+            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{sim.sim.by_id_dir}"\n'
+        )
+    daemon.cli("extensions", "import", str(csv))
+    daemon.start()
+    daemon.set_mode("survival")
+
+    def ready() -> bool:
+        trunk: dict[str, Any] = daemon.status().get("trunk") or {}
+        return bool(trunk.get("registered") == 200 and (trunk.get("modems") or [{}])[0].get("state") == "ready")
+
+    try:
+        wait_until(ready, 30, "the trunk to get ready")
+    except AssertionError:
+        daemon.stop()
+        raise
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_phones(sip_endpoint: SipEndpoint) -> Iterator[None]:
+    yield
+    sip_endpoint.ep.hangupAllCalls()
+    sip_endpoint.pump(200)
+    for p in sip_endpoint.phones:
+        p.shutdown()
+    sip_endpoint.phones.clear()
+
+
+def phone(ep: SipEndpoint, lifeline: LifelineProcess, user: str) -> Phone:
+    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
+    p = ep.phone(user, PASSWORDS[user], domain=DOMAIN, registrar=uri, proxy=uri + ";lr")
+    assert p.register() == 200
+    return p
+
+
+def placed(ep: SipEndpoint, call: PhoneCall) -> str:
+    ep.pump(20)
+    return str(call.getInfo().callIdString)
+
+
+def test_trunk_calls_out_refused_emergency_and_in_are_each_recorded_once(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, sink: LabWebhookReceiver
+) -> None:
+    ep = sip_endpoint
+    alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
+    out = alice.call("0301234567")
+    out_id = placed(ep, out)
+    ep.wait_for(lambda: out.state == "CONFIRMED", 20, "the far end to answer the trunk call")
+    out.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+
+    abroad = alice.call("00442079460018")
+    abroad_id = placed(ep, abroad)
+    ep.wait_for(lambda: abroad.state == "DISCONNECTED", 10, "the international call to be refused")
+    assert abroad.record.last_code == 403
+
+    emergency = bob.call("112")
+    emergency_id = placed(ep, emergency)
+    ep.wait_for(lambda: emergency.state == "CONFIRMED", 20, "the emergency call")
+    emergency.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the emergency call to end")
+
+    sim.call(sim.sim.incoming_call, CALLER)
+    a, b = alice.ringing_call(15), bob.ringing_call(15)
+    incoming_id = str(b.getInfo().callIdString)
+    b.answer_with(200)
+    ep.wait_for(lambda: b.state == "CONFIRMED", 10, "bob's answer")
+    b.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the inbound modem call to end")
+    ep.wait_for(lambda: a.state == "DISCONNECTED", 10, "alice to stop ringing")
+
+    wait_until(lambda: trunked.status()["cdr"]["records"]["final"] >= 4, 15, "4 final records", ep)
+    trunked.set_mode("normal")
+    wait_until(lambda: trunked.status()["cdr"]["sinks"][0]["pending"] == 0, 20, "the records to be delivered", ep)
+    wait_until(lambda: trunked.status()["cdr"]["records"]["open"] == 0, 10, "no record left open", ep)
+
+    by_call: dict[str, list[dict[str, Any]]] = {}
+    for record in sink.records.values():
+        by_call.setdefault(record["call_id"], []).append(record)
+    assert all(len(v) == 1 for v in by_call.values()), by_call
+    assert {out_id, abroad_id, emergency_id, incoming_id} <= set(by_call)
+    shape = {cid: (r[0]["direction"], r[0]["disposition"], r[0]["to"]["number"]) for cid, r in by_call.items()}
+    assert shape[out_id] == ("outbound", "answered", "0301234567")
+    assert shape[abroad_id] == ("outbound", "refused", "00442079460018")
+    assert shape[emergency_id] == ("emergency", "answered", "112")
+    inbound = by_call[incoming_id][0]
+    assert (inbound["direction"], inbound["disposition"]) == ("inbound", "answered")
+    assert inbound["from"]["number"] == CALLER and inbound["to"]["extension"] in ("1001", "1002")
+    assert by_call[out_id][0]["billable_s"] >= 0 and by_call[out_id][0]["answer"] is not None
+    # The agent rings the group with one INVITE per member: alice's leg is a record of its own
+    # until the agent marks its legs for the join (see the report); it is at least from the caller.
+    others = [r for r in sink.records.values() if r["from"]["number"] == CALLER and r["call_id"] != incoming_id]
+    assert all(r["direction"] == "inbound" and r["disposition"] != "answered" for r in others)
