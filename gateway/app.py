@@ -152,8 +152,12 @@ class App:
         running = self.kamailio is not None and self.kamailio.state is KamailioState.RUNNING
         if not running:
             faults.add(FaultClass.SIP)
-        # The trunk agent (not wired yet) reports its modem and whether it owns the analog line here.
-        return Health(healthy=running, faults=frozenset(faults), trunk=None, owns_analog_trunk=False)
+        # The trunk agent's last report: the trunk LED, and whether it holds the analog line.
+        trunk = self.trunk.view() if self.trunk is not None else None
+        if trunk is not None and not trunk.usable:
+            faults.add(FaultClass.TRUNK)
+        owns_analog = trunk is not None and trunk.kind == "analog" and trunk.usable
+        return Health(healthy=running, faults=frozenset(faults), trunk=trunk, owns_analog_trunk=owns_analog)
 
     async def _cloud_address(self) -> str | None:
         """The cloud SBC's address; the last one that resolved when DNS is down (a restart mid-outage)."""

@@ -165,6 +165,10 @@ class MirrorConfig(_Section):
     max_bytes: int = Field(50_000_000, ge=1024, le=1_000_000_000)
     page_size: int = Field(1000, ge=1, le=10000)
     stale_after_s: int = Field(3600, ge=60)
+    # Learned mode, off by default. The risk: in SURVIVAL a phone is admitted without a password
+    # when its request comes from the address and contact of a binding the cloud accepted through
+    # Lifeline — anyone on the LAN who can send from that address with that contact gets in.
+    learned: bool = Field(False, description="admit phones the cloud accepted, by their learned binding")
 
     @field_validator("url")
     @classmethod
@@ -287,6 +291,7 @@ class TrunkConfig(_Section):
     call_timeout_s: float = Field(20.0, ge=10, le=120, description="ATD/ATA answer timeout; real modems take seconds")
     command_timeout_s: float = Field(5.0, ge=0.5, le=60, description="other AT commands; two misses reset the modem")
     poll_s: float = Field(30.0, ge=0.5, le=3600, description="signal, registration and clock refresh period")
+    audio_ptime_ms: Literal[10, 20] = Field(20, description="pjsua2 frame: 10 halves bridge latency, costs more CPU")
 
     @field_validator("country")
     @classmethod

@@ -37,6 +37,16 @@ def sip_endpoint() -> Iterator[object]:
 
 
 @pytest.fixture
+def fresh_phones(sip_endpoint: object) -> Iterator[None]:
+    """Phones of one test leave with it (use with pytest.mark.usefixtures)."""
+    yield
+    from gateway.lab.phones import SipEndpoint
+
+    assert isinstance(sip_endpoint, SipEndpoint)
+    sip_endpoint.reset()
+
+
+@pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[LabCloud]:
     """A real Kamailio registrar playing the cloud PBX on 127.0.0.2."""
     lab = LabCloud(tmp_path / "cloud", host=CLOUD_HOST, port=free_port(CLOUD_HOST), realm=REALM)

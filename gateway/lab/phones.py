@@ -83,6 +83,14 @@ class SipEndpoint:
         self.phones.append(phone)
         return phone
 
+    def reset(self, pump_ms: int = 200) -> None:
+        """Hang up every call and remove every phone (between tests)."""
+        self.ep.hangupAllCalls()
+        self.pump(pump_ms)
+        for phone in self.phones:
+            phone.shutdown()
+        self.phones.clear()
+
     def close(self) -> None:
         """Hang up everything and destroy the library."""
         self.ep.hangupAllCalls()

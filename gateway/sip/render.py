@@ -76,6 +76,8 @@ def render(config: Config, inputs: RenderInputs) -> str:
             f'#!define CLOUD_URI "{config.cloud.sbc}"\n'
             f'#!define CLOUD_HOST "{inputs.cloud_host_ip}"'
         )
+    if config.mirror.learned:
+        cloud += "\n#!define WITH_LEARNED"
     survival_expires = config.survival.register_expires
     return template.substitute(
         cloud_defines=cloud,

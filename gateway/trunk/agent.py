@@ -281,6 +281,7 @@ class TrunkAgent:
         cfg.logConfig.consoleLevel = 1
         cfg.medConfig.noVad = True
         cfg.medConfig.clockRate = 8000
+        cfg.medConfig.audioFramePtime = self.config.audio_ptime_ms
         cfg.medConfig.ecTailLen = 0  # GSM modules cancel echo themselves; analog lines get none anyway
         ep.libInit(cfg)
         tcfg = pj.TransportConfig()
@@ -317,7 +318,7 @@ class TrunkAgent:
                 ByIdFinder(profile, mc.match, mc.by_id_dir) if mc.find_by == "by-id" else SysfsFinder(profile)
             )
             modem = Modem(profile, finder, ModemSettings(mc.name, read_pin(mc), self.timeouts), SysfsUsbReset())
-            slot = Slot(mc.name, modem, ModemBridge(f"modem{index}"))
+            slot = Slot(mc.name, modem, ModemBridge(f"modem{index}", ptime_ms=self.config.audio_ptime_ms))
             modem.call_listeners.append(functools.partial(self.on_modem_call, slot))
             modem.dtmf_listeners.append(functools.partial(self.on_modem_dtmf, slot))
             modem.sms_listeners.append(self.on_sms)
@@ -339,7 +340,7 @@ class TrunkAgent:
         try:
             while not self._stopping.is_set():
                 self.ep.libHandleEvents(0)
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.01)  # SIP needs no finer timing; media runs on pjsua2's own clock
         finally:
             await self._shutdown()
 
@@ -664,7 +665,9 @@ class TrunkAgent:
             "registered": self.account.reg_code if self.account else 0,
             "extension": self.secrets.auth_user,
             "minutes_today": round(self.ledger.minutes_today(), 1),
-            "modems": [{"name": s.name, **s.modem.status.as_dict()} for s in self.slots],
+            "modems": [
+                {"name": s.name, "family": s.modem.profile.family.value, **s.modem.status.as_dict()} for s in self.slots
+            ],
             "calls": [
                 {
                     "id": c.id,

@@ -17,6 +17,7 @@ import structlog
 from gateway.config import Config
 from gateway.core.alerts import Alert, AlertDeliveryError
 from gateway.errors import LifelineError, RpcError
+from gateway.hw.patterns import TrunkView
 from gateway.store import Store
 from gateway.trunk.errors import TrunkError
 
@@ -44,6 +45,7 @@ class TrunkSupervisor:
         self._stopping = False
         self._inbox_seen = time.time()
         self.on_sms: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.last_status: dict[str, Any] = {}
 
     def _credentials(self) -> tuple[str, str, str]:
         extension = self.config.trunk.extension
@@ -120,11 +122,22 @@ class TrunkSupervisor:
             await asyncio.sleep(min(30.0, 1.0 * self.restarts))
 
     async def _watch(self) -> None:
-        # Kamailio forgets $shv(trunk) when it restarts: keep setting it; forward incoming SMS.
+        # Kamailio forgets $shv(trunk) when it restarts: keep setting it; forward incoming SMS;
+        # keep the agent's status at hand for the LEDs (the health loop cannot wait for it).
         while True:
             await self._point_kamailio()
             await self._forward_inbox()
+            with contextlib.suppress(TrunkError):
+                self.last_status = await self.request("GET", "/status", limit=2.0)
             await asyncio.sleep(2.0)
+
+    def view(self) -> TrunkView:
+        """What the trunk LED shows: usable when a modem is ready; bars of the best GSM signal."""
+        modems = self.last_status.get("modems") or [] if self.state == "running" else []
+        ready = [m for m in modems if m.get("state") == "ready"]
+        analog = bool(modems) and all(m.get("family") == "v253" for m in modems)
+        bars = max(((m.get("signal") or {}).get("bars") or 0 for m in ready), default=0)
+        return TrunkView(kind="analog" if analog else "gsm", usable=bool(ready), bars=int(bars))
 
     async def _point_kamailio(self) -> None:
         if self.rpc is None or not self.config.trunk.extension:

@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pjsua2 as pj
@@ -29,19 +28,11 @@ from gateway.sip.render import free_port
 from tests.cdr.helpers import integrity_ok, new_secret, phone, wait_until
 from tests.conftest import REALM
 
+pytestmark = pytest.mark.usefixtures("fresh_phones")
+
 LOOPS = int(os.environ.get("LIFELINE_CDR_KILL_LOOPS", "3"))
 SEED = int(os.environ.get("LIFELINE_CDR_KILL_SEED", str(random.SystemRandom().randrange(2**32))))
 SINK_DELAY_S = 0.25  # per request: a batch is in flight long enough for a kill to land in it
-
-
-@pytest.fixture(autouse=True)
-def _fresh_phones(sip_endpoint: SipEndpoint) -> Iterator[None]:
-    yield
-    sip_endpoint.ep.hangupAllCalls()
-    sip_endpoint.pump(100)
-    for p in sip_endpoint.phones:
-        p.shutdown()
-    sip_endpoint.phones.clear()
 
 
 def gone(pid: int) -> bool:

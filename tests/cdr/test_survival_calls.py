@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,7 @@ from gateway.lab.cloud import LabCloud
 from gateway.lab.phones import SipEndpoint
 from tests.cdr.helpers import call_id, cdr_daemon, integrity_ok, new_secret, phone, wait_until
 
-
-@pytest.fixture(autouse=True)
-def _fresh_phones(sip_endpoint: SipEndpoint) -> Iterator[None]:
-    yield
-    sip_endpoint.ep.hangupAllCalls()
-    sip_endpoint.pump(100)
-    for p in sip_endpoint.phones:
-        p.shutdown()
-    sip_endpoint.phones.clear()
+pytestmark = pytest.mark.usefixtures("fresh_phones")
 
 
 def test_every_kind_of_survival_call_is_delivered_once(

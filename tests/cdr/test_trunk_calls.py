@@ -21,6 +21,8 @@ from gateway.trunk.sim import FarEnd, SimConfig
 from gateway.trunk.sim.thread import SimThread
 from tests.cdr.helpers import new_secret, wait_until
 
+pytestmark = pytest.mark.usefixtures("fresh_phones")
+
 PASSWORDS = {"1001": "alice-trunk-1001", "1002": "bob-trunk-1002", "1009": "agent-trunk-1009"}
 DOMAIN = "trunk.lifeline.test"
 CALLER = "+4915112345678"
@@ -73,16 +75,6 @@ def trunked(tmp_path: Path, sim: SimThread, sink: LabWebhookReceiver) -> Iterato
         raise
     yield daemon
     daemon.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_phones(sip_endpoint: SipEndpoint) -> Iterator[None]:
-    yield
-    sip_endpoint.ep.hangupAllCalls()
-    sip_endpoint.pump(200)
-    for p in sip_endpoint.phones:
-        p.shutdown()
-    sip_endpoint.phones.clear()
 
 
 def phone(ep: SipEndpoint, lifeline: LifelineProcess, user: str) -> Phone:

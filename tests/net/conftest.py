@@ -45,11 +45,7 @@ def in_phones_ns(sip_endpoint: SipEndpoint) -> Iterator[Callable[[BranchLab], No
         stack.append(context)
 
     yield enter
-    sip_endpoint.ep.hangupAllCalls()
-    sip_endpoint.pump(100)
-    for phone in sip_endpoint.phones:
-        phone.shutdown()
-    sip_endpoint.phones.clear()
+    sip_endpoint.reset()
     while stack:
         stack.pop().__exit__(None, None, None)
 

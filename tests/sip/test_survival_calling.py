@@ -17,6 +17,8 @@ from gateway.lab.phone_proc import PhoneProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from tests.conftest import CLOUD_HOST, PASSWORDS
 
+pytestmark = pytest.mark.usefixtures("fresh_phones")
+
 
 def phone_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str, **kw: str) -> Phone:
     """A phone that registers to the cloud with Lifeline as its outbound proxy (the default model)."""
@@ -177,16 +179,6 @@ def test_invite_falls_back_locally_when_the_cloud_stops_answering(
         assert lifeline.status()["mode"]["mode"] == "normal"
     finally:
         cloud.resume()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_phones(sip_endpoint: SipEndpoint) -> object:
-    yield
-    sip_endpoint.ep.hangupAllCalls()
-    sip_endpoint.pump(100)
-    for phone in sip_endpoint.phones:
-        phone.shutdown()
-    sip_endpoint.phones.clear()
 
 
 def test_phones_whose_sip_user_is_not_their_number_are_reached_by_number(

@@ -1,0 +1,56 @@
+"""Learned mode: no directory at all, yet phones the cloud accepted keep calling in SURVIVAL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.lab.cloud import LabCloud
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import SipEndpoint
+from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
+
+pytestmark = pytest.mark.usefixtures("fresh_phones")
+
+
+@pytest.fixture
+def learning_lifeline(tmp_path: Path, cloud: LabCloud) -> Iterator[LifelineProcess]:
+    daemon = LifelineProcess(
+        tmp_path / "lifeline",
+        {
+            "cloud": {"sbc": cloud.uri, "realm": REALM},
+            "sip": {"listen": "127.0.0.1", "children": 2},
+            "mirror": {"learned": True},
+        },
+    )
+    daemon.start()  # no extensions imported, no directory source
+    yield daemon
+    daemon.stop()
+
+
+def test_phones_seen_by_the_cloud_are_admitted_by_their_binding_and_strangers_are_not(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, learning_lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    proxy = f"sip:127.0.0.1:{learning_lifeline.sip_port};lr"
+    alice, bob = (
+        ep.phone(u, PASSWORDS[u], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy) for u in ("1001", "1002")
+    )
+    assert alice.register() == 200 and bob.register() == 200  # the cloud authenticated them
+    assert learning_lifeline.status()["extensions"] == 0
+
+    cloud.stop()
+    learning_lifeline.set_mode("survival")
+    assert alice.register() == 200  # a refresh in SURVIVAL, admitted by its learned binding
+    call = alice.call("1002")
+    incoming = bob.ringing_call()
+    incoming.answer_with(200)
+    ep.wait_for(lambda: call.state == "CONFIRMED", what="the learned phones to talk")
+    call.hang_up()
+    ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="bob to see the hang-up")
+
+    # A phone the cloud never accepted through Lifeline gets a challenge it cannot answer.
+    stranger = ep.phone("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy)
+    assert stranger.register() == 401
