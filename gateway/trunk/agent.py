@@ -513,7 +513,10 @@ class TrunkAgent:
     def on_leg_state(self, leg: Leg, info: Any) -> None:
         """A SIP leg changed state."""
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            # Let go of it later, never inside its own callback.
+            # pjsua2's Call destructor hangs up its call id, which pjsua may by then have given to
+            # a new call: the C++ object is left alone (a few hundred bytes), only Python lets go,
+            # later, never inside its own callback.
+            leg.thisown = False
             asyncio.get_running_loop().call_later(1.0, self.legs.discard, leg)
         call = leg.trunk_call
         if call is None:

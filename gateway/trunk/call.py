@@ -88,6 +88,7 @@ class CallTracker:
         if new is self.state and new is not CallState.INCOMING:
             return []
         if self.state is CallState.IDLE and new in (CallState.ENDED,):
+            self.number, self._local = None, False
             return []  # a stray NO CARRIER with no call: nothing to end
         log.debug("call state", old=self.state.value, new=new.value, reason=reason.value if reason else None)
         self.state = new
@@ -189,6 +190,8 @@ class CallTracker:
             # A late report about the call before (its end arrives after our AT+CHUP's OK, and
             # the next call may already be dialling under the same index).
             return []
+        if entry.stat is at.CallStat.DISCONNECTED and self.state is CallState.IDLE:
+            return []  # the end of a call we already closed: it must not leave its number behind
         if entry.number and not self.number:
             self.number = entry.number
         if entry.stat is at.CallStat.DISCONNECTED:

@@ -45,7 +45,7 @@ class DriftBuffer:
         self.frame = frame_bytes
         self.target = target_bytes if target_bytes is not None else int(target_frames * frame_bytes)
         self.target -= self.target % 2
-        self.capacity = max(max_frames * frame_bytes, 3 * self.target)
+        self.capacity = max(max_frames * frame_bytes, 2 * self.target)
         self._buf = bytearray()
         self._lock = threading.Lock()
         self._primed = False

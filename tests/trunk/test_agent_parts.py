@@ -85,3 +85,26 @@ def test_status_lines_show_modem_problems_and_calls() -> None:
     text = "\n".join(lines)
     assert "SIP registration 200 as 1009" in text and "lte0: REGISTERING, Lab (LTE), -67 dBm" in text
     assert "without VoLTE" in text and "emergency call out 112 on lte0 (active)" in text
+
+
+def test_supervisor_view_for_the_trunk_led(tmp_path: Path) -> None:
+    from gateway.store import Store
+    from gateway.trunk.supervisor import TrunkSupervisor
+
+    store = Store(tmp_path / "db.sqlite")
+    try:
+        supervisor = TrunkSupervisor(parse({}), None, store)
+        assert not supervisor.view().usable  # not running yet
+        supervisor.state = "running"
+        supervisor.last_status = {
+            "modems": [
+                {"family": "quectel", "state": "ready", "signal": {"bars": 4}},
+                {"family": "simcom", "state": "reset", "signal": {"bars": 5}},
+            ]
+        }
+        view = supervisor.view()
+        assert (view.kind, view.usable, view.bars) == ("gsm", True, 4)
+        supervisor.last_status = {"modems": [{"family": "v253", "state": "ready", "signal": None}]}
+        assert supervisor.view().kind == "analog" and supervisor.view().usable
+    finally:
+        store.close()

@@ -108,3 +108,12 @@ def test_a_late_end_report_of_the_previous_call_does_not_end_the_next() -> None:
     tracker.dialing("030123456")
     # The same line in international form is the same call.
     assert tracker.feed(at.Urc('+QIND: "ccinfo",2,0,3,0,0,"+4930123456",145'))[0].state is CallState.ALERTING
+
+
+def test_a_late_end_report_after_we_closed_the_call_leaves_no_number_behind() -> None:
+    tracker = CallTracker(Family.QUECTEL)
+    tracker.dialing("+4930123456")
+    tracker.hanging_up()
+    tracker.hung_up()
+    assert tracker.feed(at.Urc('+QIND: "ccinfo",1,0,6,0,0,"+4930123456",145')) == []
+    assert tracker.feed(at.Urc("RING")) == [CallEvent(CallState.INCOMING, None)]

@@ -72,8 +72,11 @@ def wav_pcm(path: Path) -> bytes:
         return wav.readframes(wav.getnframes())
 
 
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimThread]:
+# One daemon, agent and simulated modem for the whole module (starting them is most of the time);
+# `settle` puts the modem back to idle after each test.
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
+    tmp_path = tmp_path_factory.mktemp("sim")
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
     config = SimConfig(Family.QUECTEL, time_scale=0.05, seed=3, max_rings=400)  # a patient caller: 80 s
     thread = SimThread(config, tmp_path / "by-id", far)
@@ -82,8 +85,9 @@ def sim(tmp_path: Path) -> Iterator[SimThread]:
     thread.stop()
 
 
-@pytest.fixture
-def trunked(tmp_path: Path, sim: SimThread) -> Iterator[LifelineProcess]:
+@pytest.fixture(scope="module")
+def trunked(tmp_path_factory: pytest.TempPathFactory, sim: SimThread) -> Iterator[LifelineProcess]:
+    tmp_path = tmp_path_factory.mktemp("trunk")
     csv = tmp_path / "phones.csv"
     csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in PASSWORDS.items()))
     daemon = LifelineProcess(tmp_path / "lifeline", {"sip": {"listen": "127.0.0.1", "children": 2}})
@@ -114,18 +118,27 @@ def trunked(tmp_path: Path, sim: SimThread) -> Iterator[LifelineProcess]:
 
 
 @pytest.fixture(autouse=True)
-def forget_phones(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Phones of one test leave with it: pjsua2 gives an incoming call to the first account of that user."""
+def settle(request: pytest.FixtureRequest, sim: SimThread, trunked: LifelineProcess) -> Iterator[None]:
+    """After each test: its phones leave, the modem is idle and ready again for the next."""
     yield
-    if "sip_endpoint" not in request.fixturenames:
-        return
-    ep: SipEndpoint = request.getfixturevalue("sip_endpoint")
-    ep.ep.hangupAllCalls()
-    ep.pump(200)
-    for p in list(ep.phones):
-        if p.domain == DOMAIN:
-            p.shutdown()
-            ep.phones.remove(p)
+    if "sip_endpoint" in request.fixturenames:
+        ep: SipEndpoint = request.getfixturevalue("sip_endpoint")
+        ep.ep.hangupAllCalls()
+        ep.pump(200)
+        # pjsua2 gives an incoming call to the first account of a user: old phones must go.
+        for p in list(ep.phones):
+            if p.domain == DOMAIN:
+                p.shutdown()
+                ep.phones.remove(p)
+    sim.call(sim.sim.hang_up_far_end)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        trunk = trunked.status().get("trunk") or {}
+        modem = (trunk.get("modems") or [{}])[0]
+        if not trunk.get("calls") and modem.get("state") == "ready" and modem.get("call") == "idle":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the trunk did not settle: {trunk}")
 
 
 DOMAIN = "trunk.lifeline.test"
@@ -153,7 +166,7 @@ def test_outbound_call_audio_both_ways_dtmf_and_hangups(
     call = dial(alice, "030 1234567".replace(" ", ""))
     ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the far end to answer the trunk call")
     assert "EARLY" in call.record.states  # 180 while the mobile side rang
-    assert sim.sim.far_end.dialled == ["+49301234567"]
+    assert sim.call(lambda: sim.sim.far_end.dialled[-1]) == "+49301234567"
     ep.wait_for(lambda: call.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE, 10, "media")
     wav = tmp_path / "alice.wav"
     call.play_and_record(2000, wav)
@@ -169,8 +182,11 @@ def test_outbound_call_audio_both_ways_dtmf_and_hangups(
     far_heard = sim.call(lambda: bytes(sim.sim.far_end.heard[-8000:]))
     assert tones.dominant(far_heard, (1000.0, 2000.0, 440.0)) == 2000.0
 
+    digits_before = sim.call(lambda: len(sim.sim.far_end.dtmf_received))
     call.dialDtmf("5")
-    ep.wait_for(lambda: sim.call(lambda: list(sim.sim.far_end.dtmf_received)) == ["5"], 10, "AT+VTS=5 at the modem")
+    ep.wait_for(
+        lambda: sim.call(lambda: sim.sim.far_end.dtmf_received[digits_before:]) == ["5"], 10, "AT+VTS=5 at the modem"
+    )
     sim.call(sim.sim.far_end_dtmf, "7")
     ep.wait_for(lambda: call.digits == ["7"], 10, "the far end's 7 at the phone")
 
@@ -243,6 +259,7 @@ def test_a_wedged_modem_is_reset_under_lifeline_and_the_next_call_works(
 ) -> None:
     ep = sip_endpoint
     ports_before = sim.call(lambda: sim.sim.at_port.name if sim.sim.at_port else None)
+    resets_before = sim.call(lambda: sim.sim.resets)
     # The modem swallows two commands: the agent's driver resets it (AT+CFUN=1,1), waits for it
     # to re-enumerate under new names, and brings it up again — Lifeline keeps running.
     sim.call(setattr, sim.sim, "hang_commands", 2)
@@ -250,11 +267,11 @@ def test_a_wedged_modem_is_reset_under_lifeline_and_the_next_call_works(
     modem: dict[str, Any] = {}
     while time.monotonic() < deadline:
         modem = (trunked.status().get("trunk") or {}).get("modems", [{}])[0]
-        if modem.get("resets", 0) >= 1 and modem.get("state") == "ready":
+        if modem.get("resets", 0) >= 1 and modem.get("state") == "ready" and modem.get("ident"):
             break
         time.sleep(0.3)
     assert modem.get("state") == "ready" and modem.get("resets", 0) >= 1, modem
-    assert sim.call(lambda: sim.sim.resets) == 1
+    assert sim.call(lambda: sim.sim.resets) == resets_before + 1
     assert sim.call(lambda: sim.sim.at_port.name if sim.sim.at_port else None) != ports_before
     alice = phone(ep, trunked, "1001")
     call = dial(alice, "0301234567")
