@@ -6,6 +6,8 @@ import json
 import time
 from collections.abc import Callable
 
+import pjsua2 as pj
+
 from gateway.lab.branch import BranchLab
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from tests.net.conftest import lab_phone
@@ -112,11 +114,17 @@ def test_a_call_set_up_in_survival_survives_failback(
     lab.wait_mode("normal", 30)
     rtp_flows(ep, call, incoming)
     assert call.state == "CONFIRMED" and incoming.state == "CONFIRMED"
-    call.hold()  # an in-dialog request after failback still reaches bob
-    ep.wait_for(lambda: incoming.media_status != call.media_status or call.media_status != 1, 10, "hold seen")
-    incoming.hang_up()
+    call.hold()  # an in-dialog re-INVITE after failback still reaches bob, and his answer comes back
+    ep.wait_for(
+        lambda: (
+            incoming.media_status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+            and call.media_status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD
+        ),
+        10,
+        "both phones to see the hold",
+    )
+    incoming.hang_up()  # and so does his BYE
     ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "alice sees bob hang up")
-    assert call.record.last_code in (200, 0) or call.record.last_reason
 
 
 def test_a_restart_during_an_outage_resumes_in_survival_at_once(
