@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from gateway import __version__
+from gateway.cdr.clock import ClockSource, SystemHost, SystemNtpClock
 from gateway.cdr.service import CdrService
 from gateway.config import Config
 from gateway.core.alerts import Alert, AlertChannel, AlertQueue, WebhookChannel
@@ -31,7 +32,7 @@ from gateway.sip.render import free_port, resolve_cloud_host
 from gateway.sip.supervisor import KamailioState, KamailioSupervisor
 from gateway.store import Store
 from gateway.trunk.supervisor import SmsChannel, TrunkSupervisor
-from gateway.web.api import add_mirror_routes, build_api
+from gateway.web.api import add_mirror_routes, add_trunk_routes, build_api
 
 log = structlog.get_logger("app")
 
@@ -72,10 +73,16 @@ class App:
         self.hw: HardwareController | None = None
         self.heartbeat = Heartbeat(SystemdNotifier(), self._health)
         # Call records: captured always, delivered only while the cloud is reachable (NORMAL).
+        host = SystemHost()
+        clocks: list[ClockSource] = [SystemNtpClock(host)]
+        if self.trunk is not None:
+            clocks.append(self.trunk.clock)  # the mobile network's time while NTP is gone with the WAN
         self.cdr = CdrService(
             self.store,
             config.cdr,
             deliver_now=lambda: self.mode.mode is Mode.NORMAL,
+            host=host,
+            sources=clocks,
             trunk_extension=config.trunk.extension,  # calls from it come in from the trunk
         )
 
@@ -195,6 +202,8 @@ class App:
         await self.health.start()
         api = build_api(self.status, self.mode.set_override)
         add_mirror_routes(api, self.mirror)
+        if self.trunk is not None:
+            add_trunk_routes(api, self.trunk)
         runner = web.AppRunner(api, access_log=None)
         await runner.setup()
         sock = self.config.api_socket

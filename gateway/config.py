@@ -265,6 +265,27 @@ class TrunkModemConfig(_Section):
     sim_pin_env: str | None = Field(
         None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable with the PIN"
     )
+    wideband: bool = Field(False, description="16 kHz PCM where the modem has it (simcom: AT+CPCMFRM=1)")
+    mic_gain: int | None = Field(
+        None, ge=0, le=65535, description="uplink gain, family units: simcom AT+CMICGAIN 0-8, quectel AT+QMIC 0-65535"
+    )
+    speaker_gain: int | None = Field(
+        None, ge=0, le=65535, description="downlink gain: simcom AT+COUTGAIN 0-8, quectel AT+QRXGAIN 0-65535"
+    )
+
+    @model_validator(mode="after")
+    def _audio(self) -> TrunkModemConfig:
+        from gateway.trunk.profiles import Family, configured, gain_commands
+
+        try:
+            profile = configured(Family(self.family), wideband=self.wideband)
+        except ValueError as err:
+            raise ValueError(f"trunk.modems[{self.name}].wideband: {err}") from None
+        try:
+            gain_commands(profile, self.mic_gain, self.speaker_gain)
+        except ValueError as err:
+            raise ValueError(f"trunk.modems[{self.name}].{err}") from None
+        return self
 
 
 TrunkReach = Literal["emergency", "national", "international"]

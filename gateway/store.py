@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from gateway.cdr.schema import CDR_SCHEMA
+from gateway.cdr.schema import CDR_SCHEMA, CDRS_ADDED_COLUMNS, CDRS_LATE_INDEXES
 from gateway.errors import StoreError
 from gateway.mirror.records import Extension
 
@@ -105,6 +105,12 @@ class Store:
             self.db.execute(SUBSCRIBER_VIEW)
             self.db.execute(NUMBERS_VIEW)
             for statement in CDR_SCHEMA:
+                self.db.execute(statement)
+            have = self.db.table("cdrs").columns_dict
+            for name, sql_type in CDRS_ADDED_COLUMNS:
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE cdrs ADD COLUMN {name} {sql_type}")
+            for statement in CDRS_LATE_INDEXES:
                 self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 import uuid6
 
+from gateway.cdr import trunkinfo
 from gateway.cdr.clock import BestClock, Stamp
 from gateway.cdr.records import ClockKind, Direction, Disposition, disposition_for, mask_number
 from gateway.cdr.schema import ACC_ADDED_COLUMNS, ACC_TABLE
@@ -45,6 +46,7 @@ class AccEvent:
     mode: str
     src_name: str = ""  # the From display name
     pai: str = ""  # the P-Asserted-Identity URI
+    trunk: str = ""  # the trunk agent's X-Lifeline-Trunk header (trunkinfo.py), on its INVITE or final answer
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> AccEvent:
@@ -66,6 +68,7 @@ class AccEvent:
                 mode=str(row.get("cdr_mode") or "survival"),
                 src_name=str(row.get("src_name") or ""),
                 pai=str(row.get("pai") or ""),
+                trunk=str(row.get("trunk") or ""),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"acc row {row.get('id')}: {err!r}") from err
@@ -78,6 +81,17 @@ def trunk_caller(event: AccEvent) -> str:
         return match.group(1)
     name = event.src_name.strip().strip('"').strip()
     return name or "anonymous"
+
+
+def trunk_details(event: AccEvent) -> dict[str, str] | None:
+    """The trunk agent's details of this call, if the event carries them (a bad header is logged, not fatal)."""
+    if not event.trunk:
+        return None
+    try:
+        return trunkinfo.decode(event.trunk)
+    except ValueError as err:
+        log.warning("trunk details ignored", call_id=event.call_id, error=str(err))
+        return None
 
 
 def acc_path(db_path: Path) -> Path:
@@ -193,8 +207,11 @@ class Capture:
         src, dst = event.src_user, event.dst_user
         from_ext = src if src in extensions else None
         if self.trunk_extension and src == self.trunk_extension:
-            # In from the trunk: the agent calls as its extension, the caller in PAI / display name.
+            # In from the trunk, the agent calling as its extension: the caller in PAI / display name.
             src, from_ext = trunk_caller(event), None
+        elif event.sip_code < 200 and trunk_details(event) is not None:
+            # The agent's INVITE in the outside caller's name (Kamailio takes the header only from it).
+            from_ext = None
         if dst in EMERGENCY_NUMBERS:
             direction = Direction.EMERGENCY
         elif from_ext is not None and dst in extensions:
@@ -218,6 +235,8 @@ class Capture:
             "to_ext": dst if dst in extensions else None,
             "direction": direction.value,
             "mode": event.mode,
+            "trunk": None,
+            "trunk_call": None,
         }
         cursor = conn.execute(
             f"INSERT INTO cdrs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
@@ -225,6 +244,37 @@ class Capture:
         row["seq"] = cursor.lastrowid
         row["answer_ts"] = None
         return row
+
+    def _note_trunk(self, conn: sqlite3.Connection, cdr: dict[str, Any], event: AccEvent) -> None:
+        """Add the trunk agent's details from this event to the record (they arrive with the INVITE or the answer)."""
+        details = trunk_details(event)
+        if details is None:
+            return
+        merged = {**(json.loads(cdr["trunk"]) if cdr.get("trunk") else {}), **details}
+        direction = Direction.EMERGENCY.value if merged.get("emergency") == "1" else cdr["direction"]
+        trunk_call = merged.get("call") or cdr.get("trunk_call")
+        conn.execute(
+            "UPDATE cdrs SET trunk = ?, trunk_call = ?, direction = ? WHERE seq = ?",
+            [json.dumps(merged), trunk_call, direction, cdr["seq"]],
+        )
+        cdr.update(trunk=json.dumps(merged), trunk_call=trunk_call, direction=direction)
+
+    def _merged_into_sibling(self, conn: sqlite3.Connection, cdr: dict[str, Any], disposition: Disposition) -> bool:
+        """Whether this unanswered leg of an inbound trunk call folds into another leg's record.
+
+        The agent rings each ring-group member with an INVITE of its own; all legs carry the same
+        trunk call id. One call is one record: a leg that ends unanswered while a sibling is still
+        ringing or talking, or already answered, is kept as 'merged' and never delivered; the last
+        leg of a call nobody answered is the record.
+        """
+        if not cdr.get("trunk_call") or disposition is Disposition.ANSWERED:
+            return False
+        sibling = conn.execute(
+            "SELECT 1 FROM cdrs WHERE trunk_call = ? AND seq != ? AND (state = 'open'"
+            " OR (state = 'final' AND answer_ts IS NOT NULL)) LIMIT 1",
+            [cdr["trunk_call"], cdr["seq"]],
+        ).fetchone()
+        return sibling is not None
 
     def _finish(
         self,
@@ -238,6 +288,13 @@ class Capture:
         kind = ClockKind(cdr["clock_source"])
         if end is not None and end.kind.rank > kind.rank:
             kind = end.kind  # a record is as good as its worst stamp
+        if self._merged_into_sibling(conn, cdr, disposition):
+            conn.execute(
+                "UPDATE cdrs SET state = 'merged', end_ts = ?, disposition = ?, sip_code = ?, hangup_cause = ?,"
+                " final_at = ? WHERE seq = ?",
+                [end.ts if end else None, disposition.value, sip_code, cause, time.time(), cdr["seq"]],
+            )
+            return 0
         conn.execute(
             "UPDATE cdrs SET state = 'final', end_ts = ?, end_mono = ?, disposition = ?, sip_code = ?,"
             " hangup_cause = ?, clock_source = ?, final_at = ? WHERE seq = ?",
@@ -272,16 +329,18 @@ class Capture:
             return 0
         if event.method == "INVITE":
             cdr = self._find(conn, event)
-            if cdr is not None and cdr["state"] == "final":
+            if cdr is not None and cdr["state"] in ("final", "merged"):
                 return 0  # a late duplicate event (forking, retransmission): the call is done
             if event.sip_code < 200:
                 if cdr is None:
-                    self._create(conn, event, extensions)
+                    cdr = self._create(conn, event, extensions)
                 else:
                     conn.execute("UPDATE cdrs SET mode = ? WHERE seq = ?", [event.mode, cdr["seq"]])
+                self._note_trunk(conn, cdr, event)
                 return 0
             if cdr is None:
                 cdr = self._create(conn, event, extensions)
+            self._note_trunk(conn, cdr, event)
             stamp = self._stamp(event.time)
             if event.sip_code < 300:
                 if cdr["answer_ts"] is None:

@@ -23,12 +23,13 @@ CREATE TABLE IF NOT EXISTS acc (
     start_time VARCHAR(32),
     cdr_mode VARCHAR(16),
     src_name VARCHAR(128),
-    pai VARCHAR(255)
+    pai VARCHAR(255),
+    trunk VARCHAR(512)
 )
 """
 
 # Columns added to `acc` after the first release: (name, SQL type), added to older files at start.
-ACC_ADDED_COLUMNS = (("src_name", "VARCHAR(128)"), ("pai", "VARCHAR(255)"))
+ACC_ADDED_COLUMNS = (("src_name", "VARCHAR(128)"), ("pai", "VARCHAR(255)"), ("trunk", "VARCHAR(512)"))
 
 # seq is the stable delivery order; id the gateway-unique UUIDv7 the sinks dedupe on.
 # *_mono are CLOCK_BOOTTIME seconds of the same boot (boot_id): they let a later, better
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS cdrs (
     sip_code INTEGER,
     hangup_cause TEXT,
     trunk TEXT,
+    trunk_call TEXT,
     mode TEXT NOT NULL DEFAULT 'survival',
     final_at REAL,
     UNIQUE (call_id, from_tag)
@@ -87,6 +89,11 @@ CREATE TABLE IF NOT EXISTS cdr_settings (
     expires INTEGER NOT NULL DEFAULT 0
 )
 """
+
+# Columns added to `cdrs` after the first release, added in place to older stores; then indexes
+# that need them. trunk_call joins the ring-group legs of one inbound trunk call (capture.py).
+CDRS_ADDED_COLUMNS = (("trunk_call", "TEXT"),)
+CDRS_LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS cdrs_trunk_call ON cdrs (trunk_call) WHERE trunk_call IS NOT NULL",)
 
 CDR_SCHEMA = (
     CDRS_TABLE,

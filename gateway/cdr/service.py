@@ -76,6 +76,8 @@ def purge(store: Store, retention_days: float, now: float | None = None) -> int:
             "  HAVING SUM(state != 'delivered') = 0 AND MAX(updated_at) < ?)",
             [cutoff],
         )
+        # Unanswered ring-group legs folded into their call's record (capture.py) go with the age.
+        conn.execute("DELETE FROM cdrs WHERE state = 'merged' AND final_at < ?", [cutoff])
         conn.execute("DELETE FROM cdr_outbox WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE cdrs.seq = cdr_outbox.cdr_seq)")
         return int(cursor.rowcount)
 

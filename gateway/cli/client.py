@@ -12,11 +12,14 @@ from gateway.errors import DaemonUnreachableError
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
-async def request(socket: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+async def request(
+    socket: Path, method: str, path: str, body: dict[str, Any] | None = None, limit_s: float | None = None
+) -> Any:
     """One API call; DaemonUnreachableError when no daemon listens on the socket."""
+    limit = TIMEOUT if limit_s is None else aiohttp.ClientTimeout(total=limit_s)
     try:
         async with (
-            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket)), timeout=TIMEOUT) as session,
+            aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket)), timeout=limit) as session,
             session.request(method, f"http://lifeline{path}", json=body) as response,
         ):
             data = await response.json()

@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway import config as config_mod
-from gateway.cli import cdr_cmd, mirror_cmd
+from gateway.cli import cdr_cmd, mirror_cmd, trunk_cmd
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.mode import Override
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     mirror_cmd.add_parser(sub)
     cdr_cmd.add_parser(sub)
+    trunk_cmd.add_parser(sub)
     return parser
 
 
@@ -207,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return mirror_cmd.run(args, config)
         if args.command == "cdr":
             return cdr_cmd.run(args, config)
+        if args.command == "trunk":
+            return trunk_cmd.run(args, config)
         return _cmd_extensions(args, config)
     except ImportRowsError as err:
         print(f"lifeline: {err}", file=sys.stderr)

@@ -6,9 +6,10 @@ pjsua2 (no pjsua2 worker threads, so SIP callbacks run on this thread inside the
 media callbacks run on pjsua2's clock thread, and they only copy bytes (see bridge.py).
 
 Outbound: Kamailio's route[TRUNK] sends an INVITE whose Request-URI user is the dialled number →
-dial plan and policy → modem pool → ATD → 180/200 or 486/480/503. Inbound: RING + caller ID → the
-ring group is called in parallel through Kamailio, the caller's number in the From display name
-and P-Asserted-Identity; the first to answer gets the call (ATA). DTMF both ways, hang-up both ways.
+dial plan and policy → modem pool → ATD → 183 with the network's ringback and announcements as
+early media where the modem family sends them (else 180) → 200, or 486/480/503. Inbound: RING +
+caller ID → the ring group is called in parallel through Kamailio, the caller's number in the From
+display name and P-Asserted-Identity; the first to answer gets the call (ATA). DTMF both ways, hang-up both ways.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import re
 import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from aiohttp import web
 
 from gateway import config as config_mod
 from gateway import logs
+from gateway.cdr import trunkinfo
 from gateway.config import TrunkConfig, TrunkModemConfig
 from gateway.trunk.bridge import ModemBridge
 from gateway.trunk.call import CallEvent, CallState, EndReason
@@ -43,7 +46,7 @@ from gateway.trunk.driver import LinkState, Modem, ModemSettings, Timeouts
 from gateway.trunk.errors import TrunkError
 from gateway.trunk.pool import ModemPool, NoModemError
 from gateway.trunk.ports import ByIdFinder, PortFinder, SysfsFinder
-from gateway.trunk.profiles import PROFILES, Family
+from gateway.trunk.profiles import Family, configured
 from gateway.trunk.usbreset import SysfsUsbReset
 
 log = structlog.get_logger("trunk.agent")
@@ -198,6 +201,8 @@ class TrunkCall:
     ended: bool = False
     ring_task: asyncio.Task[None] | None = None
     transfer: Leg | None = None  # the leg a blind transfer is setting up
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # joins the ring-group legs' records
+    early: bool = False  # outbound: 183 sent, the phone hears the modem's audio before the answer
 
 
 class Slot:
@@ -226,6 +231,10 @@ class Slot:
         return self.call is not None and self.call.emergency
 
 
+def _epoch(when: dt.datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
+
+
 def _request_user(message: str) -> str:
     first = message.split("\r\n", 1)[0]
     found = re.match(r"INVITE\s+sips?:([^@;>\s]+)@", first)
@@ -252,6 +261,7 @@ class TrunkAgent:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sms_inbox: list[dict[str, Any]] = []
+        self.link_events: list[dict[str, Any]] = []  # modems leaving and reaching READY, for the daemon's events
         self.legs: set[Leg] = set()  # pjsua2 destroys a call whose Python object is collected
         self.ep: Any = None
         self.account: Account | None = None
@@ -280,7 +290,9 @@ class TrunkAgent:
         cfg.logConfig.level = 1
         cfg.logConfig.consoleLevel = 1
         cfg.medConfig.noVad = True
-        cfg.medConfig.clockRate = 8000
+        # 16 kHz when a modem delivers it, so its audio is not squeezed through 8 kHz; the
+        # conference bridge resamples the 8 kHz ports (other modems, narrowband calls).
+        cfg.medConfig.clockRate = 16000 if any(m.wideband for m in self.config.modems) else 8000
         cfg.medConfig.audioFramePtime = self.config.audio_ptime_ms
         cfg.medConfig.ecTailLen = 0  # GSM modules cancel echo themselves; analog lines get none anyway
         ep.libInit(cfg)
@@ -313,15 +325,20 @@ class TrunkAgent:
     def _build_modems(self) -> None:
         for index, mc in enumerate(self.config.modems):
             family = Family(mc.family)
-            profile = PROFILES[family]
+            profile = configured(family, wideband=mc.wideband)  # the config checked the family can
             finder: PortFinder = (
                 ByIdFinder(profile, mc.match, mc.by_id_dir) if mc.find_by == "by-id" else SysfsFinder(profile)
             )
-            modem = Modem(profile, finder, ModemSettings(mc.name, read_pin(mc), self.timeouts), SysfsUsbReset())
-            slot = Slot(mc.name, modem, ModemBridge(f"modem{index}", ptime_ms=self.config.audio_ptime_ms))
+            settings = ModemSettings(
+                mc.name, read_pin(mc), self.timeouts, mic_gain=mc.mic_gain, speaker_gain=mc.speaker_gain
+            )
+            modem = Modem(profile, finder, settings, SysfsUsbReset())
+            bridge = ModemBridge(f"modem{index}", ptime_ms=self.config.audio_ptime_ms, clock_rate=profile.sample_rate)
+            slot = Slot(mc.name, modem, bridge)
             modem.call_listeners.append(functools.partial(self.on_modem_call, slot))
             modem.dtmf_listeners.append(functools.partial(self.on_modem_dtmf, slot))
             modem.sms_listeners.append(self.on_sms)
+            modem.state_listeners.append(functools.partial(self.on_link, slot))
             modem.frame_sink = functools.partial(self.on_modem_frame, slot)
             self.slots.append(slot)
         self.pool = ModemPool(list(self.slots))
@@ -443,13 +460,17 @@ class TrunkAgent:
         if call is None:
             return
         if event.state is CallState.ALERTING and call.outgoing and call.leg is not None:
-            self._answer_leg(call.leg, 180)
+            if slot.modem.profile.early_audio:
+                self._early_media(call)  # the network's ringback is in the modem's audio: let the phone hear it
+            elif not call.early:
+                self._answer_leg(call.leg, 180)
         elif event.state is CallState.ACTIVE:
             call.active_at = time.monotonic()
             if call.outgoing and call.leg is not None and not call.leg.answered:
                 call.leg.answered = True
                 self._answer_leg(call.leg, 200)
-            self._connect_audio(call)
+            if not (call.early and slot.bridge.connected is not None):
+                self._connect_audio(call)  # after early media the bridge carries the call already: no gap
         elif event.state is CallState.ENDED:
             reason = event.reason or EndReason.NORMAL
             sip = SIP_FOR_END.get(reason, (480, "Temporarily Unavailable"))
@@ -457,6 +478,11 @@ class TrunkAgent:
 
     def on_modem_frame(self, slot: Slot, frame: bytes) -> None:
         """The modem's clock ticks: its frame towards the phone, one frame from the phone back."""
+        call = slot.call
+        if call is not None and call.active_at is None and not call.early and call.outgoing:
+            # Audio before the answer (only families with early audio send it): an announcement
+            # while the call is set up, before any ringing. The phone hears it as early media.
+            self._early_media(call)
         slot.modem.write_frame(slot.bridge.on_modem_frame(frame))
 
     def on_modem_dtmf(self, slot: Slot, digit: str) -> None:
@@ -465,6 +491,17 @@ class TrunkAgent:
         if call is not None and call.leg is not None and call.active_at is not None:
             with contextlib.suppress(pj.Error):
                 call.leg.dialDtmf(digit)
+
+    def on_link(self, slot: Slot, old: LinkState, new: LinkState, reason: str) -> None:
+        """A modem's link changed: keep the changes an installer cares about (out of and back to READY)."""
+        if LinkState.READY not in (old, new) and new is not LinkState.ABSENT:
+            return
+        problem = slot.modem.status.problem
+        self.link_events.append(
+            {"modem": slot.name, "old": old.value, "new": new.value, "reason": reason, "problem": problem,
+             "at": time.time()}
+        )  # fmt: skip
+        del self.link_events[:-100]
 
     def on_sms(self, sms: Any) -> None:
         """An incoming SMS: logged, and kept for the daemon to forward."""
@@ -491,9 +528,11 @@ class TrunkAgent:
             leg = Leg(self, self.account)
             leg.trunk_call = call
             prm = pj.CallOpParam(True)
-            # Kamailio only lets the authenticated user into From, so the caller goes in the display
-            # name (what phones show) and P-Asserted-Identity.
-            prm.txOption.localUri = f'"{shown}" <sip:{s.auth_user}@{s.realm}>'
+            # The caller's number in From (Kamailio lets only the agent do this, and only with a
+            # number), so phones show it and can call it back from their call history.
+            caller = call.number if re.fullmatch(r"\+?[0-9]{3,20}", call.number) else "anonymous"
+            prm.txOption.localUri = f'"{shown}" <sip:{caller}@{s.realm}>'
+            prm.txOption.headers.append(self._trunk_header(call))
             if call.number:
                 header = pj.SipHeader()
                 header.hName = "P-Asserted-Identity"
@@ -545,9 +584,9 @@ class TrunkAgent:
                     self._spawn(self._end(call, "phone hung up"))
 
     def on_leg_media(self, leg: Leg) -> None:
-        """Media came up on a leg: bridge it if the modem side is up too."""
+        """Media came up on a leg: bridge it if the modem side is up too (or sends early media)."""
         call = leg.trunk_call
-        if call is not None and call.leg is leg and call.active_at is not None:
+        if call is not None and call.leg is leg and (call.active_at is not None or call.early):
             self._connect_audio(call)
 
     def on_leg_dtmf(self, leg: Leg, digit: str) -> None:
@@ -604,8 +643,44 @@ class TrunkAgent:
     def _answer_leg(self, leg: Leg, code: int) -> None:
         prm = pj.CallOpParam(True)
         prm.statusCode = code
+        if code >= 200 and leg.trunk_call is not None:
+            prm.txOption.headers.append(self._trunk_header(leg.trunk_call))  # for the call record
         with contextlib.suppress(pj.Error):
             leg.answer(prm)
+
+    def _trunk_header(self, call: TrunkCall) -> Any:
+        """X-Lifeline-Trunk: which modem, SIM and network carried this call (Kamailio puts it in the record)."""
+        status = call.slot.modem.status
+        registration = status.eps if status.eps is not None and status.eps.stat.registered else status.cs
+        family = call.slot.modem.profile.family
+        access = "analog" if family is Family.V253 else None
+        if access is None and registration is not None and registration.act is not None:
+            access = registration.act.name
+        header = pj.SipHeader()
+        header.hName = trunkinfo.HEADER
+        header.hValue = trunkinfo.encode(
+            {
+                "call": call.uid,
+                "modem": call.slot.name,
+                "family": family.value,
+                "imei": status.imei,
+                "iccid": status.iccid,
+                "operator": status.operator,
+                "access": access,
+                "number": call.number,
+                "emergency": "1" if call.emergency else None,
+            }
+        )
+        return header
+
+    def _early_media(self, call: TrunkCall) -> None:
+        """183 Session Progress with SDP to the phone, and the modem's audio bridged to it at once."""
+        if call.early or call.ended or call.leg is None or call.leg.answered:
+            return
+        call.early = True
+        self._answer_leg(call.leg, 183)  # pjsua2 puts its SDP answer in a 183: media starts now
+        if call.slot.bridge.connected is None:  # else on_leg_media bridged it inside answer()
+            self._connect_audio(call)  # (or does it later, if the media comes up after this)
 
     def _connect_audio(self, call: TrunkCall) -> None:
         leg = call.leg
@@ -616,7 +691,7 @@ class TrunkAgent:
             for index, media in enumerate(info.media):
                 if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                     call.slot.bridge.connect(leg.getAudioMedia(index))
-                    log.info("audio bridged", call=call.id, modem=call.slot.name)
+                    log.info("audio bridged", call=call.id, modem=call.slot.name, early=call.active_at is None)
                     return
         except pj.Error as err:
             log.warning("cannot bridge audio", call=call.id, error=str(err.info()))
@@ -645,6 +720,7 @@ class TrunkAgent:
             prm = pj.CallOpParam(True)
             if not leg.answered and call.outgoing:
                 prm.statusCode, prm.reason = sip
+                prm.txOption.headers.append(self._trunk_header(call))
             with contextlib.suppress(pj.Error):
                 leg.hangup(prm)
         if not modem_done:
@@ -669,7 +745,15 @@ class TrunkAgent:
             "extension": self.secrets.auth_user,
             "minutes_today": round(self.ledger.minutes_today(), 1),
             "modems": [
-                {"name": s.name, "family": s.modem.profile.family.value, **s.modem.status.as_dict()} for s in self.slots
+                {
+                    "name": s.name,
+                    "family": s.modem.profile.family.value,
+                    **s.modem.status.as_dict(),
+                    "iccid": s.modem.status.iccid,
+                    # The network's time now (NITZ, advanced since it was read): the call records' clock.
+                    "network_now": _epoch(s.modem.network_time()),
+                }
+                for s in self.slots
             ],
             "calls": [
                 {
@@ -720,6 +804,12 @@ class TrunkAgent:
         app.router.add_get("/status", get_status)
         app.router.add_post("/sms", post_sms)
         app.router.add_get("/sms/inbox", get_inbox)
+
+        async def get_link_events(request: web.Request) -> web.Response:
+            since = float(request.query.get("since", "0"))
+            return web.json_response([e for e in self.link_events if e["at"] > since])
+
+        app.router.add_get("/link-events", get_link_events)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         path = self.secrets.control_socket

@@ -19,10 +19,10 @@ from typing import Any, Protocol
 import structlog
 
 from gateway.trunk import at, dle
-from gateway.trunk.call import CallEvent, CallState, CallTracker
+from gateway.trunk.call import CallEvent, CallState, CallTracker, EndReason
 from gateway.trunk.errors import CommandError, CommandTimeoutError, PortGoneError, TrunkError
 from gateway.trunk.ports import ModemPorts, PortFinder
-from gateway.trunk.profiles import AudioStart, Family, Profile
+from gateway.trunk.profiles import AudioStart, Family, Profile, gain_commands
 from gateway.trunk.serialport import SerialPort
 
 
@@ -93,6 +93,7 @@ class ModemStatus:
     model: str | None = None
     firmware: str | None = None
     imei: str | None = None
+    iccid: str | None = None  # the SIM card's serial: what a carrier's bill names
     operator: str | None = None
     signal: at.Signal | None = None
     cs: at.Registration | None = None
@@ -135,6 +136,8 @@ class ModemSettings:
     name: str = "modem0"
     pin: str | None = None  # never logged
     timeouts: Timeouts = Timeouts()
+    mic_gain: int | None = None  # in the family's units (profiles.Gain); None leaves the modem's own
+    speaker_gain: int | None = None
 
 
 CallListener = Callable[[CallEvent], None]
@@ -156,6 +159,8 @@ class Modem:
         self.settings = settings
         self.timeouts = settings.timeouts
         self.usb_reset = usb_reset or NoUsbReset()
+        # ValueError now, for a gain the family cannot take (the config already refuses those).
+        self._gains = gain_commands(profile, settings.mic_gain, settings.speaker_gain)
         self.log = structlog.get_logger("trunk.modem").bind(modem=settings.name, family=profile.family.value)
         self.status = ModemStatus()
         self.tracker = CallTracker(profile.family)
@@ -170,6 +175,7 @@ class Modem:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._orig = asyncio.Event()  # Huawei ^ORIG seen for the call being dialled
+        self._audio_task: asyncio.Task[bool] | None = None  # the current call's audio command (per-call families)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._pin_refused = False
@@ -178,9 +184,11 @@ class Modem:
         self._needs_reset: str | None = None
         self._needs_creset = False
         self._audio_buf = bytearray()
+        self._audio_pos = 0  # bytes read from the audio port since it opened (sample alignment)
         self._stream = dle.DleDecoder()
         self.streaming = False
         self.last_frame_at = 0.0
+        self._active_at: float | None = None  # when the current call was answered
         self.call_listeners: list[CallListener] = []
         self.dtmf_listeners: list[Callable[[str], None]] = []
         self.sms_listeners: list[Callable[[at.Sms], None]] = []
@@ -312,6 +320,7 @@ class Modem:
         else:
             sim = at.SimState.NOT_READY
         if sim is at.SimState.READY:
+            self.status.iccid = await self._read_iccid()
             self._set_state(LinkState.CONFIG, "SIM ready")
             return
         if sim is at.SimState.SIM_PIN and self.settings.pin and not self._pin_refused:
@@ -333,13 +342,31 @@ class Modem:
             self._problem(problems.get(sim, f"SIM not ready ({sim.value})"))
         await self._sleep(self.timeouts.retry)
 
+    async def _read_iccid(self) -> str | None:
+        # Each family has its own command (field notes: +CCID / +QCCID; SIM7600: +CICCID → +ICCID).
+        command = _ICCID_COMMANDS.get(self.profile.family)
+        if command is None:
+            return None
+        reply = await self.command(command)
+        for line in reply.lines if reply.ok else ():
+            value = line.split(":", 1)[-1].strip().strip('"')
+            if value.isdigit() or (value[:-1].isdigit() and value[-1:] in "Ff"):
+                return value
+        return None
+
     async def _step_config(self) -> None:
         for command in self.profile.init:
             reply = await self.command(command)
             if not reply.ok:
                 self.log.warning("init command refused", command=command, result=str(reply.final))
+        # After the family's init, so nothing in it resets them. A refusal leaves the modem's own gains.
+        for command in self._gains:
+            reply = await self.command(command)
+            if not reply.ok:
+                self.log.warning("gain refused; the modem keeps its own", command=command, result=str(reply.final))
         if self.profile.family is Family.V253:
             self.status.voice = True
+            self._ladder = 0  # up again: the next fault starts at the ladder's first rung
             self._set_state(LinkState.READY, "analog line configured")
             return
         self._set_state(LinkState.REGISTERING, "configured")
@@ -361,7 +388,13 @@ class Modem:
             self._set_state(LinkState.RESET, reason)
             return
         await self._sleep(self.timeouts.poll)
-        if self.state is not LinkState.READY or self.profile.family is Family.V253:
+        if self.state is not LinkState.READY:
+            return
+        if self.profile.family is Family.V253:
+            if self.tracker.state is CallState.IDLE and not self.streaming:
+                # An analog modem reports nothing on its own: without this a hung or vanished
+                # modem would only be noticed when a call needs it.
+                await self.command("AT")
             return
         if self.tracker.state is CallState.IDLE:
             await self._poll()
@@ -436,12 +469,20 @@ class Modem:
 
     async def _step_reset(self) -> None:
         self.status.resets += 1
+        self._needs_reset = None  # this reset is the one that was due (AT+CRESET still comes first if needed)
         self._emit_call(self.tracker.hung_up())
         ports = self.ports
         rung = self._ladder
         self._ladder += 1
         dropped = self._gone.is_set()  # it went away by itself (brown-out, unplugged, reset elsewhere)
-        if not dropped and rung == 0 and self._at is not None:
+        if not dropped and rung == 0 and self._at is not None and self.profile.family is Family.V253:
+            # Rung 1 on an analog modem: V.250 has no reset that re-enumerates; ATZ restores its
+            # profile (FCLASS back to data) and a fresh bring-up on the same ports follows.
+            with contextlib.suppress(CommandTimeoutError, PortGoneError):
+                if (await self.command("ATZ", count_timeout=False)).ok:
+                    self._set_state(LinkState.PROBE, "ATZ answered: bringing the modem up again")
+                    return
+        elif not dropped and rung == 0 and self._at is not None:
             # Rung 1: the modem's own full reset; it drops off the bus and comes back renamed.
             command = "AT+CRESET" if self._needs_creset else "AT+CFUN=1,1"
             self._needs_creset = False
@@ -493,6 +534,8 @@ class Modem:
         at_port = SerialPort(ports.at, self._on_at_data, self._on_gone)
         at_port.open()
         self._at = at_port
+        self._audio_buf.clear()
+        self._audio_pos = 0  # a freshly opened port starts on a sample
         if ports.audio is not None:
             audio = SerialPort(ports.audio, self._on_audio_data, self._on_gone)
             audio.open()
@@ -550,8 +593,11 @@ class Modem:
             elif name == "+CPIN" and self.state in (LinkState.READY, LinkState.REGISTERING, LinkState.CONFIG):
                 sim = at.parse_cpin(urc.line)
                 if sim is not at.SimState.READY:
-                    self.status.voice = False
+                    # Without a SIM there is no operator either: the status page must not show one.
+                    self.status.voice, self.status.operator = False, None
                     self._set_state(LinkState.SIM, f"SIM state changed: {sim.value}")
+            elif name == "+CPIN" and self.state is LinkState.SIM:
+                self._wake.set()  # the SIM is back (or asks for its PIN): look now, not a retry later
             elif name == "+CMT" and urc.extra:
                 sms = at.parse_cmt(urc.line, urc.extra[0])
                 for sms_listener in list(self.sms_listeners):
@@ -561,6 +607,8 @@ class Modem:
                 asyncio.get_running_loop().create_task(self._read_sms(indication))
             elif name == "^ORIG":
                 self._orig.set()
+                if self.profile.early_audio and self.profile.audio_start is AudioStart.PER_CALL:
+                    self._audio_soon()  # the call exists now: its downlink (ringback) can flow
             elif name == "+QTONEDET":
                 self._emit_dtmf(chr(int(urc.line.split(":", 1)[1])))
             elif name == "+RXDTMF":
@@ -572,18 +620,56 @@ class Modem:
         for event in events:
             self.status.call = self.tracker.state
             self.log.info("call", state=event.state.value, reason=event.reason and event.reason.value)
+            if event.state is CallState.ACTIVE:
+                self._active_at = time.monotonic()
             if event.state is CallState.ACTIVE and self.profile.audio_start is not AudioStart.AT_INIT:
-                asyncio.get_running_loop().create_task(self._start_audio())
+                self._audio_soon()
             if event.state is CallState.ENDED:
-                self.streaming = False
+                streaming, self.streaming = self.streaming, False
+                self._check_stream_at_end()
+                if self._needs_reset:
+                    self._wake.set()  # reset now that the line is free, not a poll later
+                self._audio_buf.clear()  # a partial frame left over would misalign the next call's frames
+                self._audio_task = None
                 if self.profile.audio_off and self.state is LinkState.READY:
                     asyncio.get_running_loop().create_task(self._quiet(self.profile.audio_off))
+                if (
+                    self.profile.family is Family.V253
+                    and event.reason is not EndReason.LOCAL
+                    and self.state is LinkState.READY
+                ):
+                    asyncio.get_running_loop().create_task(self._analog_on_hook(streaming))
             for listener in list(self.call_listeners):
                 listener(event)
 
     def _emit_dtmf(self, digit: str) -> None:
         for listener in list(self.dtmf_listeners):
             listener(digit)
+
+    def _check_stream_at_end(self) -> None:
+        # The next call's first frame must not count as a stall of this one: forget this call's clock.
+        active_at, last = self._active_at, self.last_frame_at
+        self._active_at, self.last_frame_at = None, 0.0
+        if active_at is None or self.state is not LinkState.READY or self._gone.is_set():
+            return  # never answered, or ended by the link going away (whose reset cures it anyway)
+        silent = time.monotonic() - max(active_at, last)
+        if silent <= 5 * self.timeouts.frame_gap:
+            return
+        # Field note 2: a PCM stream that stopped and never came back (no or one-way audio) stays
+        # stopped for the next call too; only a reset of the modem brings it back.
+        self.status.stalls += 1
+        self.log.warning("PCM stream dead at the end of the call", silent_s=round(silent, 2))
+        self._needs_reset = self._needs_reset or f"no audio from the modem for the last {silent:.1f} s of the call"
+
+    async def _analog_on_hook(self, streaming: bool) -> None:
+        # The far end hung up (busy tone) or the dial failed: an analog modem keeps streaming and
+        # the line stays seized until we end the stream and hang up, so the next call finds it busy.
+        async with self._lock:  # nothing (a new call's AT+VLS=1) may come between the two
+            with contextlib.suppress(TrunkError):
+                if streaming and self._at is not None:
+                    self._at.write(dle.HOST_END_RX_CONEXANT + dle.HOST_END_TX)
+                    await asyncio.sleep(0.05)  # the modem's <DLE><ETX> OK, before the next command
+                await self._exchange(self.profile.hangup)
 
     async def _quiet(self, command: str) -> None:
         with contextlib.suppress(TrunkError):
@@ -717,33 +803,64 @@ class Modem:
 
     # ------------------------------------------------------------------ audio
 
-    async def _start_audio(self) -> None:
+    def _audio_soon(self) -> None:
+        # Once per call: at ^ORIG on a family with early audio, at the answer otherwise, and at
+        # the answer again if the early command was refused.
+        previous = self._audio_task
+        self._audio_task = asyncio.get_running_loop().create_task(self._audio_once(previous))
+
+    async def _audio_once(self, previous: asyncio.Task[bool] | None) -> bool:
+        try:
+            if previous is not None and await previous:
+                return True
+            return await self._start_audio()
+        except TrunkError as err:
+            self.log.warning("audio command failed", error=str(err))
+            return False
+
+    async def _start_audio(self) -> bool:
         if self.profile.audio_start is AudioStart.STREAM:
             reply = await self.command(self.profile.audio_on or "AT+VTR")
             if reply.final.kind is at.FinalKind.CONNECT:
                 self._stream = dle.DleDecoder()
                 self.streaming = True
-            return
+            return self.streaming
         if self.profile.audio_on is None:
-            return
+            return True
         reply = await self.command(self.profile.audio_on)
         if reply.ok:
-            return
+            return True
         if self.profile.family is Family.SIMCOM:
             # Field note 4: a first CPCMREG=1 ERROR predicts degraded PCM that only AT+CRESET cures.
             self.log.warning("CPCMREG=1 answered ERROR: retrying, and resetting the modem after this call")
             self._needs_reset = "AT+CPCMREG=1 answered ERROR (PCM degrades until AT+CRESET)"
             self._needs_creset = True
-            await self.command(self.profile.audio_on)
+            return (await self.command(self.profile.audio_on)).ok
+        return False
 
     def _on_audio_data(self, data: bytes) -> None:
-        if self.tracker.state is not CallState.ACTIVE:
+        start = self._audio_pos
+        self._audio_pos += len(data)
+        state = self.tracker.state
+        if state is not CallState.ACTIVE and not (
+            # Before the answer only where the PCM already carries the outgoing call's downlink:
+            # the network's ringback and announcements, which the caller hears as early media.
+            self.profile.early_audio and self.tracker.outgoing and state in _EARLY_STATES
+        ):
             return
-        self._audio_buf += data
-        size = self.profile.frame_bytes
-        while len(self._audio_buf) >= size:
-            frame = bytes(self._audio_buf[:size])
-            del self._audio_buf[:size]
+        buf, size = self._audio_buf, self.profile.frame_bytes
+        width = self.profile.sample_width
+        if not buf and start % width:
+            # Reads end anywhere, and the audio read between calls is dropped: a read that stopped
+            # mid-sample would shift every later sample by a byte (loud noise). Skip to the next sample.
+            data = data[width - start % width :]
+        if not buf and len(data) == size:
+            self._frame(data)  # the usual read: exactly one frame, passed on without a copy
+            return
+        buf += data
+        while len(buf) >= size:
+            frame = bytes(buf[:size])
+            del buf[:size]
             self._frame(frame)
 
     def _frame(self, frame: bytes) -> None:
@@ -771,7 +888,7 @@ class Modem:
                 self.streaming = False
 
     def write_frame(self, frame: bytes) -> None:
-        """Send one 20 ms S16LE frame to the modem (dropped if the port cannot take it now)."""
+        """Send one 20 ms S16LE frame (at profile.sample_rate) to the modem (dropped if the port cannot take it now)."""
         if self.profile.audio_start is AudioStart.STREAM:
             if self.streaming and self._at is not None:
                 self._at.write_some(dle.encode(dle.s16le_to_u8(frame)))
@@ -779,6 +896,9 @@ class Modem:
         if self._audio is not None:
             self._audio.write_some(frame)
 
+
+_EARLY_STATES = (CallState.DIALING, CallState.ALERTING)
+_ICCID_COMMANDS = {Family.QUECTEL: "AT+QCCID", Family.SIMCOM: "AT+CICCID", Family.HUAWEI: "AT+CCID"}
 
 _SMS_PLAIN = str.maketrans(
     {"→": "->", "←": "<-", "–": "-", "—": "-", "“": '"', "”": '"', "‘": "'", "’": "'", "…": "..."}

@@ -3,8 +3,11 @@
 The modem is the master clock; pjsua2's null device ticks on its own. Their rates differ by up to
 a few hundred ppm and both jitter. The buffer holds about `target` frames: when its average fill
 creeps above the target it drops one sample, below it repeats one — 0.8 samples a second at
-100 ppm, inaudible — so it neither runs dry nor grows. Thread-safe: one side is pjsua2's clock
-thread, the other the asyncio loop.
+100 ppm and 8 kHz, inaudible — so it neither runs dry nor grows. Any sample rate: it counts bytes
+of S16LE. Thread-safe: one side is pjsua2's clock thread, the other the asyncio loop.
+
+pull() runs on pjsua2's clock thread every 10 or 20 ms, each time with cold caches; its usual path
+is kept to a few Python operations (the bench's CPU per call is mostly such callbacks).
 """
 
 from __future__ import annotations
@@ -50,9 +53,11 @@ class DriftBuffer:
         self._lock = threading.Lock()
         self._primed = False
         self._avg = float(self.target)
+        self._band = max(2, self.frame // 8)
+        self._silence = bytes(self.frame)
         self._clock = clock
         # (byte position in the stream, arrival time) of each pushed frame, for latency figures
-        self._arrivals: deque[tuple[int, float]] = deque()
+        self._arrivals: deque[tuple[int, float]] | None = deque() if measure else None
         self._in_pos = 0
         self._out_pos = 0
         self.stats = BufferStats(latency_ms=[] if measure else None)
@@ -66,15 +71,16 @@ class DriftBuffer:
         """One frame arrives from the producer's clock."""
         with self._lock:
             self.stats.frames_in += 1
-            if self.stats.latency_ms is not None:
+            if self._arrivals is not None:
                 self._arrivals.append((self._in_pos, self._clock()))
-            self._in_pos += len(frame)
-            self._buf += frame
-            if len(self._buf) > self.capacity:
+                self._in_pos += len(frame)
+            buf = self._buf
+            buf += frame
+            if len(buf) > self.capacity:
                 # Something stalled the consumer: keep the newest audio, back to the target.
-                cut = len(self._buf) - self.target
+                cut = len(buf) - self.target
                 cut -= cut % 2
-                del self._buf[:cut]
+                del buf[:cut]
                 self._out_pos += cut
                 self.stats.overruns += 1
 
@@ -83,53 +89,60 @@ class DriftBuffer:
         size = self.frame
         with self._lock:
             self.stats.frames_out += 1
+            fill = len(self._buf)
             if not self._primed:
-                if len(self._buf) < self.target:
-                    return bytes(size)
+                if fill < self.target:
+                    return self._silence
                 self._primed = True
-                excess = len(self._buf) - self.target
+                excess = fill - self.target
                 excess -= excess % 2
                 if excess > 0:  # frames that piled up while priming would only add latency
                     self._take(excess)
-            self._avg += (len(self._buf) - self._avg) * 0.02
+                    fill -= excess
+            avg = self._avg = self._avg + (fill - self._avg) * 0.02
             # A narrow band: the fill seen at pull time already swings by up to a frame as the
             # two clocks' phases slide past each other; the average must stay near the target.
-            band = self.frame // 8
-            error = self._avg - self.target
-            # One sample per pull for drift; more (up to 8) when a clock slip moved the fill a frame.
-            n = min(8, max(1, int(abs(error) / band)))
-            if error > band and len(self._buf) >= size + 2 * n:
-                out = self._take(size + 2 * n)
-                out = _drop_samples(out, n)  # catch up with a fast producer
-                self.stats.dropped_samples += n
-                self._avg -= 2 * n
-                return out
-            if error < -band and len(self._buf) >= size - 2 * n >= 2:
-                out = self._take(size - 2 * n)
-                out = _repeat_samples(out, n)  # wait for a slow producer
-                self.stats.inserted_samples += n
-                self._avg += 2 * n
-                return out
-            if len(self._buf) < size:
+            error = avg - self.target
+            band = self._band
+            if error > band:
+                # One sample per pull for drift; more (up to 8) when a clock slip moved the fill a frame.
+                n = min(8, int(error / band))
+                if fill >= size + 2 * n:
+                    self.stats.dropped_samples += n
+                    self._avg -= 2 * n
+                    return _drop_samples(self._take(size + 2 * n), n)  # catch up with a fast producer
+            elif error < -band:
+                n = min(8, int(-error / band))
+                if fill >= size - 2 * n >= 2:
+                    self.stats.inserted_samples += n
+                    self._avg += 2 * n
+                    return _repeat_samples(self._take(size - 2 * n), n)  # wait for a slow producer
+            if fill < size:
                 self.stats.underruns += 1
-                out = self._take(len(self._buf) - len(self._buf) % 2)
+                out = self._take(fill - fill % 2)
                 return out + bytes(size - len(out))
             return self._take(size)
 
     def _take(self, count: int) -> bytes:
-        out = bytes(self._buf[:count])
-        del self._buf[:count]
-        if self.stats.latency_ms is not None:
-            now = self._clock()
-            while len(self._arrivals) > 1 and self._arrivals[1][0] <= self._out_pos:
-                self._arrivals.popleft()
-            if self._arrivals and self._arrivals[0][0] <= self._out_pos:
-                pos, arrived = self._arrivals[0]
-                # The first sample out arrived with its frame, (out_pos - pos) bytes into it.
-                self.stats.latency_ms.append((now - arrived) * 1000)
-                del pos
-        self._out_pos += count
+        buf = self._buf
+        out = bytes(buf[:count])
+        del buf[:count]  # from the front of a bytearray: CPython only moves its start
+        if self._arrivals is not None:
+            self._measure()
+            self._out_pos += count
         return out
+
+    def _measure(self) -> None:
+        latency = self.stats.latency_ms
+        assert latency is not None
+        now = self._clock()
+        arrivals, out_pos = self._arrivals, self._out_pos
+        assert arrivals is not None
+        while len(arrivals) > 1 and arrivals[1][0] <= out_pos:
+            arrivals.popleft()
+        if arrivals and arrivals[0][0] <= out_pos:
+            # The first sample out arrived with its frame, (out_pos - pos) bytes into it.
+            latency.append((now - arrivals[0][1]) * 1000)
 
     def reset(self) -> None:
         """Empty the buffer for a new call."""
@@ -137,28 +150,39 @@ class DriftBuffer:
             self._buf.clear()
             self._primed = False
             self._avg = float(self.target)
-            self._arrivals.clear()
+            if self._arrivals is not None:
+                self._arrivals.clear()
             self._in_pos = self._out_pos = 0
 
 
 def _drop_samples(pcm: bytes, n: int) -> bytes:
     """Remove n samples spread evenly over the frame (S16LE)."""
-    samples = len(pcm) // 2
-    step = samples // (n + 1)
-    cut = {step * (k + 1) for k in range(n)}
-    return b"".join(pcm[2 * i : 2 * i + 2] for i in range(samples) if i not in cut)
+    step = 2 * (len(pcm) // 2 // (n + 1))  # bytes between the samples that go
+    parts, start = [], 0
+    for k in range(1, n + 1):
+        cut = step * k
+        parts.append(pcm[start:cut])
+        start = cut + 2
+    parts.append(pcm[start : len(pcm) - len(pcm) % 2])
+    return b"".join(parts)
 
 
 def _repeat_samples(pcm: bytes, n: int) -> bytes:
     """Repeat n samples spread evenly over the frame (S16LE)."""
     samples = len(pcm) // 2
     step = max(1, samples // (n + 1))
-    dup = {step * (k + 1) for k in range(n)}
-    out = bytearray()
-    for i in range(samples):
-        out += pcm[2 * i : 2 * i + 2]
-        if i in dup:
-            out += pcm[2 * i : 2 * i + 2]
-    while len(out) < len(pcm) + 2 * n:  # a very short frame: pad by repeating the last sample
-        out += out[-2:]
-    return bytes(out)
+    parts, start = [], 0
+    for k in range(1, n + 1):
+        i = step * k
+        if i >= samples:
+            break
+        end = 2 * i + 2
+        parts.append(pcm[start:end])
+        parts.append(pcm[2 * i : end])  # the sample once more
+        start = end
+    parts.append(pcm[start : 2 * samples])
+    out = b"".join(parts)
+    short = len(pcm) + 2 * n - len(out)
+    if short > 0 and out:  # a very short frame: pad by repeating the last sample
+        out += out[-2:] * (short // 2)
+    return out

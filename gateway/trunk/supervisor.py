@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from gateway.cdr.records import ClockKind
 from gateway.config import Config
 from gateway.core.alerts import Alert, AlertDeliveryError
 from gateway.errors import LifelineError, RpcError
@@ -24,6 +25,47 @@ from gateway.trunk.errors import TrunkError
 log = structlog.get_logger("trunk.supervisor")
 
 RpcCall = Callable[..., Awaitable[Any]]
+
+STATUS_EVERY_S = 2.0
+
+
+class ModemNetworkClock:
+    """The network's time (NITZ, read by the agent with AT+CCLK?) as a clock source for call records.
+
+    In an outage NTP is gone with the WAN, and a Pi has no battery clock: after a power cut its
+    wall clock may say 1970. The mobile network still tells the time. This source answers from the
+    agent's last status report, advanced by the monotonic clock, while that report is fresh.
+    """
+
+    kind = ClockKind.NETWORK
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic, max_age_s: float = 5 * STATUS_EVERY_S) -> None:
+        self._monotonic = monotonic
+        self.max_age_s = max_age_s
+        self._reading: tuple[float, float] | None = None  # (network epoch, monotonic when reported)
+
+    def report(self, status: dict[str, Any]) -> None:
+        """Take the network time from an agent status report (the first modem that has one)."""
+        for modem in status.get("modems") or []:
+            value = modem.get("network_now")
+            if isinstance(value, int | float) and value > 0:
+                self._reading = (float(value), self._monotonic())
+                return
+
+    def now(self) -> float | None:
+        """The network's UTC epoch now, or None without a fresh report."""
+        if self._reading is None:
+            return None
+        value, at = self._reading
+        age = self._monotonic() - at
+        return value + age if 0 <= age <= self.max_age_s else None
+
+
+def link_event_message(event: dict[str, Any]) -> str:
+    """The status page's line for a modem leaving or reaching READY (the agent reports each one)."""
+    message = f"modem {event.get('modem')}: {event.get('old')} → {event.get('new')}"
+    why = event.get("problem") or (event.get("reason") if event.get("new") != "ready" else None)
+    return f"{message} ({why})" if why else message
 
 
 class TrunkSupervisor:
@@ -44,8 +86,10 @@ class TrunkSupervisor:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._inbox_seen = time.time()
+        self._events_seen = time.time()
         self.on_sms: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.last_status: dict[str, Any] = {}
+        self.clock = ModemNetworkClock()
 
     def _credentials(self) -> tuple[str, str, str]:
         extension = self.config.trunk.extension
@@ -119,6 +163,9 @@ class TrunkSupervisor:
             self.restarts += 1
             self.state = "restarting"
             log.error("trunk agent exited; restarting", code=code, restarts=self.restarts)
+            await asyncio.to_thread(
+                self.store.add_event, "trunk", f"trunk agent exited (code {code}); restarting", {"code": code}
+            )
             await asyncio.sleep(min(30.0, 1.0 * self.restarts))
 
     async def _watch(self) -> None:
@@ -129,7 +176,9 @@ class TrunkSupervisor:
             await self._forward_inbox()
             with contextlib.suppress(TrunkError):
                 self.last_status = await self.request("GET", "/status", limit=2.0)
-            await asyncio.sleep(2.0)
+                self.clock.report(self.last_status)
+            await self._record_link_events()
+            await asyncio.sleep(STATUS_EVERY_S)
 
     def view(self) -> TrunkView:
         """What the trunk LED shows: usable when a modem is ready; bars of the best GSM signal."""
@@ -144,6 +193,13 @@ class TrunkSupervisor:
             return
         with contextlib.suppress(RpcError, LifelineError):
             await self.rpc("pv.shvSet", "trunk", "str", self.config.trunk.extension)
+
+    async def _record_link_events(self) -> None:
+        # The agent keeps each modem's falls and recoveries; a poll alone would miss a quick reset.
+        with contextlib.suppress(TrunkError):
+            for event in await self.request("GET", f"/link-events?since={self._events_seen}", limit=2.0):
+                self._events_seen = max(self._events_seen, float(event["at"]))
+                await asyncio.to_thread(self.store.add_event, "trunk", link_event_message(event), event)
 
     async def _forward_inbox(self) -> None:
         if self.on_sms is None:

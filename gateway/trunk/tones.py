@@ -69,6 +69,51 @@ class Silence:
         return bytes(2 * count)
 
 
+class Cadence:
+    """Tones switched on and off in a repeating pattern, like the network's ringback and information tones."""
+
+    def __init__(self, steps: tuple[tuple[tuple[float, ...], int], ...], amplitude: int = 8000, rate: int = 8000):
+        # steps: (frequencies, milliseconds) each; no frequencies is a pause.
+        if not steps or any(ms <= 0 for _, ms in steps):
+            raise ValueError("a cadence needs at least one step, each longer than 0 ms")
+        self._steps: list[tuple[Tone | Silence, int]] = [
+            (Tone(freqs, amplitude, rate) if freqs else Silence(), rate * ms // 1000) for freqs, ms in steps
+        ]
+        self._step = 0
+        self._left = self._steps[0][1]
+
+    def read(self, count: int) -> bytes:
+        """The next count samples as S16LE."""
+        parts = []
+        while count > 0:
+            source = self._steps[self._step][0]
+            take = min(count, self._left)
+            parts.append(source.read(take))
+            count -= take
+            self._left -= take
+            if self._left == 0:
+                self._step = (self._step + 1) % len(self._steps)
+                self._left = self._steps[self._step][1]
+        return b"".join(parts)
+
+
+RINGBACK_HZ = 425.0
+SIT_HZ = (950.0, 1400.0, 1800.0)
+
+
+def ringback(rate: int = 8000) -> Cadence:
+    """The European ringback tone (ETSI ES 201 970): 425 Hz, 1 s on, 4 s off, starting on."""
+    return Cadence((((RINGBACK_HZ,), 1000), ((), 4000)), rate=rate)
+
+
+def special_information(rate: int = 8000, pause_ms: int = 1500) -> Cadence:
+    """The special information tone (ITU-T E.180) that opens "the number you have called is not available".
+
+    950, 1400 and 1800 Hz for 330 ms each; the spoken announcement that follows is a pause here.
+    """
+    return Cadence((*(((f,), 330) for f in SIT_HZ), ((), pause_ms)), rate=rate)
+
+
 def dtmf(digit: str, ms: int = 100, gap_ms: int = 60, rate: int = 8000) -> bytes:
     """One DTMF digit followed by a gap, as S16LE."""
     if digit not in DTMF_FREQS:
@@ -109,6 +154,17 @@ def dominant(pcm: bytes, candidates: tuple[float, ...], rate: int = 8000) -> flo
     if others and powers[best] < 10 * max(others):
         return None
     return best
+
+
+def tone_sequence(pcm: bytes, candidates: tuple[float, ...], rate: int = 8000, block_ms: int = 50) -> list[float]:
+    """The candidate tones that dominate pcm in turn (once until another follows; silence is skipped)."""
+    size = rate * block_ms // 1000 * 2
+    heard: list[float] = []
+    for start in range(0, len(pcm) - size + 1, size):
+        found = dominant(pcm[start : start + size], candidates, rate)
+        if found is not None and (not heard or heard[-1] != found):
+            heard.append(found)
+    return heard
 
 
 def detect_dtmf(pcm: bytes, rate: int = 8000, block_ms: int = 40) -> str:

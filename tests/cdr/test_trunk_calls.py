@@ -10,14 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pjsua2 as pj
 import pytest
 
+from gateway.cdr.clock import kernel_clock_synced
 from gateway.cdr.labsink import LabWebhookReceiver, ThreadedReceiver
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.trunk import tones
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim.modem import ICCID
 from gateway.trunk.sim.thread import SimThread
 from tests.cdr.helpers import new_secret, wait_until
 
@@ -111,6 +114,20 @@ def test_trunk_calls_out_refused_emergency_and_in_are_each_recorded_once(
     emergency.hang_up()
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the emergency call to end")
 
+    # A phone that sends the agent's header itself gets an ordinary record.
+    forged = PhoneCall(alice)
+    prm = pj.CallOpParam(True)
+    fake = pj.SipHeader()
+    fake.hName, fake.hValue = "X-Lifeline-Trunk", "call=forged&modem=lte0&number=%2B1900"
+    prm.txOption.headers.append(fake)
+    forged.makeCall(f"sip:1002@{DOMAIN}", prm)
+    alice.calls.append(forged)
+    spoof_id = placed(ep, forged)
+    bob.ringing_call(15).answer_with(200)
+    ep.wait_for(lambda: forged.state == "CONFIRMED", 10, "bob to answer alice's internal call")
+    forged.hang_up()
+    ep.wait_for(lambda: forged.state == "DISCONNECTED", 10, "the internal call to end")
+
     sim.call(sim.sim.incoming_call, CALLER)
     a, b = alice.ringing_call(15), bob.ringing_call(15)
     incoming_id = str(b.getInfo().callIdString)
@@ -120,7 +137,7 @@ def test_trunk_calls_out_refused_emergency_and_in_are_each_recorded_once(
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the inbound modem call to end")
     ep.wait_for(lambda: a.state == "DISCONNECTED", 10, "alice to stop ringing")
 
-    wait_until(lambda: trunked.status()["cdr"]["records"]["final"] >= 4, 15, "4 final records", ep)
+    wait_until(lambda: trunked.status()["cdr"]["records"]["final"] >= 5, 15, "5 final records", ep)
     trunked.set_mode("normal")
     wait_until(lambda: trunked.status()["cdr"]["sinks"][0]["pending"] == 0, 20, "the records to be delivered", ep)
     wait_until(lambda: trunked.status()["cdr"]["records"]["open"] == 0, 10, "no record left open", ep)
@@ -136,9 +153,29 @@ def test_trunk_calls_out_refused_emergency_and_in_are_each_recorded_once(
     assert shape[emergency_id] == ("emergency", "answered", "112")
     inbound = by_call[incoming_id][0]
     assert (inbound["direction"], inbound["disposition"]) == ("inbound", "answered")
-    assert inbound["from"]["number"] == CALLER and inbound["to"]["extension"] in ("1001", "1002")
+    assert inbound["from"]["number"] == CALLER and inbound["to"]["extension"] == "1002"
     assert by_call[out_id][0]["billable_s"] >= 0 and by_call[out_id][0]["answer"] is not None
-    # The agent rings the group with one INVITE per member: alice's leg is a record of its own
-    # until the agent marks its legs for the join (see the report); it is at least from the caller.
-    others = [r for r in sink.records.values() if r["from"]["number"] == CALLER and r["call_id"] != incoming_id]
-    assert all(r["direction"] == "inbound" and r["disposition"] != "answered" for r in others)
+    # The agent rang both phones with an INVITE each: alice's unanswered leg folds into the call's
+    # one record, which says which modem, SIM and network carried it.
+    assert [r["call_id"] for r in sink.records.values() if r["from"]["number"] == CALLER] == [incoming_id]
+    modem = {
+        "modem": "lte0",
+        "family": "quectel",
+        "imei": sim.call(lambda: sim.sim.config.serial),
+        "iccid": ICCID,
+        "operator": "Lab Mobile",
+    }
+    assert inbound["trunk"] == {**modem, "call": inbound["trunk"]["call"], "access": "LTE", "number": CALLER}
+    assert by_call[out_id][0]["trunk"] == {
+        **modem,
+        "call": by_call[out_id][0]["trunk"]["call"],
+        "access": "LTE",
+        "number": "+49301234567",
+    }
+    assert by_call[emergency_id][0]["trunk"]["emergency"] == "1"
+    assert by_call[abroad_id][0]["trunk"] is None  # refused before any modem was involved
+    # A phone cannot dress its own call up as a trunk call.
+    assert all(r["trunk"] is None for r in sink.records.values() if r["call_id"] == spoof_id)
+    # NTP may be gone with the WAN: the mobile network's time (NITZ) is the records' clock then.
+    clock = trunked.status()["cdr"]["clock"]["source"]
+    assert clock == ("ntp" if kernel_clock_synced() else "network")

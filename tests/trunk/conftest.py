@@ -38,7 +38,14 @@ RigFactory = Callable[..., Any]
 async def rig_factory(tmp_path: Path) -> AsyncIterator[RigFactory]:
     rigs: list[Rig] = []
 
-    async def make(family: Family, *, pin: str | None = None, far_end: FarEnd | None = None, **sim: Any) -> Rig:
+    async def make(
+        family: Family,
+        *,
+        pin: str | None = None,
+        far_end: FarEnd | None = None,
+        timeouts: Timeouts = TEST_TIMEOUTS,
+        **sim: Any,
+    ) -> Rig:
         by_id = tmp_path / f"by-id-{len(rigs)}"
         config = SimConfig(family=family, time_scale=SCALE, seed=len(rigs) + 1, **sim)
         simulator = SimModem(config, by_id, far_end)
@@ -47,7 +54,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[RigFactory]:
         modem = Modem(
             PROFILES[family],
             ByIdFinder(PROFILES[family], directory=by_id),
-            ModemSettings(name=f"sim-{family.value}", pin=pin, timeouts=TEST_TIMEOUTS),
+            ModemSettings(name=f"sim-{family.value}", pin=pin, timeouts=timeouts),
             usb_reset=usb,
         )
         rig = Rig(simulator, modem, usb)

@@ -11,6 +11,7 @@ from gateway.errors import ConfigError
 from gateway.trunk.agent import MinutesLedger, _request_user, policy_from, read_pin
 from gateway.trunk.dialplan import Reach
 from gateway.trunk.errors import TrunkError
+from gateway.trunk.supervisor import link_event_message
 
 
 def test_pin_from_file_or_env_never_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,3 +109,12 @@ def test_supervisor_view_for_the_trunk_led(tmp_path: Path) -> None:
         assert supervisor.view().kind == "analog" and supervisor.view().usable
     finally:
         store.close()
+
+
+def test_modem_falls_and_recoveries_read_plainly_on_the_status_page() -> None:
+    fall = {"modem": "lte0", "old": "ready", "new": "reset", "reason": "AT+CSQ: no answer twice", "problem": None}
+    assert link_event_message(fall) == "modem lte0: ready → reset (AT+CSQ: no answer twice)"
+    gone = {**fall, "new": "registering", "problem": "no network: searching"}
+    assert link_event_message(gone) == "modem lte0: ready → registering (no network: searching)"
+    back = {"modem": "lte0", "old": "registering", "new": "ready", "reason": "registered on Lab Mobile"}
+    assert link_event_message(back) == "modem lte0: registering → ready"

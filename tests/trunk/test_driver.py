@@ -1,15 +1,22 @@
-"""The real driver against the simulated modems of every family, including each fault the notes name."""
+"""The real driver against the simulated modems of every family (faults: test_fault_recovery.py)."""
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 
-from gateway.trunk import tones
+import pytest
+import structlog
+
+from gateway.trunk import at, tones
 from gateway.trunk.call import CallState, EndReason
-from gateway.trunk.driver import LinkState
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, Network, Outcome
-from tests.trunk.conftest import Rig, RigFactory, eventually, wait_state
+from gateway.trunk.driver import LinkState, Modem, ModemSettings
+from gateway.trunk.ports import ByIdFinder
+from gateway.trunk.profiles import Family, Gain, Profile, configured
+from gateway.trunk.sim import FarEnd, Network, Outcome, SimConfig, SimModem, SimUsbReset
+from tests.trunk.conftest import SCALE, TEST_TIMEOUTS, Rig, RigFactory, eventually, wait_state
 
 GSM = [Family.QUECTEL, Family.SIMCOM, Family.HUAWEI]
 
@@ -60,15 +67,6 @@ async def test_lte_without_volte_is_detected_and_said_plainly(rig_factory: RigFa
     await eventually(lambda: "LTE without VoLTE" in (rig.modem.status.problem or ""), "the VoLTE problem")
     assert rig.modem.state is LinkState.REGISTERING
     rig.sim.set_network(Network.LTE_VOLTE)
-    await wait_state(rig, LinkState.READY)
-
-
-async def test_losing_the_network_goes_back_to_registering_and_recovers(rig_factory: RigFactory) -> None:
-    rig = await rig_factory(Family.SIMCOM, network=Network.GSM)
-    await wait_state(rig, LinkState.READY)
-    rig.sim.set_network(Network.NONE)
-    await wait_state(rig, LinkState.REGISTERING)
-    rig.sim.set_network(Network.GSM)
     await wait_state(rig, LinkState.READY)
 
 
@@ -142,81 +140,6 @@ async def test_a_swallowed_command_costs_one_timeout_not_the_link(rig_factory: R
     assert rig.modem.state is LinkState.READY and rig.modem.status.resets == 0
 
 
-async def test_a_modem_that_stops_answering_is_reset_with_cfun_and_comes_back_renamed(rig_factory: RigFactory) -> None:
-    rig = await rig_factory(Family.QUECTEL)
-    await wait_state(rig, LinkState.READY)
-    before = rig.modem.ports
-    rig.sim.hang_commands = 2  # two polls go unanswered; AT+CFUN=1,1 then gets through
-    await wait_state(rig, LinkState.RESET)
-    await wait_state(rig, LinkState.READY)
-    assert "AT+CFUN=1,1" in rig.sim.commands and rig.sim.resets == 1 and rig.usb.resets == 0
-    assert rig.modem.ports is not None and before is not None and rig.modem.ports.at != before.at
-    assert rig.modem.status.resets == 1
-    # A call placed after the recovery works, audio included.
-    frames: list[bytes] = []
-    rig.modem.frame_sink = frames.append
-    await rig.modem.dial("+4930123456")
-    await eventually(lambda: CallState.ACTIVE in states(rig) and len(frames) >= 10, "a call with audio after the reset")
-
-
-async def test_a_hung_port_is_recovered_by_a_usb_reset(rig_factory: RigFactory) -> None:
-    rig = await rig_factory(Family.HUAWEI)
-    await wait_state(rig, LinkState.READY)
-    rig.sim.port_hung = True
-    await wait_state(rig, LinkState.RESET)
-    await wait_state(rig, LinkState.READY)
-    assert rig.usb.resets == 1
-
-
-async def test_unplugged_modem_is_found_again(rig_factory: RigFactory) -> None:
-    rig = await rig_factory(Family.SIMCOM)
-    await wait_state(rig, LinkState.READY)
-    await rig.sim.replug(gap_s=20)  # a brown-out: gone for 0.4 s (scaled), back renamed
-    await wait_state(rig, LinkState.READY)
-    assert rig.modem.status.resets >= 1 and rig.usb.resets == 0
-
-
-async def test_cpcmreg_first_error_is_retried_and_cured_by_creset_after_the_call(rig_factory: RigFactory) -> None:
-    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
-    rig = await rig_factory(Family.SIMCOM, far_end=far)
-    await wait_state(rig, LinkState.READY)
-    rig.sim.cpcmreg_error_next = True
-    await rig.modem.dial("+4930123456")
-    await eventually(lambda: rig.sim.commands.count("AT+CPCMREG=1") == 2, "the retried CPCMREG=1")
-    rig.sim.hang_up_far_end()
-    await wait_state(rig, LinkState.RESET)
-    await wait_state(rig, LinkState.READY)
-    assert "AT+CRESET" in rig.sim.commands and not rig.sim.pcm_degraded
-    # The call after the reset has clean audio again.
-    received = bytearray()
-    rig.modem.frame_sink = received.extend
-    rig.events.clear()
-    await rig.modem.dial("+4930123456")
-    await eventually(lambda: len(received) >= 320 * 20, "audio on the next call")
-    assert tones.dominant(bytes(received[-320 * 10 :]), (1000.0, 2000.0)) == 1000.0
-
-
-async def test_a_stalled_stream_is_counted_and_audio_resumes(rig_factory: RigFactory) -> None:
-    rig = await rig_factory(Family.QUECTEL, far_end=FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.2))
-    await wait_state(rig, LinkState.READY)
-    frames: list[bytes] = []
-    rig.modem.frame_sink = frames.append
-    await rig.modem.dial("+4930123456")
-    await eventually(lambda: len(frames) >= 10, "audio to flow")
-    rig.sim.stall_stream(0.5)
-    await eventually(lambda: rig.modem.status.stalls == 1, "the stall to be noticed", within=5)
-    count = len(frames)
-    await eventually(lambda: len(frames) > count + 10, "audio to resume")
-
-
-async def test_sim_removed_in_service_is_reported(rig_factory: RigFactory) -> None:
-    rig = await rig_factory(Family.QUECTEL)
-    await wait_state(rig, LinkState.READY)
-    rig.sim.remove_sim()
-    await wait_state(rig, LinkState.SIM)
-    await eventually(lambda: rig.modem.status.problem == "no SIM card", "the missing SIM to be reported")
-
-
 async def test_sms_out_and_in(rig_factory: RigFactory) -> None:
     rig = await rig_factory(Family.QUECTEL)
     await wait_state(rig, LinkState.READY)
@@ -273,3 +196,133 @@ async def test_huawei_hang_up_waits_for_orig_so_the_dongle_does_not_wedge(rig_fa
     await rig.modem.hang_up()  # at once: the simulated E173 wedges on AT+CHUP before ^ORIG, like the real one
     assert not rig.sim.port_hung and rig.sim.call is None
     assert rig.events[-1].reason is EndReason.LOCAL and rig.modem.state is LinkState.READY
+
+
+@contextlib.asynccontextmanager
+async def simcom_rig(
+    tmp_path: Path, far: FarEnd, profile: Profile, *, mic_gain: int | None = None, speaker_gain: int | None = None
+) -> AsyncIterator[Rig]:
+    """A SIM7600 simulator and the driver with this profile and these gains (set as the agent would)."""
+    sim = SimModem(SimConfig(Family.SIMCOM, time_scale=SCALE), tmp_path / "by-id", far)
+    await sim.start()
+    settings = ModemSettings("sim-wide", timeouts=TEST_TIMEOUTS, mic_gain=mic_gain, speaker_gain=speaker_gain)
+    modem = Modem(profile, ByIdFinder(profile, directory=tmp_path / "by-id"), settings, SimUsbReset(sim))
+    rig = Rig(sim, modem, SimUsbReset(sim))
+    modem.call_listeners.append(rig.events.append)
+    await modem.start()
+    try:
+        yield rig
+    finally:
+        await modem.stop()
+        await sim.stop()
+
+
+async def test_sim7600_wideband_carries_640_byte_16_khz_frames_both_ways(tmp_path: Path) -> None:
+    far = FarEnd(source=tones.Tone((1000.0,), rate=16000), answer_after_s=0.5)
+    async with simcom_rig(tmp_path, far, configured(Family.SIMCOM, wideband=True), mic_gain=5, speaker_gain=6) as rig:
+        await wait_state(rig, LinkState.READY)
+        assert rig.sim.pcm_rate == 16000 and "AT+CPCMFRM=0" not in rig.sim.commands
+        # The gains come after the family's init, and the modem took them.
+        assert rig.sim.commands.index("AT+CMICGAIN=5") > rig.sim.commands.index("AT+CPCMFRM=1")
+        assert rig.sim.gains == {"+CMICGAIN": (5,), "+COUTGAIN": (6,)}
+        received = bytearray()
+        sizes: set[int] = set()
+        two_khz = tones.Tone((2000.0,), rate=16000)
+
+        def on_frame(frame: bytes) -> None:
+            sizes.add(len(frame))
+            received.extend(frame)
+            rig.modem.write_frame(two_khz.read(len(frame) // 2))
+
+        rig.modem.frame_sink = on_frame
+        await rig.modem.dial("+4930123456")
+        await eventually(lambda: len(received) >= 640 * 25 and len(far.heard) >= 640 * 25, "half a second of audio")
+        assert sizes == {640}
+        assert tones.dominant(bytes(received[-640 * 20 :]), (1000.0, 2000.0), rate=16000) == 1000.0
+        assert tones.dominant(bytes(far.heard[-640 * 20 :]), (1000.0, 2000.0), rate=16000) == 2000.0
+
+
+async def test_narrowband_sim7600_is_told_8_khz_and_a_refused_gain_is_not_fatal(tmp_path: Path) -> None:
+    # A profile that believes in a wider range than the modem: the modem refuses, the link comes up anyway.
+    profile = replace(configured(Family.SIMCOM), mic_gain=Gain("AT+CMICGAIN", 0, 20))
+    with structlog.testing.capture_logs() as logs:
+        async with simcom_rig(tmp_path, FarEnd(), profile, mic_gain=12, speaker_gain=2) as rig:
+            await wait_state(rig, LinkState.READY)
+            assert "AT+CPCMFRM=0" in rig.sim.commands and rig.sim.pcm_rate == 8000
+            assert "AT+CMICGAIN=12" in rig.sim.commands and rig.sim.gains["+CMICGAIN"] == (3,)  # its own, kept
+            assert rig.sim.gains["+COUTGAIN"] == (2,)
+    assert any(e["event"].startswith("gain refused") and e["command"] == "AT+CMICGAIN=12" for e in logs)
+
+
+def test_the_driver_refuses_gains_its_family_cannot_take(tmp_path: Path) -> None:
+    profile = configured(Family.HUAWEI)
+    with pytest.raises(ValueError, match="speaker_gain: the huawei family has no gain command"):
+        Modem(profile, ByIdFinder(profile, directory=tmp_path), ModemSettings(speaker_gain=3))
+    profile = configured(Family.QUECTEL)
+    with pytest.raises(ValueError, match="both 0"):
+        Modem(profile, ByIdFinder(profile, directory=tmp_path), ModemSettings(mic_gain=0, speaker_gain=0))
+
+
+EARLY_FREQS = (tones.RINGBACK_HZ, 1000.0, 2000.0)
+
+
+@pytest.mark.parametrize(("family", "early"), [(Family.QUECTEL, True), (Family.HUAWEI, True), (Family.SIMCOM, False)])
+async def test_the_ringback_before_the_answer_reaches_us_where_the_modem_sends_it(
+    rig_factory: RigFactory, family: Family, early: bool
+) -> None:
+    # The far end rings for 0.6 s (30 at the test's time scale): the network's 425 Hz is on for the first second.
+    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=30.0)
+    rig: Rig = await rig_factory(family, far_end=far)
+    await wait_state(rig, LinkState.READY)
+    assert rig.modem.profile.early_audio is early
+    frames: list[tuple[CallState, bytes]] = []
+    rig.modem.frame_sink = lambda frame: frames.append((rig.modem.tracker.state, frame))
+    await rig.modem.dial("+4930123456")
+    await eventually(lambda: CallState.ACTIVE in states(rig), "the far end to answer")
+    await eventually(lambda: sum(s is CallState.ACTIVE for s, _ in frames) >= 20, "the far end's voice")
+    ringing = b"".join(f for s, f in frames if s is CallState.ALERTING)
+    answered = b"".join(f for s, f in frames if s is CallState.ACTIVE)
+    assert tones.dominant(answered[-320 * 15 :], EARLY_FREQS) == 1000.0
+    if early:
+        assert len(ringing) >= 320 * 15, "no audio while the far end rang"
+        assert tones.dominant(ringing, EARLY_FREQS) == tones.RINGBACK_HZ
+    else:
+        assert not ringing and all(s is CallState.ACTIVE for s, _ in frames)
+    if family is Family.HUAWEI:
+        # Sent at ^ORIG, so the dongle streams before ^CONN; not sent again at ^CONN.
+        assert rig.sim.commands.count("AT^DDSETEX=2") == 1
+    await rig.modem.hang_up()
+
+
+async def test_an_unreachable_numbers_announcement_is_heard_before_the_call_fails(rig_factory: RigFactory) -> None:
+    far = FarEnd(outcome=Outcome.UNREACHABLE, announcement=tones.special_information(), announcement_s=40.0)
+    rig = await rig_factory(Family.QUECTEL, far_end=far)
+    await wait_state(rig, LinkState.READY)
+    frames: list[tuple[CallState, bytes]] = []
+    rig.modem.frame_sink = lambda frame: frames.append((rig.modem.tracker.state, frame))
+    await rig.modem.dial("+4930123456")
+    await eventually(lambda: CallState.ENDED in states(rig), "the call to fail")
+    assert states(rig) == [CallState.DIALING, CallState.ENDED]  # it never rang
+    assert rig.events[-1].reason is EndReason.UNREACHABLE
+    heard = b"".join(f for s, f in frames if s is CallState.DIALING)
+    assert tones.tone_sequence(heard, (*tones.SIT_HZ, tones.RINGBACK_HZ))[:3] == list(tones.SIT_HZ)
+    count = len(frames)
+    await eventually(lambda: rig.sim.call is None, "the modem to be idle")
+    assert len(frames) == count  # nothing after the end
+
+
+def test_audio_read_mid_sample_between_calls_does_not_shift_the_next_call(tmp_path: Path) -> None:
+    # A USB serial read ends anywhere; the driver drops what the modem sends between calls. If it
+    # dropped half a sample, every later sample would be a byte off: speech turns into loud noise.
+    modem = Modem(configured(Family.QUECTEL), ByIdFinder(configured(Family.QUECTEL), directory=tmp_path))
+    frames: list[bytes] = []
+    modem.frame_sink = frames.append
+    stream = tones.Tone((1000.0,)).read(8000)  # one second of the modem's PCM, S16LE
+    modem._on_audio_data(stream[:3])  # port callback: read while no call is up, ending mid-sample
+    modem.tracker.feed(at.Urc("RING"))
+    modem.tracker.answered()
+    for pos in range(3, len(stream), 250):  # reads of odd sizes from here on
+        modem._on_audio_data(stream[pos : pos + 250])
+    assert len(frames) >= 20 and all(len(f) == 320 for f in frames)
+    heard = b"".join(frames)
+    assert heard == stream[4 : 4 + len(heard)]  # the modem's own samples, from the next whole one

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from gateway.trunk import tones
+from gateway.trunk import jitter, tones
 from gateway.trunk.jitter import DriftBuffer
 
 
@@ -59,3 +59,59 @@ def test_priming_silence_then_underrun_and_overrun_are_counted() -> None:
     for _ in range(6):
         buf.push(b"\x02\x00" * 160)
     assert buf.stats.overruns >= 1 and buf.fill <= 4 * 320
+
+
+def _drop_reference(pcm: bytes, n: int) -> bytes:
+    """The plain per-sample definition the sliced version must match."""
+    samples = len(pcm) // 2
+    step = samples // (n + 1)
+    cut = {step * (k + 1) for k in range(n)}
+    return b"".join(pcm[2 * i : 2 * i + 2] for i in range(samples) if i not in cut)
+
+
+def _repeat_reference(pcm: bytes, n: int) -> bytes:
+    samples = len(pcm) // 2
+    step = max(1, samples // (n + 1))
+    dup = {step * (k + 1) for k in range(n)}
+    out = bytearray()
+    for i in range(samples):
+        out += pcm[2 * i : 2 * i + 2] * (2 if i in dup else 1)
+    while len(out) < len(pcm) + 2 * n:
+        out += out[-2:]
+    return bytes(out)
+
+
+def test_drift_fixes_remove_and_repeat_exactly_the_planned_samples() -> None:
+    rng = random.Random(3)
+    for size in (4, 6, 160, 320, 640):
+        pcm = rng.randbytes(size)
+        for n in range(1, 9):
+            dropped = jitter._drop_samples(pcm, n)
+            assert dropped == _drop_reference(pcm, n), (size, n)
+            repeated = jitter._repeat_samples(pcm, n)
+            assert repeated == _repeat_reference(pcm, n) and len(repeated) == size + 2 * n, (size, n)
+            if size > 2 * (n + 1):
+                assert len(dropped) == size - 2 * n
+
+
+def test_16_khz_frames_drift_and_jitter_without_underruns() -> None:
+    now = [0.0]
+    buf = DriftBuffer(640, measure=True, clock=lambda: now[0], target_bytes=2 * 640 + 128)
+    tone = tones.Tone((1000.0,), rate=16000)
+    rng = random.Random(11)
+    period_in, next_in, next_out = 0.02 / (1 - 300e-6), 0.0, 0.005  # a slow modem clock
+    out = bytearray()
+    while next_out < 60:
+        if next_in + rng.uniform(0, 0.003) <= next_out:
+            now[0] = next_in
+            buf.push(tone.read(320))
+            next_in += period_in
+        else:
+            now[0] = next_out
+            out += buf.pull()
+            next_out += 0.02
+    stats = buf.stats
+    assert stats.underruns == 0 and stats.overruns == 0, stats
+    # 300 ppm of 16000 samples/s for 60 s is 288 samples to insert.
+    assert 200 < stats.inserted_samples < 500 and stats.dropped_samples < 50, stats
+    assert tones.dominant(bytes(out[-16000:]), (1000.0, 2000.0), rate=16000) == 1000.0

@@ -21,7 +21,7 @@ from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.trunk import tones
 from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim import FarEnd, Outcome, SimConfig
 from gateway.trunk.sim.thread import SimThread
 
 PASSWORDS = {"1001": "alice-trunk-1001", "1002": "bob-trunk-1002", "1009": "agent-trunk-1009"}
@@ -37,9 +37,27 @@ class RecordingCall(PhoneCall):
         self.digits: list[str] = []
         self.recorder: Any = None
         self.own_tone: Any = None
+        self.codes: list[int] = []  # the status code of each state change (183 while early, 200, ...)
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+        super().onCallState(prm)
+        self.codes.append(self.record.last_code)
 
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
         self.digits.append(str(prm.digit))
+
+    def record_to(self, wav: Path) -> None:
+        """Record what the phone hears from now on (nothing else changes)."""
+        recorder = pj.AudioMediaRecorder()
+        recorder.createRecorder(str(wav))
+        self.getAudioMedia(-1).startTransmit(recorder)
+        self.recorder = recorder
+
+    def stop_recording(self) -> None:
+        """Close the WAV (pjsua2 writes its header when the recorder goes)."""
+        recorder, self.recorder = self.recorder, None
+        recorder.thisown = True
+        del recorder
 
     def play_and_record(self, freq: float, wav: Path) -> None:
         """Replace the lab phone's 440 Hz with freq, and record what the phone hears."""
@@ -165,7 +183,7 @@ def test_outbound_call_audio_both_ways_dtmf_and_hangups(
     alice = phone(ep, trunked, "1001")
     call = dial(alice, "030 1234567".replace(" ", ""))
     ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the far end to answer the trunk call")
-    assert "EARLY" in call.record.states  # 180 while the mobile side rang
+    assert "EARLY" in call.record.states  # 183 while the mobile side rang (an EC25 sends its ringback)
     assert sim.call(lambda: sim.sim.far_end.dialled[-1]) == "+49301234567"
     ep.wait_for(lambda: call.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE, 10, "media")
     wav = tmp_path / "alice.wav"
@@ -201,6 +219,86 @@ def test_outbound_call_audio_both_ways_dtmf_and_hangups(
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
 
 
+EARLY_FREQS = (tones.RINGBACK_HZ, 1000.0, 2000.0, 440.0)
+
+
+def audio_bridged(lifeline: LifelineProcess, since: int) -> int:
+    """How often the agent bridged a call's audio since offset since of the daemon's log."""
+    with lifeline.log_path.open("rb") as log:
+        log.seek(since)
+        return sum(b"audio bridged" in line for line in log)
+
+
+def test_outbound_call_hears_the_networks_ringback_as_early_media_then_the_far_end(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, tmp_path: Path
+) -> None:
+    ep = sip_endpoint
+    alice = phone(ep, trunked, "1001")
+    sim.call(setattr, sim.sim.far_end, "answer_after_s", 50.0)  # 2.5 s of ringing at the module's time scale
+    try:
+        log_from = trunked.log_path.stat().st_size
+        call = dial(alice, "0301234567")
+        ep.wait_for(lambda: call.state == "EARLY" and call.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE, 20, "183")
+        before_answer = tmp_path / "ringing.wav"
+        call.record_to(before_answer)
+        ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the far end to answer")
+        call.stop_recording()
+        after_answer = tmp_path / "answered.wav"
+        call.record_to(after_answer)
+        heard = sim.call(lambda: len(sim.sim.far_end.heard))
+        ep.wait_for(lambda: sim.call(lambda: len(sim.sim.far_end.heard)) > heard + 16000, 10, "a second of talk")
+        call.stop_recording()
+        ep.pump(50)
+    finally:
+        sim.call(setattr, sim.sim.far_end, "answer_after_s", 1.0)
+    early = [code for code, state in zip(call.codes, call.record.states, strict=True) if state == "EARLY"]
+    assert early and set(early) == {183}, call.codes  # Session Progress, with SDP: no 180 at all
+    assert call.codes[-1] == 200
+    ringing = wav_pcm(before_answer)
+    assert len(ringing) >= 8000 * 2, "less than a second recorded before the answer"
+    assert tones.dominant(ringing, EARLY_FREQS) == tones.RINGBACK_HZ
+    assert tones.dominant(wav_pcm(after_answer)[-8000:], EARLY_FREQS) == 1000.0
+    # One bridge from the 183 on: the answer neither re-bridged nor interrupted the audio.
+    assert audio_bridged(trunked, log_from) == 1
+    call.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+
+
+def test_an_unreachable_numbers_announcement_is_heard_before_the_failure(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, tmp_path: Path
+) -> None:
+    ep = sip_endpoint
+    alice = phone(ep, trunked, "1001")
+    far = sim.sim.far_end
+
+    def unreachable() -> None:
+        far.outcome, far.announcement, far.announcement_s = Outcome.UNREACHABLE, tones.special_information(), 80.0
+
+    def reachable() -> None:
+        far.outcome, far.announcement = Outcome.ANSWER, None
+
+    sim.call(unreachable)  # 4 s of announcement at the module's time scale, then the call fails
+    try:
+        heard_before = sim.call(lambda: len(far.heard))
+        call = dial(alice, "0301234567")
+        ep.wait_for(lambda: call.state == "EARLY" and call.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE, 20, "183")
+        wav = tmp_path / "announcement.wav"
+        call.play_and_record(2000, wav)  # the phone talks too: nobody may hear it
+        ep.wait_for(lambda: call.state == "DISCONNECTED", 20, "the call to fail")
+        call.stop_recording()
+        call.stop_media()
+        ep.pump(50)
+    finally:
+        sim.call(reachable)
+    assert 183 in call.codes
+    # The agent's 503 for EndReason.UNREACHABLE: tm would relay it as 500 (RFC 3261 16.7), so
+    # Kamailio gives the trunk's 503 as its own, with the agent's reason.
+    assert (call.record.last_code, call.record.last_reason) == (503, "Mobile Network Unreachable")
+    heard = tones.tone_sequence(wav_pcm(wav), (*tones.SIT_HZ, tones.RINGBACK_HZ, 2000.0, 440.0))
+    assert any(heard[i : i + 3] == list(tones.SIT_HZ) for i in range(len(heard))), heard
+    assert sim.call(lambda: len(far.heard)) == heard_before  # an unanswered call carries nothing to the far end
+
+
 def test_inbound_call_rings_the_group_with_caller_id(
     sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread
 ) -> None:
@@ -208,13 +306,23 @@ def test_inbound_call_rings_the_group_with_caller_id(
     alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
     sim.call(sim.sim.incoming_call, CALLER)
     a, b = alice.ringing_call(15), bob.ringing_call(15)
-    assert CALLER in str(a.getInfo().remoteUri) and CALLER in str(b.getInfo().remoteUri)
+    shown = str(b.getInfo().remoteUri)
+    assert CALLER in str(a.getInfo().remoteUri) and CALLER in shown
     b.answer_with(200)
     ep.wait_for(lambda: b.state == "CONFIRMED", 10, "bob's answer to be confirmed")
     ep.wait_for(lambda: a.state == "DISCONNECTED", 10, "alice to stop ringing")
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0), 10, "ATA")
     b.hang_up()
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+
+    # The caller's number is the From user, so calling back from the phone's history works.
+    back = shown.split("sip:", 1)[1].split("@", 1)[0]
+    assert back == CALLER
+    callback = dial(bob, back)
+    ep.wait_for(lambda: callback.state == "CONFIRMED", 20, "the call back through the trunk")
+    assert sim.call(lambda: sim.sim.far_end.dialled[-1]) == CALLER
+    callback.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the call back to end")
 
 
 def test_refusals_and_emergency_preemption(sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread) -> None:
@@ -254,6 +362,16 @@ def test_alerts_go_out_as_sms_and_incoming_sms_is_forwarded(trunked: LifelinePro
     assert forwarded and "+4917012345678" in forwarded[0]
 
 
+def test_an_installer_checks_the_trunk_and_sends_a_test_sms(trunked: LifelineProcess, sim: SimThread) -> None:
+    status = trunked.cli("trunk", "status")
+    assert "lte0: READY" in status.stdout and "Lab Mobile" in status.stdout
+    sent = trunked.cli("trunk", "sms", "+4915199990001", "Ladder test")
+    assert sent.stdout.strip() == "SMS to +4915199990001: sent"
+    assert ("+4915199990001", "Ladder test") in sim.call(lambda: list(sim.sim.sms_sent))
+    bad = trunked.cli("trunk", "sms", "0151 999", check=False)
+    assert bad.returncode == 1 and "'0151 999' is not in E.164 form" in bad.stderr
+
+
 def test_a_wedged_modem_is_reset_under_lifeline_and_the_next_call_works(
     sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread
 ) -> None:
@@ -271,6 +389,17 @@ def test_a_wedged_modem_is_reset_under_lifeline_and_the_next_call_works(
             break
         time.sleep(0.3)
     assert modem.get("state") == "ready" and modem.get("resets", 0) >= 1, modem
+
+    # The installer sees it in `lifeline status`: the modem's fall and its return, with the reason.
+    def trunk_events() -> list[str]:
+        return [e["message"] for e in trunked.status()["events"] if e["kind"] == "trunk"]
+
+    deadline = time.monotonic() + 15  # the daemon looks at the agent every 2 s
+    while not any(m.endswith("→ ready") for m in trunk_events()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    events = trunk_events()
+    assert any(m.startswith("modem lte0: ready → reset") for m in events), events
+    assert any(m.endswith("→ ready") for m in events), events
     assert sim.call(lambda: sim.sim.resets) == resets_before + 1
     assert sim.call(lambda: sim.sim.at_port.name if sim.sim.at_port else None) != ports_before
     alice = phone(ep, trunked, "1001")

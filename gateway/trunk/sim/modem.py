@@ -3,7 +3,9 @@
 Faithful to research/modems.md: echo until ATE0, CRLF framing, replies split across reads, URCs
 injected mid-reply, delays like the real thing (scaled by `time_scale`), SIM PIN states,
 registration changes, repeated RING + caller ID, PCM only after the family's audio command,
-paced at 20 ms with jitter and ±ppm drift, and faults on demand. Runs on any asyncio loop.
+paced at 20 ms with jitter and ±ppm drift, the network's ringback (425 Hz) and announcements
+in-band before the answer where the family's PCM carries them, and faults on demand. Runs on any
+asyncio loop.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Outcome(enum.StrEnum):
 
 
 class AudioSource(Protocol):
-    """Where far-end audio comes from (S16LE mono at 8 kHz)."""
+    """Where far-end audio comes from (S16LE mono at the modem's PCM rate: 8 kHz, 16 kHz after AT+CPCMFRM=1)."""
 
     def read(self, count: int) -> bytes:
         """The next count samples."""
@@ -61,7 +63,12 @@ class FarEnd:
     outcome: Outcome = Outcome.ANSWER
     answer_after_s: float = 2.0
     source: AudioSource = field(default_factory=tones.Silence)
-    heard: bytearray = field(default_factory=bytearray)  # what reached them from us (S16LE)
+    # UNREACHABLE: the network's in-band announcement ("the number you have called is not
+    # available") while the call is still being set up, for announcement_s (scaled), then the call
+    # fails. None: it fails at once. (While the far end rings the network plays the ringback tone.)
+    announcement: AudioSource | None = None
+    announcement_s: float = 6.0
+    heard: bytearray = field(default_factory=bytearray)  # what reached them from us (S16LE at the PCM rate)
     dtmf_received: list[str] = field(default_factory=list)  # AT+VTS digits
     dialled: list[str] = field(default_factory=list)
 
@@ -78,6 +85,7 @@ _MODELS = {
     Family.HUAWEI: ("huawei", "E173", "11.126.85.00.209"),
     Family.V253: ("U.S. Robotics", "USR5637", "1.2.23"),
 }
+ICCID = "89490200001234567890"  # the simulated SIM's serial
 CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted"}
 CME_TEXT |= {11: "SIM PIN required", 12: "SIM PUK required", 16: "incorrect password", 30: "no network service"}
 
@@ -112,6 +120,14 @@ class _Call:
     started: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
     orig_sent: bool = False
+    network_audio: AudioSource | None = None  # what the network plays in-band before the answer
+    pcm: bool = False  # its PCM loop runs
+
+
+# Whose PCM carries an outgoing call's downlink before the answer (the profiles say why): the
+# EC25 from call setup on (QPCMV is on from init), the E173 once AT^DDSETEX=2 came. The SIM7600
+# sends nothing until CPCMREG=1 and the answer, whatever the network plays.
+_EARLY_DOWNLINK = (Family.QUECTEL, Family.HUAWEI)
 
 
 class SimModem:
@@ -140,6 +156,13 @@ class SimModem:
         self._writer: asyncio.Task[None] | None = None
         self._cmd_queue: asyncio.Queue[str] = asyncio.Queue()
         self._inbuf = bytearray()
+        # Gains the modem keeps across resets. The initial values are the example replies in
+        # chan_quectel's parser, not documented defaults (those depend on the audio mode).
+        initial: dict[Family, dict[str, tuple[int, ...]]] = {
+            Family.QUECTEL: {"+QMIC": (20577, 16001)},
+            Family.SIMCOM: {"+CMICGAIN": (3,), "+COUTGAIN": (8,)},
+        }
+        self.gains = initial.get(self.family, {})
         self._reset_state()
 
     # ------------------------------------------------------------------ lifecycle
@@ -158,6 +181,11 @@ class SimModem:
         self.clcc_urc = False
         self.qpcmv = False
         self.cpcmreg = False
+        # SIM7600: AT+CPCMFRM=1 → 16 kHz, from the next AT+CPCMREG=1 (taken as lost at power-up; the
+        # driver says it at every bring-up either way).
+        self.pcm_rate = 8000
+        if self.family is Family.QUECTEL:
+            self.gains["+QRXGAIN"] = (20577,)  # the EC2x manual: not saved; its example reads 20577
         self.ddsetex = False
         self.pcm_degraded = getattr(self, "pcm_degraded", False)
         self.cmgs_to: str | None = None
@@ -247,10 +275,17 @@ class SimModem:
             self._out.get_nowait()
         self._inbuf.clear()
         self.port_hung = False
+        self.stall_until = 0.0  # any reset restarts a stalled PCM engine
 
-    async def replug(self, gap_s: float | None = None) -> None:
-        """Drop off the USB bus for a while and come back under new device names (a reset)."""
+    async def replug(self, gap_s: float | None = None, *, cold: bool = True) -> None:
+        """Drop off the USB bus for a while and come back under new device names (a reset).
+
+        cold: power was lost (unplugged, brown-out, hub power-cycle), which also clears degraded PCM;
+        AT+CFUN=1,1 is a warm reset that does not (field note 4).
+        """
         self.resets += 1
+        if cold:
+            self.pcm_degraded = False
         self._unplug()
         await asyncio.sleep(self._delay(self.config.reset_gap_s if gap_s is None else gap_s))
         self._plug()
@@ -325,6 +360,17 @@ class SimModem:
             self._end_call(cause=34)
         self.urc("+CPIN: NOT READY")
         self._announce_registration()
+
+    def insert_sim(self) -> None:
+        """Put the SIM card back (hot-plug detection on): +CPIN says so, registration follows."""
+        if self.sim_state != "NOT INSERTED":
+            return
+        self.config.sim_inserted = True
+        self.sim_state = "SIM PIN" if self.config.sim_pin else "READY"
+        self.pin_attempts = 3  # a fresh card, or the same one re-read: the counter lives on the SIM
+        self.urc(f"+CPIN: {self.sim_state}")
+        if self.sim_state == "READY":
+            self._sim_ready()
 
     # ------------------------------------------------------------------ output
 
@@ -444,7 +490,8 @@ class SimModem:
         arg = line[2:]
         if body in ("", "Z", "&F"):
             if body == "Z":
-                self.echo = True
+                # The stored profile comes back: echo on, and an analog modem back in data mode.
+                self.echo, self.fclass, self.vcid = True, 0, False
             self._reply()
         elif body in ("E0", "E1"):
             self.echo = body == "E1"
@@ -471,12 +518,16 @@ class SimModem:
                 self._reply(f"+CPIN: {self.sim_state}")
         elif body.startswith("+CPIN="):
             await self._enter_pin(arg[6:].strip('"'))
-        elif self.sim_state != "READY" and body.startswith(("+CIMI", "+CCID", "+QCCID", "D", "A", "+CMGS", "+COPS")):
+        elif self.sim_state != "READY" and body.startswith(
+            ("+CIMI", "+CCID", "+QCCID", "+CICCID", "D", "A", "+CMGS", "+COPS")
+        ):
             self._error(10 if self.sim_state == "NOT INSERTED" else 11)
         elif body == "+CIMI":
             self._reply("262021234567890")
-        elif body in ("+CCID", "+QCCID", "+ICCID"):
-            self._reply(f"{body[1:]}: 89490200001234567890")
+        elif body in ("+CCID", "+QCCID"):
+            self._reply(f"{body}: {ICCID}")
+        elif body == "+CICCID" and self.family is Family.SIMCOM:
+            self._reply(f"+ICCID: {ICCID}")
         elif body.startswith("+CREG="):
             self.creg_n = int(body[6:])
             self._reply()
@@ -505,7 +556,7 @@ class SimModem:
             if self.family is Family.HUAWEI:
                 self.urc(f"^RSSI:{rssi}")  # lands inside the +CSQ reply, as on the real dongle
             self._reply(f"+CSQ: {rssi},99")
-        elif body.startswith(("+CLIP=", "+CTZU=", "+CMGF=", "+CNMI=", "+CPMS", "+CLVL", "+CMICGAIN", "+COUTGAIN")):
+        elif body.startswith(("+CLIP=", "+CTZU=", "+CMGF=", "+CNMI=", "+CPMS", "+CLVL")):
             if body.startswith("+CLIP="):
                 self.clip = body.endswith("1")
             self._reply()
@@ -515,7 +566,8 @@ class SimModem:
             self._reply(f'+CCLK: "{now:%y/%m/%d,%H:%M:%S}+00"')
         elif body.startswith("+CFUN=1,1") or body == "+CRESET":
             self._reply()
-            self.pcm_degraded = False
+            if body == "+CRESET":
+                self.pcm_degraded = False  # field note 4: only AT+CRESET cures it, not AT+CFUN=1,1
             self._spawn(self._reset_after_reply())
         elif body == "+CFUN?":
             self._reply("+CFUN: 1")
@@ -594,6 +646,9 @@ class SimModem:
             volte = int(self.config.network is Network.LTE_VOLTE)
             self._reply(f'+QCFG: "ims",{volte},{volte}')
             return True
+        elif body.startswith(("+QMIC", "+QRXGAIN")):
+            # AT+QMIC=<txgain>[,<txdgain>], AT+QRXGAIN=<rxgain>: 0–65535 each (EC2x AT manual).
+            return self._gain(body, "+QMIC", 65535, 2) or self._gain(body, "+QRXGAIN", 65535)
         elif not body.startswith(("+QCFG=", "+QTONEDET=", "+QURCCFG=")):
             return False
         self._reply()
@@ -612,8 +667,40 @@ class SimModem:
             self.cpcmreg = on
             self._reply()
             self._maybe_audio()
-        elif body.startswith(("+CPCMFRM=", "+CNMP")):
+        elif body == "+CPCMFRM?":
+            self._reply(f"+CPCMFRM: {int(self.pcm_rate == 16000)}")
+        elif body == "+CPCMFRM=?":
+            self._reply("+CPCMFRM: (0-1)")
+        elif body.startswith("+CPCMFRM="):
+            # 0: 8 kHz (320-byte frames), 1: 16 kHz (640-byte frames), from the next CPCMREG=1.
+            if body in ("+CPCMFRM=0", "+CPCMFRM=1"):
+                self.pcm_rate = 16000 if body.endswith("1") else 8000
+                self._reply()
+            else:
+                self._reply(final="ERROR")
+        elif body.startswith(("+CMICGAIN", "+COUTGAIN")):
+            # Levels 0–8, as chan_quectel drives the SIM7600.
+            return self._gain(body, "+CMICGAIN", 8) or self._gain(body, "+COUTGAIN", 8)
+        elif body.startswith("+CNMP"):
             self._reply()
+        else:
+            return False
+        return True
+
+    def _gain(self, body: str, name: str, high: int, arity: int = 1) -> bool:
+        """Read, test or write one gain in its documented range 0–high; ERROR outside it."""
+        if body == f"{name}?":
+            self._reply(f"{name}: {','.join(str(v) for v in self.gains[name])}")
+        elif body == f"{name}=?":
+            self._reply(f"{name}: " + ",".join([f"(0-{high})"] * arity))
+        elif body.startswith(f"{name}="):
+            fields = body[len(name) + 1 :].split(",")
+            values = tuple(int(f) for f in fields if f.strip().isdigit())
+            if len(values) != len(fields) or not 1 <= len(values) <= arity or max(values) > high:
+                self._reply(final="ERROR")
+            else:
+                self.gains[name] = values + self.gains[name][len(values) :]
+                self._reply()
         else:
             return False
         return True
@@ -678,14 +765,23 @@ class SimModem:
                 return
         call.orig_sent = True
         self._call_urcs()
+        self._maybe_audio()  # PCM from call setup on where the modem streams it then (silence at first)
         await asyncio.sleep(self._delay(1.0))
         if self.call is not call:
             return
         outcome = self.far_end.outcome
         if outcome is Outcome.UNREACHABLE:
+            announcement = self.far_end.announcement
+            if announcement is not None:
+                # The network says why in-band while the call is still being set up, then clears it.
+                call.network_audio = announcement
+                await asyncio.sleep(self._delay(self.far_end.announcement_s))
+                if self.call is not call:
+                    return
             self._end_call(cause=1)
             return
         call.stat = 3
+        call.network_audio = tones.ringback(self.pcm_rate)  # from its start: 1 s of tone first
         self._call_urcs()
         if outcome is Outcome.BUSY:
             await asyncio.sleep(self._delay(1.0))
@@ -798,39 +894,55 @@ class SimModem:
 
     async def _reset_after_reply(self) -> None:
         await asyncio.sleep(self._delay(0.2))
-        await self.replug()
+        await self.replug(cold=False)
 
     # ------------------------------------------------------------------ audio
 
     def _audio_enabled(self) -> bool:
-        if self.call is None or self.call.stat != 0:
+        """Whether the modem sends PCM now."""
+        call = self.call
+        if call is None:
             return False
-        return {
+        on = {
             Family.QUECTEL: self.qpcmv,
             Family.SIMCOM: self.cpcmreg,
             Family.HUAWEI: self.ddsetex,
             Family.V253: self.streaming,
         }[self.family]
+        if call.stat == 0:
+            return on
+        # Before the answer: an outgoing call the network has taken, on a modem whose PCM carries it.
+        return on and call.outgoing and call.orig_sent and call.stat in (2, 3) and self.family in _EARLY_DOWNLINK
 
     def _maybe_audio(self) -> None:
-        if self._audio_enabled():
-            self._spawn(self._pcm_loop(self.call))
+        call = self.call
+        if call is not None and not call.pcm and self._audio_enabled():
+            call.pcm = True
+            self._spawn(self._pcm_loop(call))
 
     def _on_audio_readable(self) -> None:
         port = self.audio_port
         if port is None:
             return
         data = port.read()
-        if data and self._audio_enabled() and not self.pcm_degraded:
+        # Before the answer nobody listens: the uplink reaches the far end once the call is active.
+        answered = self.call is not None and self.call.stat == 0
+        if data and answered and self._audio_enabled() and not self.pcm_degraded:
             self.far_end.heard += data
 
     def stall_stream(self, seconds: float) -> None:
-        """The PCM stream stops for a while (the call stays up)."""
+        """The PCM stream stops for a while (the call stays up); math.inf: until the modem resets."""
         self.stall_until = time.monotonic() + seconds
 
-    async def _pcm_loop(self, call: _Call | None) -> None:
+    async def _pcm_loop(self, call: _Call) -> None:
+        try:
+            await self._pcm_frames(call)
+        finally:
+            call.pcm = False
+
+    async def _pcm_frames(self, call: _Call) -> None:
         v253 = self.family is Family.V253
-        samples = 160
+        samples = self.pcm_rate // 50  # 20 ms: 320 bytes at 8 kHz, 640 at 16 kHz
         period = 0.020 / (1 + self.config.drift_ppm * 1e-6)  # a fast modem clock sends more often
         start = time.monotonic()
         k = 0
@@ -842,7 +954,12 @@ class SimModem:
                 break
             if time.monotonic() < self.stall_until:
                 continue
-            pcm = self.far_end.source.read(samples)
+            if call.stat == 0:
+                pcm = self.far_end.source.read(samples)
+            elif call.network_audio is not None:
+                pcm = call.network_audio.read(samples)  # ringback, an announcement
+            else:
+                pcm = bytes(2 * samples)  # call setup: the network plays nothing yet
             if self.pcm_degraded:
                 pcm = bytes(len(pcm))
             if v253:
