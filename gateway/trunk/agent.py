@@ -59,7 +59,8 @@ SIP_FOR_END = {
     EndReason.UNREACHABLE: (503, "Mobile Network Unreachable"),
     EndReason.NORMAL: (480, "Temporarily Unavailable"),
     EndReason.MISSED: (487, "Request Terminated"),
-    EndReason.LOCAL: (503, "Trunk Line Lost"),  # the modem went away (we hang up answered calls ourselves)
+    EndReason.LINE_LOST: (503, "Trunk Line Lost"),  # the modem went away or was reset under the call
+    EndReason.LOCAL: (480, "Temporarily Unavailable"),  # we hung up first: _end gives its own answer
 }
 
 

@@ -33,6 +33,7 @@ class EndReason(enum.StrEnum):
     REJECTED = "rejected"
     UNREACHABLE = "unreachable"  # no network, no circuit, LTE without VoLTE, bad number
     LOCAL = "local"  # we hung up
+    LINE_LOST = "line-lost"  # the modem went away or was reset under the call
     MISSED = "missed"  # an incoming call the caller gave up on
 
 
@@ -124,6 +125,10 @@ class CallTracker:
     def hung_up(self) -> list[CallEvent]:
         """We hung up."""
         return self._set_state(CallState.ENDED, EndReason.LOCAL)
+
+    def line_lost(self) -> list[CallEvent]:
+        """The modem dropped off the bus, or is being reset: the call is gone with it."""
+        return self._set_state(CallState.ENDED, EndReason.LINE_LOST)
 
     def feed(self, urc: at.Urc) -> list[CallEvent]:
         """React to one URC; returns the call events it causes (often none)."""

@@ -470,7 +470,7 @@ class Modem:
     async def _step_reset(self) -> None:
         self.status.resets += 1
         self._needs_reset = None  # this reset is the one that was due (AT+CRESET still comes first if needed)
-        self._emit_call(self.tracker.hung_up())
+        self._emit_call(self.tracker.line_lost())
         ports = self.ports
         rung = self._ladder
         self._ladder += 1
@@ -558,7 +558,7 @@ class Modem:
             self._reply.set_exception(PortGoneError(why))
         self._wake.set()
         if self.state not in (LinkState.RESET, LinkState.ABSENT):
-            self._emit_call(self.tracker.hung_up())
+            self._emit_call(self.tracker.line_lost())
 
     def _on_at_data(self, data: bytes) -> None:
         if self.streaming:
@@ -635,7 +635,7 @@ class Modem:
                     asyncio.get_running_loop().create_task(self._quiet(self.profile.audio_off))
                 if (
                     self.profile.family is Family.V253
-                    and event.reason is not EndReason.LOCAL
+                    and event.reason not in (EndReason.LOCAL, EndReason.LINE_LOST)
                     and self.state is LinkState.READY
                 ):
                     asyncio.get_running_loop().create_task(self._analog_on_hook(streaming))

@@ -201,7 +201,7 @@ async def unplug_in_call(watch: Watch) -> None:
     await rig.sim.replug(gap_s=10)
     # The call is over and says why: the bridge answers the phone "Trunk Line Lost".
     await eventually(lambda: rig.modem.tracker.state is CallState.IDLE, "the lost call to end")
-    assert rig.events[-1].state is CallState.ENDED and rig.events[-1].reason is EndReason.LOCAL
+    assert rig.events[-1].state is CallState.ENDED and rig.events[-1].reason is EndReason.LINE_LOST
     reason = await watch.passes_through(LinkState.RESET)
     assert "port lost" in reason
     await watch.recovers()

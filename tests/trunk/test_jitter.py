@@ -8,19 +8,27 @@ from gateway.trunk import jitter, tones
 from gateway.trunk.jitter import DriftBuffer
 
 
-def run(ppm: float, seconds: float, jitter_frames: int = 0) -> DriftBuffer:
+def run(
+    ppm: float,
+    seconds: float,
+    jitter_frames: float = 0,
+    rate: int = 8000,
+    target_bytes: int | None = None,
+    seed: int = 7,
+) -> DriftBuffer:
     """Producer at 50 Hz × (1 + ppm), consumer at exactly 50 Hz, on a simulated clock."""
     now = [0.0]
-    buf = DriftBuffer(measure=True, clock=lambda: now[0])
-    tone = tones.Tone((1000.0,))
-    rng = random.Random(7)
+    frame = rate // 50 * 2
+    buf = DriftBuffer(frame, measure=True, clock=lambda: now[0], target_bytes=target_bytes)
+    tone = tones.Tone((1000.0,), rate=rate)
+    rng = random.Random(seed)
     period_in = 0.02 / (1 + ppm * 1e-6)
     next_in, next_out = 0.0, 0.005
     out = bytearray()
     while next_out < seconds:
         if next_in + rng.uniform(0, jitter_frames * 0.02) <= next_out:
             now[0] = next_in
-            buf.push(tone.read(160))
+            buf.push(tone.read(frame // 2))
             next_in += period_in
         else:
             now[0] = next_out
@@ -95,21 +103,9 @@ def test_drift_fixes_remove_and_repeat_exactly_the_planned_samples() -> None:
 
 
 def test_16_khz_frames_drift_and_jitter_without_underruns() -> None:
-    now = [0.0]
-    buf = DriftBuffer(640, measure=True, clock=lambda: now[0], target_bytes=2 * 640 + 128)
-    tone = tones.Tone((1000.0,), rate=16000)
-    rng = random.Random(11)
-    period_in, next_in, next_out = 0.02 / (1 - 300e-6), 0.0, 0.005  # a slow modem clock
-    out = bytearray()
-    while next_out < 60:
-        if next_in + rng.uniform(0, 0.003) <= next_out:
-            now[0] = next_in
-            buf.push(tone.read(320))
-            next_in += period_in
-        else:
-            now[0] = next_out
-            out += buf.pull()
-            next_out += 0.02
+    # A slow modem clock (-300 ppm) with 3 ms of jitter.
+    buf = run(-300.0, seconds=60, jitter_frames=0.15, rate=16000, target_bytes=2 * 640 + 128, seed=11)
+    out = buf.out  # type: ignore[attr-defined]
     stats = buf.stats
     assert stats.underruns == 0 and stats.overruns == 0, stats
     # 300 ppm of 16000 samples/s for 60 s is 288 samples to insert.
