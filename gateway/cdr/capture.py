@@ -202,14 +202,16 @@ class Capture:
         )
         return rows[0] if rows else None
 
-    def _create(self, conn: sqlite3.Connection, event: AccEvent, extensions: set[str]) -> dict[str, Any]:
+    def _create(
+        self, conn: sqlite3.Connection, event: AccEvent, extensions: set[str], trunk: dict[str, str] | None
+    ) -> dict[str, Any]:
         start = self._stamp(event.start_time if event.start_time is not None else event.time)
         src, dst = event.src_user, event.dst_user
         from_ext = src if src in extensions else None
         if self.trunk_extension and src == self.trunk_extension:
             # In from the trunk, the agent calling as its extension: the caller in PAI / display name.
             src, from_ext = trunk_caller(event), None
-        elif event.sip_code < 200 and trunk_details(event) is not None:
+        elif event.sip_code < 200 and trunk is not None:
             # The agent's INVITE in the outside caller's name (Kamailio takes the header only from it).
             from_ext = None
         if dst in EMERGENCY_NUMBERS:
@@ -245,9 +247,8 @@ class Capture:
         row["answer_ts"] = None
         return row
 
-    def _note_trunk(self, conn: sqlite3.Connection, cdr: dict[str, Any], event: AccEvent) -> None:
+    def _note_trunk(self, conn: sqlite3.Connection, cdr: dict[str, Any], details: dict[str, str] | None) -> None:
         """Add the trunk agent's details from this event to the record (they arrive with the INVITE or the answer)."""
-        details = trunk_details(event)
         if details is None:
             return
         merged = {**(json.loads(cdr["trunk"]) if cdr.get("trunk") else {}), **details}
@@ -328,19 +329,20 @@ class Capture:
         if event.mode == "normal" and not self.record_normal:
             return 0
         if event.method == "INVITE":
+            trunk = trunk_details(event)
             cdr = self._find(conn, event)
             if cdr is not None and cdr["state"] in ("final", "merged"):
                 return 0  # a late duplicate event (forking, retransmission): the call is done
             if event.sip_code < 200:
                 if cdr is None:
-                    cdr = self._create(conn, event, extensions)
+                    cdr = self._create(conn, event, extensions, trunk)
                 else:
                     conn.execute("UPDATE cdrs SET mode = ? WHERE seq = ?", [event.mode, cdr["seq"]])
-                self._note_trunk(conn, cdr, event)
+                self._note_trunk(conn, cdr, trunk)
                 return 0
             if cdr is None:
-                cdr = self._create(conn, event, extensions)
-            self._note_trunk(conn, cdr, event)
+                cdr = self._create(conn, event, extensions, trunk)
+            self._note_trunk(conn, cdr, trunk)
             stamp = self._stamp(event.time)
             if event.sip_code < 300:
                 if cdr["answer_ts"] is None:

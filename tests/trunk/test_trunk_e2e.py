@@ -7,7 +7,6 @@ Audio is checked by frequency: the far end plays 1 kHz, the phone 2 kHz.
 
 from __future__ import annotations
 
-import json
 import time
 import wave
 from collections.abc import Iterator
@@ -23,9 +22,8 @@ from gateway.trunk import tones
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, Outcome, SimConfig
 from gateway.trunk.sim.thread import SimThread
+from tests.trunk.lab import CALLER, DOMAIN, phone, start_trunked
 
-PASSWORDS = {"1001": "alice-trunk-1001", "1002": "bob-trunk-1002", "1009": "agent-trunk-1009"}
-CALLER = "+4915112345678"
 ADMIN = "+4915199990000"
 
 
@@ -105,32 +103,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
 
 @pytest.fixture(scope="module")
 def trunked(tmp_path_factory: pytest.TempPathFactory, sim: SimThread) -> Iterator[LifelineProcess]:
-    tmp_path = tmp_path_factory.mktemp("trunk")
-    csv = tmp_path / "phones.csv"
-    csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in PASSWORDS.items()))
-    daemon = LifelineProcess(tmp_path / "lifeline", {"sip": {"listen": "127.0.0.1", "children": 2}})
-    with daemon.config_path.open("a") as toml:
-        toml.write(
-            '[trunk]\nextension = "1009"\nring_group = ["1001", "1002"]\ncountry = "DE"\n'
-            f'sms_admins = ["{ADMIN}"]\npoll_s = 1.0\ncommand_timeout_s = 1.0\n'
-            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{sim.sim.by_id_dir}"\n'
-        )
-    daemon.cli("extensions", "import", str(csv))
-    daemon.start()
-    daemon.set_mode("survival")
-    deadline = time.monotonic() + 30
-    trunk: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        trunk = daemon.status().get("trunk") or {}
-        modems = trunk.get("modems") or [{}]
-        if trunk.get("registered") == 200 and modems[0].get("state") == "ready":
-            break
-        time.sleep(0.2)
-    else:
-        daemon.stop()
-        raise AssertionError(
-            f"trunk never got ready: {json.dumps(trunk)[:1500]}\n{daemon.log_path.read_text()[-3000:]}"
-        )
+    extra = f'sms_admins = ["{ADMIN}"]\npoll_s = 1.0\ncommand_timeout_s = 1.0\n'
+    daemon = start_trunked(tmp_path_factory.mktemp("trunk"), sim.sim.by_id_dir, {}, extra)
     yield daemon
     daemon.stop()
 
@@ -157,16 +131,6 @@ def settle(request: pytest.FixtureRequest, sim: SimThread, trunked: LifelineProc
             return
         time.sleep(0.1)
     raise AssertionError(f"the trunk did not settle: {trunk}")
-
-
-DOMAIN = "trunk.lifeline.test"
-
-
-def phone(ep: SipEndpoint, lifeline: LifelineProcess, user: str) -> Phone:
-    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
-    p = ep.phone(user, PASSWORDS[user], domain=DOMAIN, registrar=uri, proxy=uri + ";lr")
-    assert p.register() == 200
-    return p
 
 
 def dial(p: Phone, number: str) -> RecordingCall:

@@ -1,0 +1,48 @@
+"""A daemon with a trunk on a simulated modem, and phones on it: shared by the trunk and CDR end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import Phone, SipEndpoint
+
+PASSWORDS = {"1001": "alice-trunk-1001", "1002": "bob-trunk-1002", "1009": "agent-trunk-1009"}
+DOMAIN = "trunk.lifeline.test"
+CALLER = "+4915112345678"
+
+
+def start_trunked(workdir: Path, by_id_dir: Path, settings: dict[str, Any], trunk_extra: str = "") -> LifelineProcess:
+    """Start the daemon in SURVIVAL with agent 1009, ring group 1001+1002 and one Quectel modem; wait until ready."""
+    csv = workdir / "phones.csv"
+    csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in PASSWORDS.items()))
+    daemon = LifelineProcess(workdir / "lifeline", {"sip": {"listen": "127.0.0.1", "children": 2}, **settings})
+    with daemon.config_path.open("a") as toml:
+        toml.write(
+            f'[trunk]\nextension = "1009"\nring_group = ["1001", "1002"]\ncountry = "DE"\n{trunk_extra}'
+            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{by_id_dir}"\n'
+        )
+    daemon.cli("extensions", "import", str(csv))
+    daemon.start()
+    daemon.set_mode("survival")
+    deadline = time.monotonic() + 30
+    trunk: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        trunk = daemon.status().get("trunk") or {}
+        if trunk.get("registered") == 200 and (trunk.get("modems") or [{}])[0].get("state") == "ready":
+            return daemon
+        time.sleep(0.2)
+    log = daemon.log_path.read_text()[-3000:]
+    daemon.stop()
+    raise AssertionError(f"trunk never got ready: {json.dumps(trunk)[:1500]}\n{log}")
+
+
+def phone(ep: SipEndpoint, lifeline: LifelineProcess, user: str) -> Phone:
+    """A registered phone with Lifeline as registrar and outbound proxy."""
+    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
+    p = ep.phone(user, PASSWORDS[user], domain=DOMAIN, registrar=uri, proxy=uri + ";lr")
+    assert p.register() == 200
+    return p
