@@ -19,6 +19,8 @@ readonly UNIT_DEST=/etc/systemd/system/$UNIT_NAME
 readonly STAMP_NAME=.lifeline-installed
 # The appliance's other system files (all from firmware/ and hardware/ in this checkout).
 readonly FIRSTBOOT_UNIT=lifeline-firstboot.service
+# Scheduled backups: installed, never enabled here (the operator enables the timer once [backup] is set).
+readonly BACKUP_UNITS=(lifeline-backup.service lifeline-backup.timer)
 readonly PROVISION_BIN=$APP_DIR/bin/lifeline-provision
 readonly PINMAP_DEST=$CONF_DIR/pinmap.toml
 readonly UDEV_RULES=/etc/udev/rules.d/90-lifeline.rules
@@ -27,9 +29,10 @@ readonly WATCHDOG_DROPIN=/etc/systemd/system.conf.d/lifeline-watchdog.conf
 readonly BOOT_DIR=/boot/firmware
 readonly PROVISION_FILE=$BOOT_DIR/lifeline.toml
 
-readonly RUNTIME_PACKAGES=(kamailio kamailio-sqlite-modules python3-venv sqlite3 nftables)
+# kamailio-tls-modules: TLS for phones on 5061 (sip.transports = [..., "tls"]).
+readonly RUNTIME_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules python3-venv sqlite3 nftables)
 # dnsmasq-base: the outage tests' DNS server inside a namespace (the binary only, no system service).
-readonly DEV_PACKAGES=(kamailio kamailio-sqlite-modules sip-tester nftables iproute2 sqlite3
+readonly DEV_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules sip-tester nftables iproute2 sqlite3
     python3-venv python3-dev build-essential shellcheck dnsmasq-base)
 # Building pjproject + its SWIG binding on ARM (no pjsua2 wheel there); curl fetches the tarball.
 readonly PJ_BUILD_PACKAGES=(swig libasound2-dev libssl-dev libopus-dev pkg-config curl ca-certificates)
@@ -908,6 +911,7 @@ install_appliance() {
     ensure_dir "$DATA_DIR" 750 "$APP_USER:$APP_USER"
     write_config
     install_service
+    install_backup_units
     run_doctor
     finish
     if ((${#TODO[@]})); then
@@ -923,6 +927,20 @@ install_appliance() {
     say "  sudo $APP_VENV/bin/lifeline status"
 }
 
+# The backup service and timer, not enabled: `systemctl enable --now lifeline-backup.timer` once
+# [backup] names a key and a directory or URL (README: Security).
+install_backup_units() {
+    local unit changed=0
+    for unit in "${BACKUP_UNITS[@]}"; do
+        if install_file "$REPO_DIR/firmware/systemd/$unit" "/etc/systemd/system/$unit" 0644; then
+            changed=1
+        fi
+    done
+    if ((changed)) && [[ -z $ROOT ]] && systemd_running; then
+        systemctl daemon-reload
+    fi
+}
+
 # ---------------------------------------------------------------- uninstall
 
 uninstall() {
@@ -931,7 +949,12 @@ uninstall() {
     if systemd_running && systemctl is-enabled --quiet "$FIRSTBOOT_UNIT" 2>/dev/null; then
         systemctl disable "$FIRSTBOOT_UNIT"
     fi
+    if systemd_running && systemctl is-enabled --quiet "${BACKUP_UNITS[1]}" 2>/dev/null; then
+        systemctl disable --now "${BACKUP_UNITS[1]}"
+    fi
     for file in "/etc/systemd/system/$FIRSTBOOT_UNIT" "/etc/systemd/system/multi-user.target.wants/$FIRSTBOOT_UNIT" \
+        "/etc/systemd/system/${BACKUP_UNITS[0]}" "/etc/systemd/system/${BACKUP_UNITS[1]}" \
+        "/etc/systemd/system/timers.target.wants/${BACKUP_UNITS[1]}" \
         "$UDEV_RULES" "$JOURNALD_DROPIN" "$WATCHDOG_DROPIN"; do
         remove_file "$file" || true
     done

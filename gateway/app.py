@@ -21,17 +21,21 @@ from gateway.core.alerts import Alert, AlertChannel, AlertQueue, WebhookChannel
 from gateway.core.failover import FailoverPolicy
 from gateway.core.health import HealthMonitor, build_probes
 from gateway.core.mode import Mode, ModeController, Override
+from gateway.emergency import build_notice, lookup_caller
 from gateway.errors import ConfigError, RpcError, SipError
+from gateway.fsmode import private_dir
 from gateway.hw.controller import HardwareController, Health
 from gateway.hw.heartbeat import Heartbeat, power_faults
 from gateway.hw.patterns import FaultClass
 from gateway.hw.watchdog import SystemdNotifier
 from gateway.mirror.service import MirrorService
 from gateway.mirror.sources import build_source
-from gateway.sip.render import free_port, resolve_cloud_host
+from gateway.sip.render import TlsInputs, edge_keys, free_port, resolve_cloud_host
 from gateway.sip.supervisor import KamailioState, KamailioSupervisor
+from gateway.sip.tls import tls_files
 from gateway.store import Store
-from gateway.trunk.supervisor import SmsChannel, TrunkSupervisor
+from gateway.trunk.errors import TrunkError
+from gateway.trunk.supervisor import SmsChannel, TrunkSupervisor, limit_event_message
 from gateway.web.api import add_mirror_routes, add_trunk_routes, build_api
 
 log = structlog.get_logger("app")
@@ -45,7 +49,7 @@ class App:
         self.config_path = config_path
         self.started = time.time()
         for directory in (config.data_dir, config.run_dir):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+            private_dir(directory)
         self.store = Store(config.db_path)
         self.mode = ModeController(self.store, FailoverPolicy(config.health))
         sip_probe, other_probes = build_probes(config)
@@ -84,14 +88,18 @@ class App:
             host=host,
             sources=clocks,
             trunk_extension=config.trunk.extension,  # calls from it come in from the trunk
+            emergency=config.trunk.emergency_list,  # the dial plan's and Kamailio's list
         )
 
     async def status(self) -> dict[str, Any]:
         """Everything `lifeline status` shows."""
         registrations: dict[str, Any] | None = None
+        edge: dict[str, Any] | None = None
         if self.kamailio is not None:
             with contextlib.suppress(RpcError):
                 registrations = await self.kamailio.registrations()
+            with contextlib.suppress(RpcError):
+                edge = await self.kamailio.edge()
         return {
             "version": __version__,
             "pid": os.getpid(),
@@ -101,9 +109,11 @@ class App:
                 "listen": self.config.sip.listen,
                 "port": self.port,
                 "transports": list(self.config.sip.transports),
+                "tls_port": self.kamailio.tls.port if self.kamailio and self.kamailio.tls else None,
                 "cloud": self.config.cloud.sbc,
                 "realm": self.config.cloud.realm,
                 "kamailio": self.kamailio.status() if self.kamailio else None,
+                "edge": edge,
             },
             "registrations": registrations,
             "hardware": self.hw.status() if self.hw is not None else None,
@@ -143,6 +153,35 @@ class App:
         for number in numbers:
             with contextlib.suppress(RpcError):  # no binding: nothing to drop
                 await self.kamailio.rpc.call("ul.rm", "location", number)
+
+    async def _on_trunk_limit(self, event: dict[str, Any]) -> None:
+        # Toll fraud shows as calls refused by a limit: administrators hear of it (webhook, and SMS if configured).
+        summary = f"Lifeline {limit_event_message(event)}"
+        await self.alerts.raise_alert(Alert.new("trunk.limit", {**event, "summary": summary}))
+
+    async def _on_emergency(self, event: dict[str, Any]) -> None:
+        # Someone dialled an emergency number (the agent reports it as the dial goes out): the front
+        # desk by SIP MESSAGE first, then administrators by SMS and the webhook (urgent alerts).
+        caller = await asyncio.to_thread(lookup_caller, self.store, str(event.get("extension") or ""))
+        when = self.cdr.clock.from_wall(float(event["at"])).ts  # the network's time when NTP is gone
+        notice = build_notice(event, caller, when)
+        notify = list(self.config.emergency.notify)
+        if notify and self.trunk is not None:
+            try:
+                results = await self.trunk.send_message(notify, notice.text)
+            except TrunkError as err:
+                results = dict.fromkeys(notify, str(err))
+            notice.data["notified"] = results
+            if any(result != "sent" for result in results.values()):
+                log.error("emergency notification not sent to every extension", results=results)
+        await self.alerts.raise_alert(Alert.new("emergency.call", notice.data))
+        await asyncio.to_thread(self.store.add_event, "emergency", notice.summary, notice.data)
+
+    async def _on_ban(self, ban: dict[str, Any]) -> None:
+        # Kamailio banned an address for failed logins: the status page's events say so.
+        until = time.strftime("%H:%M:%S", time.localtime(ban["until"]))
+        message = f"SIP: {ban['address']} banned after repeated failed logins, until {until} (ban {ban['bans']} today)"
+        await asyncio.to_thread(self.store.add_event, "sip", message, ban)
 
     async def _on_sms(self, message: dict[str, Any]) -> None:
         # An SMS to the trunk's SIM: administrators see it through the alert channels (webhook).
@@ -184,12 +223,23 @@ class App:
     async def start(self) -> None:
         """Start Kamailio and the API."""
         cloud_ip = await self._cloud_address()
+        # The caller key is new on every start: Kamailio and the trunk agent get it, nobody else.
+        keys = await asyncio.to_thread(edge_keys, self.config.data_dir)
+        tls: TlsInputs | None = None
+        if "tls" in self.config.sip.transports:
+            # The operator's certificate, or Lifeline's own, made on the first start.
+            files = await asyncio.to_thread(tls_files, self.config)
+            port = self.config.sip.tls_port or free_port(self.config.sip.listen)
+            tls = TlsInputs(port, files, self.config.run_dir / "kamailio-tls.cfg")
         self.kamailio = KamailioSupervisor(
             self.config,
             port=self.port,
             cloud_host_ip=cloud_ip,
             survival=lambda: self.mode.mode.serves_locally,
+            keys=keys,
+            tls=tls,
         )
+        self.kamailio.on_ban = self._on_ban
         self.mode.add_listener(self._on_mode)
         self.mode.add_listener(self._cdr_on_mode)
         # Kamailio reads the CDR settings from the store when it starts.
@@ -197,7 +247,9 @@ class App:
         await self.kamailio.start()
         if self.trunk is not None:
             self.trunk.on_sms = self._on_sms
-            await self.trunk.start(self.port, self.kamailio.rpc.call)
+            self.trunk.on_limit = self._on_trunk_limit
+            self.trunk.on_emergency = self._on_emergency
+            await self.trunk.start(self.port, self.kamailio.rpc.call, keys.caller)
         await self.alerts.start()
         await self.health.start()
         api = build_api(self.status, self.mode.set_override)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from gateway.errors import ConfigError
+from gateway.numbering import NumberType, check_region, emergency_numbers
 
 SIP_URI = re.compile(
     r"^sips?:(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?"
@@ -19,7 +20,7 @@ SIP_URI = re.compile(
 )
 
 
-Transport = Literal["udp", "tcp"]
+Transport = Literal["udp", "tcp", "tls"]
 
 
 class _Section(BaseModel):
@@ -37,12 +38,33 @@ class SipConfig(_Section):
     kamailio: str = "kamailio"
     module_path: str | None = None
     debug: int = Field(1, ge=-3, le=3)
+    # The LAN is hostile: failed logins ban their source address, floods are dropped per source.
+    ban_after_failures: int = Field(10, ge=1, le=1000, description="failed logins from one address that ban it")
+    failure_window_s: int = Field(600, ge=10, le=86400, description="how long a failed login counts towards a ban")
+    ban_s: int = Field(300, ge=1, le=86400, description="the first ban; each further ban within a day doubles")
+    ban_max_s: int = Field(86400, ge=1, le=604800, description="the longest ban")
+    flood_limit: int = Field(200, ge=10, le=100000, description="requests per 2 s from one address before dropping")
+    max_contacts: int = Field(10, ge=1, le=1000, description="registered contacts per extension")
+    max_message_bytes: int = Field(16384, ge=2048, le=65535, description="larger SIP messages are refused (513)")
+    tcp_max_connections: int = Field(1024, ge=16, le=65536, description="open TCP connections, all sources")
+    tcp_idle_s: int = Field(30, ge=5, le=3600, description="a TCP connection idle this long is closed")
+    tls_port: int = Field(5061, ge=0, le=65535, description="TLS listener (tls in transports); 0 picks a free port")
+    tls_certificate: Path | None = Field(None, description="PEM chain; without it Lifeline makes its own once")
+    tls_private_key: Path | None = Field(None, description="PEM key of tls_certificate")
 
     @field_validator("listen")
     @classmethod
     def _ip(cls, value: str) -> str:
         ipaddress.ip_address(value)
         return value
+
+    @model_validator(mode="after")
+    def _bans_ordered(self) -> SipConfig:
+        if self.ban_max_s < self.ban_s:
+            raise ValueError(f"ban_max_s ({self.ban_max_s}) must not be shorter than ban_s ({self.ban_s})")
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ValueError("tls_certificate and tls_private_key go together (or neither: Lifeline makes its own)")
+        return self
 
 
 class CloudConfig(_Section):
@@ -272,6 +294,9 @@ class TrunkModemConfig(_Section):
     speaker_gain: int | None = Field(
         None, ge=0, le=65535, description="downlink gain: simcom AT+COUTGAIN 0-8, quectel AT+QRXGAIN 0-65535"
     )
+    number: str | None = Field(
+        None, pattern=r"^\+[0-9]{4,15}$", description="the SIM's own number (E.164): the emergency callback number"
+    )
 
     @model_validator(mode="after")
     def _audio(self) -> TrunkModemConfig:
@@ -298,15 +323,22 @@ class TrunkConfig(_Section):
     extension: str | None = Field(
         None, description="the extension the trunk agent registers as (imported like a phone)"
     )
-    country: str = Field("DE", description="ISO code: national number format and emergency numbers")
+    country: str = Field("DE", description="ISO code: national numbers, number types and emergency numbers")
     emergency_numbers: tuple[str, ...] = Field(
-        (), description="extra emergency numbers (112 and the country's built in)"
+        (), description="extra emergency numbers (libphonenumber's for the country are built in)"
     )
     blocked_prefixes: tuple[str, ...] = Field((), description="E.164 prefixes nobody may call, e.g. +4919")
-    allow_premium: bool = False
+    allow_types: tuple[NumberType, ...] = Field(
+        (), description="number types allowed besides fixed_line, mobile, fixed_line_or_mobile and toll_free"
+    )
+    deny_types: tuple[NumberType, ...] = Field((), description="number types refused although allowed by default")
+    allow_premium: bool = Field(False, description='the same as allow_types = ["premium_rate"]')
     default_reach: TrunkReach = "national"
     reach: dict[str, TrunkReach] = Field(default_factory=dict, description="per extension: how far it may call")
     daily_minutes: int | None = Field(None, ge=0, description="trunk minutes a day for non-emergency calls")
+    # Toll fraud runs many calls at once or one after another; a person dials a few a minute.
+    calls_per_minute: int = Field(10, ge=1, le=600, description="trunk calls one extension may start in a minute")
+    concurrent_calls: int = Field(2, ge=1, le=64, description="trunk calls one extension may have at once")
     ring_group: tuple[str, ...] = Field((), description="extensions that ring (in parallel) for incoming trunk calls")
     sms_admins: tuple[str, ...] = Field((), description="E.164 numbers that get alert SMS")
     call_timeout_s: float = Field(20.0, ge=10, le=120, description="ATD/ATA answer timeout; real modems take seconds")
@@ -317,11 +349,12 @@ class TrunkConfig(_Section):
     @field_validator("country")
     @classmethod
     def _country(cls, value: str) -> str:
-        from gateway.trunk.dialplan import COUNTRIES
+        return check_region(value)
 
-        if value.upper() not in COUNTRIES:
-            raise ValueError(f"unknown country (known: {', '.join(sorted(COUNTRIES))})")
-        return value.upper()
+    @property
+    def emergency_list(self) -> tuple[str, ...]:
+        """The emergency numbers for the dial plan, Kamailio's routing and the call records: one list."""
+        return emergency_numbers(self.country, self.emergency_numbers)
 
     @field_validator("blocked_prefixes", "sms_admins")
     @classmethod
@@ -349,6 +382,62 @@ class TrunkConfig(_Section):
         return self
 
 
+EXTENSION = r"^\+?[0-9*#]{1,32}$"
+
+
+class EmergencyConfig(_Section):
+    """Emergency calls: who hears of one the moment it is dialled, and where the PSAP's call back rings.
+
+    Besides the extensions in notify, trunk.sms_admins get an SMS and the alert webhook a signed POST.
+    """
+
+    notify: tuple[str, ...] = Field(
+        (), description="extensions (front desk, security) that get a SIP MESSAGE the moment one is dialled"
+    )
+    callback_window_s: int = Field(
+        1800, ge=0, le=86400, description="a call to the SIM this long after an emergency call rings its caller, 0: off"
+    )
+    callback_alone_s: int = Field(
+        20, ge=0, le=600, description="how long the caller's phone rings alone before the ring group joins"
+    )
+    # While the cloud is up (NORMAL): "cloud" relays emergency calls like any call, "trunk" sends them
+    # straight to the modem, "cloud-then-trunk" gives the cloud cloud_timeout_ms to answer at all and
+    # sends the call to the modem when it does not, or when it refuses the call.
+    normal: Literal["cloud", "trunk", "cloud-then-trunk"] = Field(
+        "cloud-then-trunk", description="where emergency calls go while the cloud is up"
+    )
+    cloud_timeout_ms: int = Field(
+        1000, ge=100, le=10000, description="cloud-then-trunk: the cloud's first reply must come within this"
+    )
+
+    @field_validator("notify")
+    @classmethod
+    def _extensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(EXTENSION, item):
+                raise ValueError(f"{item!r} is not an extension number (digits, * and #)")
+        return value
+
+
+class BackupConfig(_Section):
+    """Encrypted backups (`lifeline backup create`, lifeline-backup.timer): the key, and where they go."""
+
+    key_file: Path | None = Field(None, description="AES-256 key made by `lifeline backup key FILE` (mode 0600)")
+    passphrase_file: Path | None = Field(None, description="instead of key_file: a passphrase (scrypt), mode 0600")
+    directory: Path | None = Field(None, description="where `backup create` writes when given no --out")
+    keep: int = Field(14, ge=1, le=10000, description="this box's backups kept in directory; older ones are deleted")
+    url: str | None = Field(None, pattern=r"^https://\S+$", description="also PUT every backup here (HTTPS only)")
+    token_file: Path | None = Field(None, description="file holding the bearer token for url")
+    ca_file: Path | None = Field(None, description="CA bundle for url's certificate (default: the system's)")
+    timeout_s: float = Field(300.0, gt=0, le=3600, description="the upload's time limit")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> BackupConfig:
+        if self.key_file is not None and self.passphrase_file is not None:
+            raise ValueError("give key_file or passphrase_file, not both")
+        return self
+
+
 class Config(_Section):
     """The whole validated configuration."""
 
@@ -364,6 +453,8 @@ class Config(_Section):
     mirror: MirrorConfig = MirrorConfig()
     cdr: CdrConfig = CdrConfig()
     trunk: TrunkConfig = TrunkConfig()
+    emergency: EmergencyConfig = EmergencyConfig()
+    backup: BackupConfig = BackupConfig()
 
     @property
     def data_dir(self) -> Path:

@@ -32,8 +32,24 @@ class RpcError(SipError):
 
 
 class DaemonUnreachableError(LifelineError):
-    """The CLI could not reach the running daemon's API."""
+    """No daemon listens on the API socket (none there, or the connection refused): the CLI may use the store."""
+
+
+class DaemonRequestError(LifelineError):
+    """The daemon is there but failed the request (error status, timeout, no JSON): nothing is written around it."""
+
+
+class BackupError(LifelineError):
+    """A backup could not be made, read or restored; nothing was written around it."""
 
 
 class HardwareError(LifelineError):
     """The GPIO (LEDs, button, bypass relay) could not be set up."""
+
+
+class UserAgentError(LifelineError):
+    """pjsua2 (the SIP user agent library) refused an operation, or was asked to break its lifecycle rules."""
+
+
+class CallGoneError(UserAgentError):
+    """The call has ended (or never started): its pjsua2 object may no longer be touched."""

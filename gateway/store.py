@@ -16,6 +16,7 @@ import sqlite_utils
 
 from gateway.cdr.schema import CDR_SCHEMA, CDRS_ADDED_COLUMNS, CDRS_LATE_INDEXES
 from gateway.errors import StoreError
+from gateway.fsmode import private_database
 from gateway.mirror.records import Extension
 
 SCHEMA_VERSION = 1
@@ -47,7 +48,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_database(path)  # 0600 in a 0750 directory before SQLite writes a byte
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
             self.db.enable_wal()
@@ -118,7 +119,7 @@ class Store:
         # The directory mirror keys rows by the vendor's stable id (tombstones name it) and
         # keeps the vendor's own updated-at; added in place so older stores keep their rows.
         columns = self.db.table("extensions").columns_dict
-        for name in ("vendor_id", "vendor_updated_at"):
+        for name in ("vendor_id", "vendor_updated_at", "location_address", "location_floor", "location_room"):
             if name not in columns:
                 self.db.execute(f"ALTER TABLE extensions ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
         self.db.table("ring_groups").create(
@@ -306,7 +307,12 @@ class Store:
     def pending_alerts(self, limit: int = 50) -> list[dict[str, Any]]:
         """Undelivered alerts, oldest first (each channel delivers them in this order)."""
         with self._lock:
-            rows = self.db.query("SELECT * FROM alerts WHERE delivered_at IS NULL ORDER BY id LIMIT ?", [limit])
+            # Emergency alerts first, however many older ones wait (gateway.core.alerts: URGENT_PREFIX).
+            rows = self.db.query(
+                "SELECT * FROM alerts WHERE delivered_at IS NULL"
+                " ORDER BY json_extract(payload, '$.type') LIKE 'emergency.%' DESC, id LIMIT ?",
+                [limit],
+            )
             return [{**r, "payload": json.loads(r["payload"])} for r in rows]
 
     def next_alert_due(self) -> float | None:
@@ -315,6 +321,7 @@ class Store:
             rows = self.db.query(
                 "SELECT MIN(next_at) AS t FROM alerts WHERE id IN"
                 " (SELECT MIN(id) FROM alerts WHERE delivered_at IS NULL GROUP BY channel)"
+                " OR (delivered_at IS NULL AND json_extract(payload, '$.type') LIKE 'emergency.%')"
             )
             row = list(rows)
         return row[0]["t"] if row else None

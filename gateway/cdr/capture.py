@@ -7,7 +7,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,16 @@ import uuid6
 
 from gateway.cdr import trunkinfo
 from gateway.cdr.clock import BestClock, Stamp
-from gateway.cdr.records import ClockKind, Direction, Disposition, disposition_for, mask_number
+from gateway.cdr.records import ClockKind, Direction, Disposition, disposition_for
 from gateway.cdr.schema import ACC_ADDED_COLUMNS, ACC_TABLE
+from gateway.config import TrunkConfig
+from gateway.fsmode import private_database
+from gateway.logs import mask_number
 from gateway.store import Store
 
 log = structlog.get_logger("cdr.capture")
 
 CURSOR_KEY = "cdr.acc_cursor"
-EMERGENCY_NUMBERS = frozenset({"112", "911", "999", "000", "110"})
 BATCH = 500
 
 
@@ -117,9 +119,12 @@ class Capture:
         ring_timeout_s: float = 180.0,
         max_call_s: float = 4 * 3600.0,
         trunk_extension: str | None = None,
+        emergency: Collection[str] | None = None,
     ) -> None:
         self.store = store
         self.trunk_extension = trunk_extension
+        # The dial plan's and Kamailio's list (TrunkConfig.emergency_list); the default country's if none is given.
+        self.emergency = frozenset(emergency if emergency is not None else TrunkConfig().emergency_list)
         self.clock = clock
         self.sinks = list(sinks)
         self.record_normal = record_normal
@@ -139,6 +144,7 @@ class Capture:
     def prepare(self) -> None:
         """Before Kamailio starts: create its event file (WAL) and drop the events already folded."""
         cursor = int(self.store.get_state(CURSOR_KEY, 0))
+        private_database(self.acc_path)  # call events hold numbers: 0600 like the store
         with contextlib.closing(sqlite3.connect(self.acc_path, isolation_level=None)) as acc:
             acc.execute("PRAGMA journal_mode=WAL")
             acc.execute("PRAGMA busy_timeout=5000")
@@ -214,7 +220,7 @@ class Capture:
         elif event.sip_code < 200 and trunk is not None:
             # The agent's INVITE in the outside caller's name (Kamailio takes the header only from it).
             from_ext = None
-        if dst in EMERGENCY_NUMBERS:
+        if dst in self.emergency:
             direction = Direction.EMERGENCY
         elif from_ext is not None and dst in extensions:
             direction = Direction.INTERNAL

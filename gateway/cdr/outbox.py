@@ -1,4 +1,4 @@
-"""The outbox: per sink, deliver pending records in order, in batches; mark only what the sink acked.
+"""The outbox: per sink, deliver pending records (emergency calls first), in batches; mark only what the sink acked.
 
 Retries use a tiny explicit schedule (`backoff_delay`: exponential with full jitter) rather than a
 retry library: the loop is a long-lived per-sink state machine whose attempt count must survive
@@ -57,11 +57,14 @@ class OutboxDb:
         self.store = store
 
     def pending(self, sink: str, limit: int) -> Pending:
-        """The oldest pending records of this sink, in delivery order."""
+        """The pending records of this sink in delivery order: emergency calls first, then the oldest."""
         with self.store.read() as conn:
+            # After an outage the emergency calls are what the cloud's operators look for first; and
+            # a backlog cut short (the WAN gone again) has them delivered already.
             cursor = conn.execute(
                 "SELECT c.* FROM cdr_outbox o JOIN cdrs c ON c.seq = o.cdr_seq"
-                " WHERE o.sink = ? AND o.state = 'pending' ORDER BY o.cdr_seq LIMIT ?",
+                " WHERE o.sink = ? AND o.state = 'pending'"
+                " ORDER BY c.direction = 'emergency' DESC, o.cdr_seq LIMIT ?",
                 [sink, limit],
             )
             names = [d[0] for d in cursor.description]

@@ -1,4 +1,4 @@
-"""Call records as Lifeline delivers them: the record type, its enums, and the privacy mask for logs."""
+"""Call records as Lifeline delivers them: the record type and its enums."""
 
 from __future__ import annotations
 
@@ -54,13 +54,6 @@ def disposition_for(sip_code: int) -> Disposition:
     if sip_code in (401, 403, 407):
         return Disposition.REFUSED
     return Disposition.FAILED
-
-
-def mask_number(number: str | None) -> str:
-    """A number as logs may show it: the last two digits only (no personal data in logs)."""
-    if not number:
-        return ""
-    return "*" * max(len(number) - 2, 1) + number[-2:] if len(number) > 2 else "*" * len(number)
 
 
 def iso(ts: float | None) -> str | None:

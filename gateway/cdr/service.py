@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,8 @@ def purge(store: Store, retention_days: float, now: float | None = None) -> int:
     """Delete records delivered to every sink longer than the retention ago; returns how many.
 
     Undelivered records are never purged: pending or quarantined at any sink, or never queued at
-    all (captured while no sink was configured: a sink added later still gets them).
+    all (captured while no sink was configured: a sink added later still gets them). Events and
+    delivered alerts older than the retention go too; alerts not yet delivered stay.
     """
     cutoff = (now if now is not None else time.time()) - retention_days * 86400
     with store.write() as conn:
@@ -79,6 +80,9 @@ def purge(store: Store, retention_days: float, now: float | None = None) -> int:
         # Unanswered ring-group legs folded into their call's record (capture.py) go with the age.
         conn.execute("DELETE FROM cdrs WHERE state = 'merged' AND final_at < ?", [cutoff])
         conn.execute("DELETE FROM cdr_outbox WHERE NOT EXISTS (SELECT 1 FROM cdrs WHERE cdrs.seq = cdr_outbox.cdr_seq)")
+        # The status page's events (addresses, emergency calls) and alerts already delivered age out alike.
+        conn.execute("DELETE FROM events WHERE ts < ?", [cutoff])
+        conn.execute("DELETE FROM alerts WHERE delivered_at IS NOT NULL AND delivered_at < ?", [cutoff])
         return int(cursor.rowcount)
 
 
@@ -96,6 +100,7 @@ class CdrService:
         host: Host | None = None,
         sources: Sequence[ClockSource] | None = None,
         trunk_extension: str | None = None,
+        emergency: Collection[str] | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -111,6 +116,7 @@ class CdrService:
             ring_timeout_s=config.ring_timeout_s,
             max_call_s=config.max_call_s,
             trunk_extension=trunk_extension,
+            emergency=emergency,
         )
         outbox = OutboxDb(store)
         self.outbox = outbox

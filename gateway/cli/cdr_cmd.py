@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cdr.csvfile import master_csv, write_durably
-from gateway.cdr.records import CdrRecord, iso, mask_number
+from gateway.cdr.records import CdrRecord, iso
 from gateway.cdr.service import purge
 from gateway.config import Config
+from gateway.logs import mask_number
 from gateway.store import Store
 
 
@@ -21,13 +22,24 @@ def add_parser(sub: Any) -> None:
     cdr_sub = cdr.add_subparsers(dest="cdr_command", required=True)
     lst = cdr_sub.add_parser("list", help="list call records, newest last")
     lst.add_argument("--json", action="store_true", help="machine-readable, full numbers")
-    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--limit", type=_count, default=100, help="the newest N records (default 100; 0: all)")
     lst.add_argument("--show-numbers", action="store_true", help="print numbers unmasked")
     exp = cdr_sub.add_parser("export", help="final records as CSV in Asterisk Master.csv column order")
     exp.add_argument("--out", type=Path, help="file to write (default: standard output)")
     exp.add_argument("--since", type=float, default=0.0, help="only records that started after this UNIX time")
     prg = cdr_sub.add_parser("purge", help="delete delivered records older than the retention now")
     prg.add_argument("--older-than-days", type=float, help="instead of cdr.retention_days")
+
+
+def _count(text: str) -> int:
+    """A --limit: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of records, 0 or more (0: all), not {text!r}")
+    return value
 
 
 def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -54,13 +66,18 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 write_durably(args.out, text)
                 print(f"exported {len(rows)} record(s) to {args.out}", file=sys.stderr)
             return 0
-        rows = _rows(store, "SELECT * FROM (SELECT * FROM cdrs ORDER BY seq DESC LIMIT ?) ORDER BY seq", [args.limit])
+        limit = args.limit or -1  # SQLite: a negative LIMIT means none
+        rows = _rows(store, "SELECT * FROM (SELECT * FROM cdrs ORDER BY seq DESC LIMIT ?) ORDER BY seq", [limit])
+        more = _rows(store, "SELECT COUNT(*) AS n FROM cdrs", [])[0]["n"] - len(rows)
+        hint = f"{more} more (older) record(s) not shown: --limit {len(rows) + more} (or 0) shows them all"
         outbox = _rows(store, "SELECT sink, cdr_seq, state, last_error FROM cdr_outbox", [])
         delivery: dict[int, dict[str, str]] = {}
         for item in outbox:
             delivery.setdefault(item["cdr_seq"], {})[item["sink"]] = item["state"]
         if args.json:
             print(json.dumps([{**r, "delivery": delivery.get(r["seq"], {})} for r in rows], indent=2))
+            if more:
+                print(f"lifeline: {hint}", file=sys.stderr)  # stdout stays one JSON document
             return 0
         for r in rows:
             show = (lambda n: n) if args.show_numbers else mask_number
@@ -71,6 +88,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 f"clock={r['clock_source']:<9} {sinks}"
             )
         print(f"{len(rows)} record(s)")
+        if more:
+            print(hint)
         return 0
     finally:
         store.close()

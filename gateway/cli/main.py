@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -12,18 +14,19 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway import config as config_mod
-from gateway.cli import cdr_cmd, mirror_cmd, trunk_cmd
+from gateway.cli import backup_cmd, cdr_cmd, mirror_cmd, trunk_cmd
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.mode import Override
-from gateway.errors import ConfigError, DaemonUnreachableError, ImportRowsError, LifelineError
-from gateway.mirror.files import read_extensions_file
+from gateway.errors import ConfigError, DaemonRequestError, DaemonUnreachableError, ImportRowsError, LifelineError
+from gateway.mirror.files import NO_HEADER_COLUMNS, read_extensions_file
 from gateway.store import Store
 from gateway.trunk import cli as trunk_cli
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
+RESTART_SLACK_S = 5.0  # the mode's "since" and the daemon's start are a moment apart on a first start
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,12 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     ext = sub.add_parser("extensions", help="the extensions Lifeline can serve")
     ext_sub = ext.add_subparsers(dest="ext_command", required=True)
     imp = ext_sub.add_parser("import", help="import a CSV or JSON file (passwords are hashed at once)")
-    imp.add_argument("file", type=Path)
+    imp.add_argument("file", type=Path, help="CSV with a header row naming its columns (number,password,…), or JSON")
+    imp.add_argument(
+        "--no-header",
+        action="store_true",
+        help=f"the CSV has no header row: its columns are {','.join(NO_HEADER_COLUMNS)} in this order",
+    )
     lst = ext_sub.add_parser("list", help="list the extensions (no secrets)")
     lst.add_argument("--json", action="store_true")
     mirror_cmd.add_parser(sub)
     cdr_cmd.add_parser(sub)
     trunk_cmd.add_parser(sub)
+    backup_cmd.add_parser(sub)
     return parser
 
 
@@ -61,7 +70,7 @@ def _print_status(data: dict[str, Any]) -> None:
     mode = data["mode"]
     override = "" if mode["override"] == "auto" else f"  (manual override: {mode['override']})"
     print(f"mode:          {mode['mode'].upper()}{override}")
-    print(f"since:         {_ago(mode['since'])} ago — {mode['reason']}")
+    print(since_line(mode, data.get("uptime_s") if data.get("running", True) else None))
     if not data.get("running", True):
         print("daemon:        NOT RUNNING")
     else:
@@ -73,6 +82,8 @@ def _print_status(data: dict[str, Any]) -> None:
         print(f"kamailio:      {kam.get('state')}, pid {kam.get('pid')}, restarts {kam.get('restarts')}")
         reg = data.get("registrations")
         print(f"registrations: {reg['users']} users, {reg['contacts']} contacts" if reg else "registrations: unknown")
+        for line in _edge_lines(sip.get("edge")):
+            print(line)
         _print_health(data.get("health") or {}, mode.get("detected", mode["mode"]))
     print(f"extensions:    {data['extensions']}")
     print("\n".join(mirror_cmd.status_lines(data.get("mirror"))))
@@ -80,6 +91,29 @@ def _print_status(data: dict[str, Any]) -> None:
         print(line)
     for key, value in data["paths"].items():
         print(f"{key + ':':15}{value}")
+
+
+def since_line(mode: dict[str, Any], up_s: float | None) -> str:
+    """Since when the mode holds, and why; plus the daemon's restart if that came later (up_s: its uptime)."""
+    line = f"since:         {_ago(mode['since'])} ago — {mode['reason']}"
+    # The mode outlives a restart: say so, lest "since" be read as the daemon's start.
+    if up_s is not None and time.time() - up_s > mode["since"] + RESTART_SLACK_S:
+        line += f" (daemon restarted {_ago(time.time() - up_s)} ago)"
+    return line
+
+
+def _edge_lines(edge: dict[str, Any] | None) -> list[str]:
+    """Banned addresses and failed logins, as `lifeline status` shows them."""
+    if not edge:
+        return []
+    lines = [f"banned:        {len(edge['bans'])} address(es)" if edge["bans"] else "banned:        none"]
+    for ban in edge["bans"]:
+        until = time.strftime("%H:%M:%S", time.localtime(ban["until"]))
+        lines.append(f"  {ban['address']:15} until {until} (ban {ban['bans']} today)")
+    failed = ", ".join(f"{who} {count}" for who, count in sorted(edge["failed_logins"].items()))
+    if failed:
+        lines.append(f"failed logins: {failed}")
+    return lines
 
 
 WHERE = {
@@ -156,20 +190,27 @@ def _cmd_mode(args: argparse.Namespace, config: Config) -> int:
         mode = data["mode"]
         print(f"mode is now {mode['mode'].upper()} (override: {mode['override']})")
     except DaemonUnreachableError as err:
+        # Only with no daemon there: a running one is the only writer of the store.
         mode = asyncio.run(set_override_offline(config, override, reason))
-        print(f"daemon not reachable ({err}); saved: it starts in {mode['mode'].upper()}")
+        print(f"daemon not running ({err}); saved: it starts in {mode['mode'].upper()}")
+    except DaemonRequestError as err:
+        raise DaemonRequestError(
+            f"{err}; not written behind the running daemon (`lifeline status` shows the mode)"
+        ) from err
     return 0
 
 
 def _cmd_extensions(args: argparse.Namespace, config: Config) -> int:
     if args.ext_command == "import":
-        extensions = read_extensions_file(args.file, config.cloud.realm)
+        parsed = read_extensions_file(args.file, config.cloud.realm, header=not args.no_header)
         store = Store(config.db_path)
         try:
-            count = store.replace_extensions(extensions, source=f"import:{args.file.name}")
+            count = store.replace_extensions(parsed.extensions, source=f"import:{args.file.name}")
         finally:
             store.close()
         print(f"imported {count} extension(s) from {args.file} into {config.db_path} (passwords stored as HA1 only)")
+        for warning in parsed.warnings:
+            print(f"lifeline: warning: {warning}", file=sys.stderr)
         return 0
     store = Store(config.db_path)
     try:
@@ -187,6 +228,19 @@ def _cmd_extensions(args: argparse.Namespace, config: Config) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lifeline` console script."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a reader gone away shows here, inside the handler, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `lifeline status | head`: the reader has what it wanted. Later flushes go nowhere, quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, sys.stderr.fileno())
+        return 128 + signal.SIGPIPE  # what a shell reports for a command a closed pipe stopped
+
+
+def _run(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         config, config_path = config_mod.load(args.config)
@@ -210,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             return cdr_cmd.run(args, config)
         if args.command == "trunk":
             return trunk_cmd.run(args, config)
+        if args.command == "backup":
+            return backup_cmd.run(args, config, config_path)
         return _cmd_extensions(args, config)
     except ImportRowsError as err:
         print(f"lifeline: {err}", file=sys.stderr)

@@ -11,9 +11,10 @@ from typing import Any
 
 from gateway.cli.client import request
 from gateway.config import Config
-from gateway.errors import DaemonUnreachableError
+from gateway.errors import DaemonRequestError, DaemonUnreachableError
 from gateway.mirror.engine import SyncEngine, state_key
 from gateway.mirror.errors import MirrorError
+from gateway.mirror.records import SHORT_PASSWORD
 from gateway.mirror.service import MirrorHealth, status_from_health
 from gateway.mirror.sources import build_source
 from gateway.store import Store
@@ -57,7 +58,18 @@ def status_lines(mirror: dict[str, Any] | None) -> list[str]:
     ]
     if mirror.get("last_error"):
         lines.append(f"               last error {_ago(mirror.get('last_error_at'))}: {mirror['last_error']}")
+    if mirror.get("short_passwords"):
+        lines.append(f"               {short_password_warning(mirror['short_passwords'])}")
     return lines
+
+
+def short_password_warning(numbers: list[str]) -> str:
+    """The warning about extensions mirrored with a short password (it names them, never a password)."""
+    shown = ", ".join(numbers[:10]) + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+    return (
+        f"warning: {len(numbers)} extension(s) have a password shorter than {SHORT_PASSWORD} characters "
+        f"(mirrored: the cloud PBX sets the policy): {shown}"
+    )
 
 
 def offline_status(config: Config, store: Store) -> dict[str, Any] | None:
@@ -141,6 +153,8 @@ def _report(mirror: dict[str, Any], started: float) -> int:
         print(f"lifeline: sync failed; the last good mirror stays: {mirror['last_error']}", file=sys.stderr)
         return EXIT_ERROR
     print(_describe_result(mirror.get("last_result") or {}))
+    if mirror.get("short_passwords"):
+        print(f"lifeline: {short_password_warning(mirror['short_passwords'])}", file=sys.stderr)
     return 0
 
 
@@ -160,6 +174,8 @@ async def _sync_here(config: Config, args: argparse.Namespace, bar: _Bar) -> int
             return EXIT_ERROR
         bar.close()
         print(_describe_result(result.as_dict()) + " (daemon not running: applied to the store directly)")
+        if result.short_passwords:
+            print(f"lifeline: {short_password_warning(result.short_passwords)}", file=sys.stderr)
         return 0
     finally:
         store.close()
@@ -172,7 +188,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
         try:
             return asyncio.run(_sync_via_daemon(config, args, bar))
         except DaemonUnreachableError:
-            return asyncio.run(_sync_here(config, args, bar))
+            return asyncio.run(_sync_here(config, args, bar))  # no daemon there: nobody else writes the store
+        except DaemonRequestError as err:
+            bar.close()
+            raise DaemonRequestError(f"{err}; not synced behind the running daemon") from err
     try:
         mirror = asyncio.run(request(config.api_socket, "GET", "/api/v1/mirror"))
         mirror["running"] = True

@@ -2,6 +2,8 @@
 
 Alerts are written to the store first and delivered by a worker that retries with backoff, so an
 alert raised while the WAN is down leaves as soon as the WAN is back, and survives a restart.
+Emergency alerts are urgent: they leave at once, ahead of older alerts and beside any attempt under
+way, and a channel still waiting out its backoff for an older alert does not hold them back.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from gateway.errors import LifelineError
 from gateway.store import Store
 
 log = structlog.get_logger("alerts")
+
+URGENT_PREFIX = "emergency."  # alert types that jump the queue
+URGENT_RETRY_MAX_S = 10.0  # an emergency alert is retried often: it is worth nothing an hour late
 
 
 class AlertDeliveryError(LifelineError):
@@ -54,6 +59,11 @@ class Alert:
     def text(self) -> str:
         """A one-line human form, for SMS."""
         return str(self.data.get("summary") or self.type)
+
+    @property
+    def urgent(self) -> bool:
+        """Whether it jumps the queue (an emergency call)."""
+        return self.type.startswith(URGENT_PREFIX)
 
 
 class AlertChannel(Protocol):
@@ -112,13 +122,20 @@ class AlertQueue:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._inflight: set[int] = set()  # alert rows being sent: an urgent pass and the worker never both send one
+        self._urgent: set[asyncio.Task[int]] = set()
 
     async def raise_alert(self, alert: Alert) -> None:
-        """Persist the alert for every channel and wake the worker."""
+        """Persist the alert for every channel and wake the worker (an urgent one is also sent right away)."""
         if not self.channels:
             return
         await asyncio.to_thread(self.store.queue_alert, alert.id, list(self.channels), alert.payload())
         self._wake.set()
+        if alert.urgent and not self._stopping:
+            # Beside the worker, which may be waiting on a slow webhook for an older alert.
+            task = asyncio.create_task(self.deliver_due(urgent_only=True), name="alerts-urgent")
+            self._urgent.add(task)
+            task.add_done_callback(self._urgent.discard)
 
     async def start(self) -> None:
         """Start delivering (including what an earlier run left undelivered)."""
@@ -127,9 +144,11 @@ class AlertQueue:
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop delivering, letting an attempt under way finish; what is undelivered stays queued."""
+        self._stopping = True
+        if self._urgent:
+            await asyncio.wait(set(self._urgent), timeout=grace_s)
         if self._task is None:
             return
-        self._stopping = True
         self._wake.set()
         try:
             async with asyncio.timeout(grace_s):
@@ -155,34 +174,54 @@ class AlertQueue:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
 
-    async def deliver_due(self) -> int:
-        """Deliver each channel's alerts in order while its oldest is due; returns how many went out."""
-        delivered = 0
-        blocked: set[str] = set()
+    async def deliver_due(self, urgent_only: bool = False) -> int:
+        """Deliver each channel's due alerts, urgent first, the others in order; returns how many went out."""
         rows = await asyncio.to_thread(self.store.pending_alerts)
+        by_channel: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            if self._stopping:
+            if row["channel"] in self.channels and row["id"] not in self._inflight:
+                by_channel.setdefault(row["channel"], []).append(row)
+        # Channels side by side: a webhook timing out must not hold back the SMS of an emergency.
+        counts = await asyncio.gather(
+            *(self._deliver_channel(self.channels[name], queued, urgent_only) for name, queued in by_channel.items())
+        )
+        return sum(counts)
+
+    async def _deliver_channel(self, channel: AlertChannel, rows: list[dict[str, Any]], urgent_only: bool) -> int:
+        delivered = 0
+        for row in sorted(rows, key=lambda r: not _is_urgent(r)):  # stable: the others keep their order
+            urgent = _is_urgent(row)
+            if self._stopping or (urgent_only and not urgent):
                 break
-            channel = self.channels.get(row["channel"])
-            # In order per channel: a later alert never overtakes one still waiting for a retry.
-            if channel is None or channel.name in blocked:
-                continue
-            if row["next_at"] > time.time():
-                blocked.add(channel.name)
-                continue
+            # In order per channel: a later alert never overtakes one still waiting for a retry
+            # (urgent ones come first and each keeps its own schedule).
+            if row["next_at"] > time.time() or row["id"] in self._inflight:
+                if urgent:
+                    continue
+                break
             payload = row["payload"]
             alert = Alert(row["alert_id"], payload["type"], payload["data"], row["created"])
+            self._inflight.add(row["id"])
             try:
                 await channel.send(alert)
             except AlertDeliveryError as err:
-                delay = retry_delay(row["attempts"], self.retry_max_s)
+                cap = min(self.retry_max_s, URGENT_RETRY_MAX_S) if urgent else self.retry_max_s
+                delay = retry_delay(row["attempts"], cap)
                 log.warning(
                     "alert not delivered", channel=channel.name, id=alert.id, error=str(err), retry_s=round(delay, 1)
                 )
                 await asyncio.to_thread(self.store.alert_failed, row["id"], str(err), time.time() + delay)
-                blocked.add(channel.name)
-                continue
+                if urgent:
+                    self._wake.set()  # the worker's next wake-up must not miss this retry
+                    continue
+                break
+            finally:
+                self._inflight.discard(row["id"])
             await asyncio.to_thread(self.store.alert_delivered, row["id"])
             log.info("alert delivered", channel=channel.name, id=alert.id, type=alert.type)
             delivered += 1
         return delivered
+
+
+def _is_urgent(row: dict[str, Any]) -> bool:
+    return str(row["payload"].get("type", "")).startswith(URGENT_PREFIX)

@@ -88,6 +88,9 @@ class ModeController:
         self._reason = str(saved.get("reason", "first start"))
         self._auto_mode = Mode(saved.get("auto_mode", Mode.NORMAL.value))
         self._listeners: list[ModeListener] = []
+        if not saved:
+            # Recorded now, not at the first change: else every restart would be "first start" again.
+            self._persist()
         if policy is not None:
             policy.resume(self._auto_mode, clock())
 

@@ -39,22 +39,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--answer-after", type=float, default=0.5)
     args = parser.parse_args(argv)
     ep = SipEndpoint()
-    phone: Phone = ep.phone(
-        args.user, os.environ[args.password_env], domain=args.domain, registrar=args.registrar,
-        proxy=args.proxy, host=args.host,
-    )  # fmt: skip
-    emit("registered", code=phone.register())
+    try:
+        phone: Phone = ep.phone(
+            args.user, os.environ[args.password_env], domain=args.domain, registrar=args.registrar,
+            proxy=args.proxy, host=args.host,
+        )  # fmt: skip
+        emit("registered", code=phone.register())
+        serve(ep, phone, args.answer_after)
+    finally:
+        ep.close()  # whatever state the calls are in (gateway.pjsafe)
+    return 0
+
+
+def serve(ep: SipEndpoint, phone: Phone, answer_after: float) -> None:
+    """Answer, report and hang up until told to quit."""
     seen: dict[int, str] = {}
     rang_at: dict[int, float] = {}
-    running = True
-    while running:
+    while True:
         ep.pump(20)
         for index, call in enumerate(phone.incoming):
-            state = call.getInfo().stateText if call.state != "DISCONNECTED" else "DISCONNECTED"
+            state = call.state  # as last delivered: no pjsua2 call is touched for it
             if index not in rang_at:
                 rang_at[index] = time.monotonic()
                 emit("ringing", call=index)
-            if state in ("INCOMING", "EARLY") and time.monotonic() - rang_at[index] >= args.answer_after:
+            if state in ("INCOMING", "EARLY") and time.monotonic() - rang_at[index] >= answer_after:
                 call.answer_with(200)
             if seen.get(index) != state and state in ("CONFIRMED", "DISCONNECTED"):
                 emit(state.lower(), call=index, code=call.record.last_code)
@@ -66,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                     if call.state == "CONFIRMED":
                         call.hang_up()
             elif line == "" or line.strip() == "quit":
-                running = False
-    ep.close()
-    return 0
+                return
 
 
 if __name__ == "__main__":

@@ -1,42 +1,37 @@
 """Real SIP phones for tests and the lab: pjsua2 accounts on one endpoint, driven by polling.
 
 pjsua2 runs with no worker threads here: the caller pumps events with `wait_for`, so no pjsua2
-callback ever runs on a thread Python does not expect (pjproject #3125).
+callback ever runs on a thread Python does not expect (pjproject #3125). Its lifecycle rules (calls
+touched only until DISCONNECTED, ports out of the conference before the library goes) are kept by
+gateway.pjsafe; nothing here holds a raw pjsua2 call.
 """
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
+
+from gateway.pjsafe import SafeCall, UaAccount, UserAgent
+
+LAB_TONE_HZ = 440  # every lab phone plays it once its audio is up, so the far end can count packets
 
 
 class SipEndpoint:
     """The process-wide pjsua2 library, with a null sound device as the media clock."""
 
     def __init__(self, log_level: int = 1) -> None:
-        self.ep = pj.Endpoint()
-        self.ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.userAgent = "Lifeline test phone"
-        cfg.logConfig.level = log_level
-        cfg.logConfig.consoleLevel = log_level
-        cfg.medConfig.noVad = True
-        cfg.medConfig.clockRate = 8000
-        self.ep.libInit(cfg)
-        self.ep.audDevManager().setNullDev()
-        self.ep.libStart()
+        self.ua = UserAgent("Lifeline test phone", log_level=log_level, clock_rate=8000)
         self.phones: list[Phone] = []
-        self.all_calls: list[PhoneCall] = []
 
     def pump(self, ms: int = 10) -> None:
         """Let pjsua2 handle pending events for up to ms milliseconds."""
-        self.ep.libHandleEvents(ms)
+        self.ua.pump(ms)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
         """Pump events until predicate() is true; AssertionError naming `what` on timeout."""
@@ -59,10 +54,7 @@ class SipEndpoint:
         host: str = "127.0.0.1",
     ) -> Phone:
         """A phone with its own UDP transport, not yet registered."""
-        tcfg = pj.TransportConfig()
-        tcfg.port = 0
-        tcfg.boundAddress = host
-        tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        tid = self.ua.udp_transport(host)
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:{user}@{domain}"
         acfg.regConfig.registrarUri = registrar
@@ -79,32 +71,28 @@ class SipEndpoint:
         acfg.mediaConfig.transportConfig.boundAddress = host
         acfg.mediaConfig.transportConfig.publicAddress = host
         phone = Phone(self, user, domain, tid)
-        phone.create(acfg)
+        self.ua.add_account(phone, acfg)
         self.phones.append(phone)
         return phone
 
+    def hang_up_all(self, pump_ms: int = 200) -> None:
+        """Hang up every call and let the BYEs and CANCELs go out."""
+        self.ua.hang_up_all()
+        self.pump(pump_ms)
+
     def reset(self, pump_ms: int = 200) -> None:
         """Hang up every call and remove every phone (between tests)."""
-        self.ep.hangupAllCalls()
-        self.pump(pump_ms)
-        for phone in self.phones:
+        self.hang_up_all(pump_ms)
+        for phone in list(self.phones):
             phone.shutdown()
-        self.phones.clear()
+        # A test's leftovers in reference cycles are finalized here, on the owner thread, rather
+        # than by a collection that may run on pjsua2's media clock thread.
+        gc.collect()
 
     def close(self) -> None:
-        """Hang up everything and destroy the library."""
-        self.ep.hangupAllCalls()
-        self.pump(100)
-        for phone in self.phones:
-            phone.shutdown()
+        """Hang up everything and destroy the library (see gateway.pjsafe for the order)."""
         self.phones.clear()
-        # Call objects still referenced (say, by a failed test's traceback) must not run their
-        # C++ destructor after libDestroy: it asserts on the stale call id.
-        for call in self.all_calls:
-            call.thisown = False
-            if call._tone is not None:
-                call._tone.thisown = False
-        self.ep.libDestroy()
+        self.ua.close()
 
 
 @dataclass
@@ -112,116 +100,166 @@ class CallRecord:
     """What one side of a call saw."""
 
     states: list[str] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)  # the status code at each state change (183 while early, 200…)
     last_code: int = 0
     last_reason: str = ""
     media_status: list[int] = field(default_factory=list)
 
 
-class PhoneCall(pj.Call):  # type: ignore[misc]
-    """A call on a test phone; records its state changes."""
+def tone_generator(freq: int) -> Any:
+    """A pjsua2 tone generator playing freq continuously at 8 kHz (adopt or attach it)."""
+    tone = pj.ToneGenerator()
+    tone.createToneGenerator(8000, 1)
+    desc = pj.ToneDesc()
+    desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = freq, 0, 1000, 0
+    tones = pj.ToneDescVector()
+    tones.append(desc)
+    tone.play(tones, True)
+    return tone
+
+
+class PhoneCall(SafeCall):
+    """A call on a test phone: records its state changes and digits, plays a tone, can record."""
 
     def __init__(self, phone: Phone, call_id: int = pj.PJSUA_INVALID_ID) -> None:
-        super().__init__(phone, call_id)
         self.phone = phone
         self.record = CallRecord()
+        self.digits: list[str] = []
+        self.tone_hz = LAB_TONE_HZ
         self._tone: Any = None
-        phone.endpoint.all_calls.append(self)
+        self._recorder: Any = None
+        super().__init__(phone, call_id)
 
-    def onCallState(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+    def on_state(self, info: Any) -> None:
         """Record the new state and the last status code."""
-        info = self.getInfo()
-        self.record.states.append(info.stateText)
-        self.record.last_code = int(info.lastStatusCode)
-        self.record.last_reason = str(info.lastReason)
-        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self._tone = None  # freed while the library still runs
+        self.record.states.append(self.state)
+        self.record.codes.append(self.last_code)
+        self.record.last_code = self.last_code
+        self.record.last_reason = self.last_reason
 
-    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
-        """Record the media status; start a tone once audio is active."""
-        info = self.getInfo()
-        for index, media in enumerate(info.media):
+    def on_media(self) -> None:
+        """Record the media status; keep the tone playing into the call's current stream."""
+        for media in self.last_media():
             if media.type == pj.PJMEDIA_TYPE_AUDIO:
                 self.record.media_status.append(int(media.status))
-                if media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self._tone is None:
-                    # A tone keeps RTP flowing so the far end can count packets.
-                    self._tone = pj.ToneGenerator()
-                    self._tone.createToneGenerator(8000, 1)
-                    desc = pj.ToneDesc()
-                    desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = 440, 0, 1000, 0
-                    tones = pj.ToneDescVector()
-                    tones.append(desc)
-                    self._tone.play(tones, True)
-                    self._tone.startTransmit(self.getAudioMedia(index))
+        if not self.has_active_audio():
+            return
+        if self._tone is None:
+            self._tone = self.attach(tone_generator(self.tone_hz))
+        if not self.linked(self._tone):
+            self.link(self._tone, from_call=False)  # a re-INVITE's new stream gets the tone too
+        if self._recorder is not None and not self.linked(self._recorder):
+            self.link(self._recorder, to_call=False)
 
-    @property
-    def state(self) -> str:
-        """pjsua2's state text: CALLING, EARLY, CONNECTING, CONFIRMED, DISCONNECTED."""
-        return self.record.states[-1] if self.record.states else "NULL"
+    def on_dtmf(self, digit: str) -> None:
+        """Keep a received digit."""
+        self.digits.append(digit)
+
+    def last_media(self) -> list[Any]:
+        """pjsua2's CallMediaInfo list as last seen."""
+        info = self.info() if not self.gone else self.last_info
+        return list(info.media) if info is not None else []
 
     @property
     def media_status(self) -> int:
         """The audio media status (pj.PJSUA_CALL_MEDIA_*) last reported."""
         return self.record.media_status[-1] if self.record.media_status else pj.PJSUA_CALL_MEDIA_NONE
 
+    @property
+    def call_id_string(self) -> str:
+        """The SIP Call-ID (readable after the call too)."""
+        return str(self.last_info.callIdString) if self.last_info is not None else ""
+
+    @property
+    def remote_uri(self) -> str:
+        """The far end's URI as the dialog shows it (readable after the call too)."""
+        return str(self.last_info.remoteUri) if self.last_info is not None else ""
+
     def rtp_packets(self) -> tuple[int, int]:
-        """(received, sent) RTP packets of the audio stream."""
-        stat = self.getStreamStat(0)
+        """(received, sent) RTP packets of the audio stream; CallGoneError once the call ended."""
+        stat = self.stream_stat(0)
         return int(stat.rtcp.rxStat.pkt), int(stat.rtcp.txStat.pkt)
 
     def answer_with(self, code: int = 200) -> None:
         """Answer (or reject) an incoming call."""
-        prm = pj.CallOpParam(True)
-        prm.statusCode = code
-        self.answer(prm)
-
-    def hold(self) -> None:
-        """Put the call on hold (re-INVITE with sendonly)."""
-        self.setHold(pj.CallOpParam(True))
-
-    def unhold(self) -> None:
-        """Take the call off hold (re-INVITE with sendrecv)."""
-        prm = pj.CallOpParam(True)
-        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
-        self.reinvite(prm)
+        self.answer(code)
 
     def hang_up(self) -> None:
-        """Send BYE (or CANCEL before answer)."""
-        self.hangup(pj.CallOpParam(True))
+        """Send BYE (or CANCEL before answer); nothing once the call has ended."""
+        self.hangup()
+
+    def play(self, freq: int) -> None:
+        """Play freq instead of the lab tone from now on."""
+        self.tone_hz = freq
+        if self._tone is not None:
+            self.detach(self._tone)
+        self._tone = self.attach(tone_generator(freq))
+        self.link(self._tone, from_call=False)
+
+    def record_to(self, wav: Path) -> None:
+        """Record what the phone hears into wav from now on (stop_recording() completes the file)."""
+        recorder = pj.AudioMediaRecorder()
+        recorder.createRecorder(str(wav))
+        self._recorder = self.attach(recorder)
+        self.link(recorder, to_call=False)
+
+    def stop_recording(self) -> None:
+        """Close the WAV file (pjsua2 writes its header when the recorder goes)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            self.detach(recorder)
+
+    def stop_media(self) -> None:
+        """Stop the tone and the recording now (both go with the call anyway)."""
+        self.stop_recording()
+        tone, self._tone = self._tone, None
+        if tone is not None:
+            self.detach(tone)
 
 
-class Phone(pj.Account):  # type: ignore[misc]
+class Phone(UaAccount):
     """A SIP phone: registers, places and receives calls."""
 
     def __init__(self, endpoint: SipEndpoint, user: str, domain: str, transport_id: int) -> None:
-        super().__init__()
+        super().__init__(endpoint.ua)
         self.endpoint = endpoint
         self.transport_id = transport_id
         self.user, self.domain = user, domain
         self.reg_codes: list[int] = []
         self.incoming: list[PhoneCall] = []
         self.calls: list[PhoneCall] = []
+        self.messages: list[tuple[float, str, str]] = []  # SIP MESSAGEs received: (time.monotonic(), from, text)
 
-    def onRegState(self, prm: Any) -> None:  # noqa: N802
+    def on_registration(self, code: int, reason: str) -> None:
         """Record the registration's final status code."""
-        self.reg_codes.append(int(prm.code))
+        self.reg_codes.append(code)
 
-    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+    def on_message(self, sender: str, text: str, content_type: str) -> None:
+        """Keep a SIP MESSAGE, with when it arrived."""
+        self.messages.append((time.monotonic(), sender, text))
+
+    def on_incoming_call(self, call_id: int, message: str, source: str) -> None:
         """Keep the incoming call and let it ring (180)."""
-        call = PhoneCall(self, prm.callId)
+        call = PhoneCall(self, call_id)
         self.incoming.append(call)
         call.answer_with(180)
 
     def register(self, timeout: float = 10.0) -> int:
         """Register and wait for the final answer; returns its status code."""
         before = len(self.reg_codes)
-        self.setRegistration(True)
+        self.set_registration(True)
         self.endpoint.wait_for(lambda: len(self.reg_codes) > before, timeout, f"{self.user} to register")
         return self.reg_codes[-1]
 
-    def call(self, number: str) -> PhoneCall:
-        """Dial a number in this phone's domain."""
+    def call(self, number: str, headers: Iterable[tuple[str, str]] = ()) -> PhoneCall:
+        """Dial a number in this phone's domain, with extra SIP headers if given."""
+        prm = pj.CallOpParam(True)
+        for name, value in headers:
+            header = pj.SipHeader()
+            header.hName, header.hValue = name, value
+            prm.txOption.headers.append(header)
         call = PhoneCall(self)
-        call.makeCall(f"sip:{number}@{self.domain}", pj.CallOpParam(True))
+        call.make_call(f"sip:{number}@{self.domain}", prm=prm)
         self.calls.append(call)
         return call
 
@@ -235,8 +273,11 @@ class Phone(pj.Account):  # type: ignore[misc]
         return bool(self.reg_codes) and self.reg_codes[-1] // 100 == 2
 
     def shutdown(self) -> None:
-        """Forget this phone's calls and account."""
+        """Hang up this phone's calls, delete its account and close its transport."""
+        if self not in self.endpoint.phones:
+            return
+        self.endpoint.phones.remove(self)
         self.incoming.clear()
         self.calls.clear()
-        super().shutdown()
-        self.endpoint.ep.transportClose(self.transport_id)
+        self.endpoint.ua.remove_account(self)
+        self.endpoint.ua.close_transport(self.transport_id)

@@ -20,7 +20,7 @@ import structlog
 
 from gateway.mirror.errors import FetchError, MirrorError, PayloadError, RefusedError
 from gateway.mirror.model import Batch, DirectoryEntry, Group
-from gateway.mirror.records import Extension
+from gateway.mirror.records import SHORT_PASSWORD, Extension
 from gateway.mirror.source import DirectorySource, Progress, no_progress
 from gateway.store import Store
 
@@ -28,7 +28,11 @@ log = structlog.get_logger("mirror")
 
 NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 SIP_TOKEN = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=%-]{1,64}$")
-COMPARED = ("auth_user", "realm", "ha1", "ha1_sha256", "display_name", "groups", "emergency_cid", "vendor_id")
+LOGGED_NUMBERS = 20  # a directory of 4-digit PINs would otherwise log every extension
+COMPARED = (
+    *("auth_user", "realm", "ha1", "ha1_sha256", "display_name", "groups", "emergency_cid", "vendor_id"),
+    *("location_address", "location_floor", "location_room"),
+)
 
 
 def state_key(source: str) -> str:
@@ -50,11 +54,13 @@ class SyncResult:
     groups: int = 0
     seconds: float = 0.0
     removed: list[str] = field(default_factory=list)
+    short_passwords: list[str] = field(default_factory=list)  # numbers mirrored with a short password
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (without the list of removed numbers)."""
+        """JSON-friendly form (without the lists of numbers: a count of short passwords instead)."""
         data = asdict(self)
         data.pop("removed")
+        data["short_passwords"] = len(self.short_passwords)  # the list is in the health (state) only
         return data
 
 
@@ -69,10 +75,13 @@ def _entry_row(entry: DirectoryEntry) -> dict[str, Any]:
         "groups": json.dumps(list(ext.groups)),
         "emergency_cid": ext.emergency_cid,
         "vendor_id": entry.vendor_id,
+        "location_address": ext.location_address,
+        "location_floor": ext.location_floor,
+        "location_room": ext.location_room,
     }
 
 
-def _row_entry(row: dict[str, Any]) -> DirectoryEntry:
+def _row_entry(row: dict[str, Any], short_password: bool = False) -> DirectoryEntry:
     ext = Extension(
         number=row["number"],
         auth_user=row["auth_user"],
@@ -83,8 +92,11 @@ def _row_entry(row: dict[str, Any]) -> DirectoryEntry:
         groups=tuple(json.loads(row["groups"] or "[]")),
         emergency_cid=row["emergency_cid"] or "",
         source=row["source"],
+        location_address=row.get("location_address") or "",
+        location_floor=row.get("location_floor") or "",
+        location_room=row.get("location_room") or "",
     )
-    return DirectoryEntry(row["vendor_id"] or row["number"], ext, row["vendor_updated_at"] or "")
+    return DirectoryEntry(row["vendor_id"] or row["number"], ext, row["vendor_updated_at"] or "", short_password)
 
 
 def content_hash(entries: list[DirectoryEntry], groups: tuple[Group, ...] | None) -> str:
@@ -157,6 +169,7 @@ class SyncEngine:
         started = time.monotonic()
         state = await asyncio.to_thread(self.health)
         state["last_attempt"] = time.time()
+        short_before = set(state.get("short_passwords") or [])
         try:
             cursor = None if full else state.get("cursor")
             try:
@@ -169,6 +182,16 @@ class SyncEngine:
             await asyncio.to_thread(self._record_error, state, str(err))
             raise
         log.info("directory synced", **result.as_dict())
+        new_short = sorted(set(result.short_passwords) - short_before)
+        if new_short:
+            # Mirrored all the same: the cloud sets the password policy (the passwords never reach a log).
+            log.warning(
+                "short passwords mirrored",
+                shorter_than=SHORT_PASSWORD,
+                source=self.source.name,
+                count=len(new_short),
+                extensions=new_short[:LOGGED_NUMBERS],
+            )
         if result.added or result.changed or result.deleted:
             await asyncio.to_thread(
                 self.store.add_event,
@@ -190,13 +213,16 @@ class SyncEngine:
         existing = {r["number"]: r for r in rows}
         if batch.not_modified:
             result = SyncResult(self.source.name, batch.full, True, total=len(existing), groups=state.get("groups", 0))
+            result.short_passwords = list(state.get("short_passwords") or [])
             result.seconds = round(time.monotonic() - started, 3)
             self._commit([], [], None, batch, state, state.get("hash", ""), result)
             return result
         if batch.full:
             entries = list(batch.entries)
         else:
-            merged = {r["vendor_id"] or r["number"]: _row_entry(r) for r in rows}
+            # Kept entries keep their flag: a delta does not resend an unchanged password.
+            short_before = set(state.get("short_passwords") or [])
+            merged = {r["vendor_id"] or r["number"]: _row_entry(r, r["number"] in short_before) for r in rows}
             for stone in batch.tombstones:
                 merged.pop(stone.vendor_id, None)
             for entry in batch.entries:
@@ -225,6 +251,7 @@ class SyncEngine:
         result.removed = sorted(existing)
         result.deleted = len(result.removed)
         result.total = len(entries)
+        result.short_passwords = sorted(e.extension.number for e in entries if e.short_password)
         result.groups = len(groups) if groups is not None else int(state.get("groups", 0))
         # Measured before the commit so the stored result carries it (the commit itself is a few ms).
         result.seconds = round(time.monotonic() - started, 3)
@@ -250,6 +277,7 @@ class SyncEngine:
                 "extensions": result.total,
                 "groups": result.groups,
                 "last_result": result.as_dict(),
+                "short_passwords": result.short_passwords,
             }
         )
         self.store.apply_mirror(

@@ -14,6 +14,7 @@ class DirectoryEntry:
     vendor_id: str
     extension: Extension
     updated_at: str = ""
+    short_password: bool = False  # mirrored, but below records.SHORT_PASSWORD: `lifeline status` warns
 
 
 @dataclass(frozen=True)

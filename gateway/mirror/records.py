@@ -16,6 +16,16 @@ def ha1_sha256(user: str, realm: str, password: str) -> str:
     return hashlib.sha256(f"{user}:{realm}:{password}".encode()).hexdigest()
 
 
+# Shorter passwords are mirrored all the same, with a warning: the cloud owns the password policy, and a
+# mirror that refused a real extension would leave that phone dead in an outage.
+SHORT_PASSWORD = 8
+
+
+def is_short_password(password: str) -> bool:
+    """Whether Lifeline warns about this password's length (it is mirrored regardless)."""
+    return len(password) < SHORT_PASSWORD
+
+
 @dataclass(frozen=True)
 class Extension:
     """One phone line Lifeline can authenticate and reach."""
@@ -29,6 +39,10 @@ class Extension:
     groups: tuple[str, ...] = field(default_factory=tuple)
     emergency_cid: str = ""
     source: str = "import"
+    # Dispatchable location (RAY BAUM'S Act): what an emergency notification tells the front desk.
+    location_address: str = ""
+    location_floor: str = ""
+    location_room: str = ""
 
     @classmethod
     def from_password(
@@ -42,6 +56,9 @@ class Extension:
         groups: tuple[str, ...] = (),
         emergency_cid: str = "",
         source: str = "import",
+        location_address: str = "",
+        location_floor: str = "",
+        location_room: str = "",
     ) -> Extension:
         """Hash the password on arrival; the returned record does not hold it."""
         return cls(
@@ -54,4 +71,7 @@ class Extension:
             groups=groups,
             emergency_cid=emergency_cid,
             source=source,
+            location_address=location_address,
+            location_floor=location_floor,
+            location_room=location_room,
         )

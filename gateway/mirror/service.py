@@ -230,6 +230,7 @@ def status_from_health(
         "extensions": health.get("extensions", 0),
         "groups": health.get("groups", 0),
         "last_result": health.get("last_result"),
+        "short_passwords": health.get("short_passwords") or [],
         "syncing": syncing,
         "progress": None if progress is None else {"done": progress[0], "total": progress[1]},
         "counts": counts,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import os
+import re
 import secrets
 import socket
 import string
@@ -12,6 +14,8 @@ from pathlib import Path
 
 from gateway.config import SIP_URI, Config
 from gateway.errors import SipError
+from gateway.numbering import emergency_pattern
+from gateway.sip.tls import TlsFiles
 
 MODULE_DIRS = (
     "/usr/lib/*/kamailio/modules",
@@ -27,6 +31,14 @@ class KamailioTemplate(string.Template):
 
 
 @dataclass(frozen=True)
+class EdgeKeys:
+    """Secrets only Kamailio and Lifeline's own parts know (never logged)."""
+
+    caller: str  # signs the caller stamp for the trunk agent; new on every daemon start
+    route: str  # signs our Record-Route; kept across restarts so calls outlive one
+
+
+@dataclass(frozen=True)
 class RenderInputs:
     """What the rendered config depends on beyond the validated config."""
 
@@ -36,6 +48,41 @@ class RenderInputs:
     survival: bool
     module_path: str
     cloud_host_ip: str | None
+    keys: EdgeKeys
+    tls: TlsInputs | None = None  # required when sip.transports has tls
+
+
+@dataclass(frozen=True)
+class TlsInputs:
+    """Where the TLS listener is and what it serves."""
+
+    port: int
+    files: TlsFiles
+    config_path: Path  # the tls module's own config (gateway.sip.tls.tls_config)
+
+
+ROUTE_KEY_FILE = "sip-route.key"
+
+
+def edge_keys(data_dir: Path) -> EdgeKeys:
+    """A fresh caller key, and the route key from the data dir (made once, readable by us only)."""
+    path = data_dir / ROUTE_KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            route = path.read_text().strip()
+        except OSError as err:
+            raise SipError(f"{path}: cannot read the route key: {err.strerror}") from err
+    except OSError as err:
+        raise SipError(f"{path}: cannot create the route key: {err.strerror}") from err
+    else:
+        route = secrets.token_hex(32)
+        with os.fdopen(fd, "w") as out:
+            out.write(route + "\n")
+    if not re.fullmatch(r"[0-9a-f]{64}", route):
+        raise SipError(f"{path}: not a route key (delete it and Lifeline makes a new one)")
+    return EdgeKeys(caller=secrets.token_hex(32), route=route)
 
 
 def find_module_path(configured: str | None) -> str:
@@ -68,7 +115,15 @@ def render(config: Config, inputs: RenderInputs) -> str:
     """The complete kamailio.cfg text for this config and mode."""
     template = KamailioTemplate(resources.files("gateway.sip").joinpath("kamailio.cfg.tmpl").read_text())
     sip = config.sip
-    listen = "\n".join(f"listen={proto}:{sip.listen}:{inputs.port}" for proto in sip.transports)
+    if "tls" in sip.transports and inputs.tls is None:
+        raise SipError("sip.transports has tls but no TLS port and certificate were given")
+    tls_port = inputs.tls.port if inputs.tls is not None else 0
+    listen = "\n".join(
+        f"listen={proto}:{sip.listen}:{tls_port if proto == 'tls' else inputs.port}" for proto in sip.transports
+    )
+    tls = ""
+    if "tls" in sip.transports and inputs.tls is not None:
+        tls = f'#!define WITH_TLS\n#!define TLS_CONFIG "{inputs.tls.config_path}"'
     cloud = ""
     if config.cloud.sbc is not None and inputs.cloud_host_ip is not None:
         cloud = (
@@ -79,22 +134,46 @@ def render(config: Config, inputs: RenderInputs) -> str:
     if config.mirror.learned:
         cloud += "\n#!define WITH_LEARNED"
     survival_expires = config.survival.register_expires
+    # Emergency calls while NORMAL (emergency.normal); "cloud" needs no define: they go as any call.
+    emergency = {
+        "cloud": "",
+        "trunk": "#!define EMERGENCY_TRUNK",
+        "cloud-then-trunk": f"#!define EMERGENCY_CLOUD_MS {config.emergency.cloud_timeout_ms}",
+    }[config.emergency.normal]
     return template.substitute(
         cloud_defines=cloud,
+        tls_defines=tls,
         realm=config.cloud.realm,
         fallback_ms=config.fallback.invite_timeout_ms,
         auth_column="ha1_sha256" if sip.auth_algorithm == "SHA-256" else "ha1",
         algorithm=sip.auth_algorithm,
         debug=sip.debug,
         children=sip.children,
-        tcp_children=sip.children if "tcp" in sip.transports else 1,
+        tcp_children=sip.children if {"tcp", "tls"} & set(sip.transports) else 1,
         listen_lines=listen,
         module_path=inputs.module_path,
         rpc_socket=str(inputs.rpc_socket),
         survival=1 if inputs.survival else 0,
         max_expires=survival_expires if inputs.survival else config.survival.normal_max_expires,
         db_path=str(inputs.db_path),
-        nonce_secret=secrets.token_hex(16),
+        # The same list the trunk's dial plan and the call records use (TrunkConfig.emergency_list).
+        emergency_pattern=emergency_pattern(config.trunk.emergency_list),
+        emergency_defines=emergency,
+        # Long enough for both halves (expiry and the extra nonce checks each take one).
+        nonce_secret=secrets.token_hex(32),
+        caller_key=inputs.keys.caller,
+        route_key=inputs.keys.route,
+        ban_after=sip.ban_after_failures,
+        failure_window_s=sip.failure_window_s,
+        ban_s=sip.ban_s,
+        ban_max_s=sip.ban_max_s,
+        flood_limit=sip.flood_limit,
+        max_contacts=sip.max_contacts,
+        max_message_bytes=sip.max_message_bytes,
+        tcp_max_connections=sip.tcp_max_connections,
+        tcp_idle_s=sip.tcp_idle_s,
+        # An authenticated connection lives as long as the longest binding may, in either mode.
+        tcp_registered_s=max(config.survival.register_expires, config.survival.normal_max_expires) + 60,
     )
 
 

@@ -8,22 +8,26 @@ import ctypes
 import enum
 import os
 import signal
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
 from gateway.config import Config
 from gateway.errors import RpcError, SipError
-from gateway.sip.render import RenderInputs, find_module_path, kamailio_command, render
+from gateway.fsmode import write_private
+from gateway.sip.render import EdgeKeys, RenderInputs, TlsInputs, find_module_path, kamailio_command, render
 from gateway.sip.rpc import KamailioRpc
+from gateway.sip.tls import tls_config
 
 log = structlog.get_logger("kamailio")
 
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 BACKOFF_MAX = 30.0
+EDGE_POLL_S = 5.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -64,6 +68,16 @@ async def _exited(pid: int) -> None:
         os.close(fd)
 
 
+def _htable(dump: Any) -> dict[str, int]:
+    """An htable.dump of integer items as {key: value}."""
+    items: dict[str, int] = {}
+    for entry in dump or []:
+        for slot in entry.get("slot") or []:
+            if slot.get("type") == "int":
+                items[str(slot["name"])] = int(slot["value"])
+    return items
+
+
 def _kill_group(pgid: int) -> None:
     # Kamailio's worker processes outlive a main process that was killed; they hold the port.
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -80,8 +94,12 @@ class KamailioSupervisor:
         port: int,
         cloud_host_ip: str | None,
         survival: Callable[[], bool],
+        keys: EdgeKeys,
+        tls: TlsInputs | None = None,
     ) -> None:
         self.config = config
+        self._keys = keys
+        self.tls = tls
         self.port = port
         self.cloud_host_ip = cloud_host_ip
         self._survival = survival
@@ -94,6 +112,9 @@ class KamailioSupervisor:
         self._pump: asyncio.Task[None] | None = None
         self._tail: deque[str] = deque(maxlen=30)
         self._module_path = find_module_path(config.sip.module_path)
+        self.on_ban: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self._edge_watch: asyncio.Task[None] | None = None
+        self._bans_seen: dict[str, int] = {}
 
     @property
     def pid(self) -> int | None:
@@ -113,14 +134,18 @@ class KamailioSupervisor:
             survival=self._survival(),
             module_path=self._module_path,
             cloud_host_ip=self.cloud_host_ip,
+            keys=self._keys,
+            tls=self.tls,
         )
-        self.cfg_path.write_text(render(self.config, inputs))
-        self.cfg_path.chmod(0o600)
+        write_private(self.cfg_path, render(self.config, inputs))  # 0600 from its first byte: it holds a secret
+        if self.tls is not None:
+            write_private(self.tls.config_path, tls_config(self.tls.files))
 
     async def start(self) -> None:
         """Start Kamailio and wait until it answers RPC; SipError if it cannot."""
         await self._spawn("start")
         self._watch = asyncio.create_task(self._supervise(), name="kamailio-supervisor")
+        self._edge_watch = asyncio.create_task(self._watch_edge(), name="kamailio-edge")
 
     async def _spawn(self, reason: str) -> None:
         self._set_state(KamailioState.STARTING, reason)
@@ -216,6 +241,37 @@ class KamailioSupervisor:
             result[name.removeprefix("usrloc:")] = int(value)
         return {"users": result.get("registered_users", 0), "contacts": result.get("location_contacts", 0)}
 
+    async def edge(self) -> dict[str, Any]:
+        """Banned addresses (until when, bans today) and failed logins per extension and per source."""
+        bans = _htable(await self.rpc.call("htable.dump", "ban"))
+        levels = _htable(await self.rpc.call("htable.dump", "banlevel"))
+        now = time.time()
+        return {
+            "bans": [
+                {"address": address, "until": until, "bans": max(1, levels.get(address, 1))}
+                for address, until in sorted(bans.items())
+                if until > now  # htable drops an expired item on its next timer run
+            ],
+            "failed_logins": _htable(await self.rpc.call("htable.dump", "authfail_ext")),
+            "failing_sources": _htable(await self.rpc.call("htable.dump", "authfail")),
+        }
+
+    async def _watch_edge(self) -> None:
+        # Kamailio bans by itself; the daemon hears of each new ban from its table within a poll.
+        while True:
+            await asyncio.sleep(EDGE_POLL_S)
+            if self.on_ban is None or self.state is not KamailioState.RUNNING:
+                continue
+            try:
+                bans = (await self.edge())["bans"]
+            except RpcError:
+                continue
+            self._bans_seen = {a: u for a, u in self._bans_seen.items() if u > time.time()}
+            for ban in bans:
+                if self._bans_seen.get(ban["address"]) != ban["until"]:
+                    self._bans_seen[ban["address"]] = ban["until"]
+                    await self.on_ban(ban)
+
     async def _terminate(self) -> None:
         proc = self._proc
         if proc is None or proc.returncode is not None:
@@ -232,10 +288,11 @@ class KamailioSupervisor:
     async def stop(self) -> None:
         """Stop Kamailio cleanly (SIGTERM, then SIGKILL after a grace period)."""
         self._set_state(KamailioState.STOPPING, "daemon stopping")
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        for task in (self._watch, self._edge_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._terminate()
         self._set_state(KamailioState.STOPPED, "stopped")
 

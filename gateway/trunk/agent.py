@@ -38,12 +38,17 @@ from aiohttp import web
 from gateway import config as config_mod
 from gateway import logs
 from gateway.cdr import trunkinfo
-from gateway.config import TrunkConfig, TrunkModemConfig
+from gateway.config import EmergencyConfig, TrunkConfig, TrunkModemConfig
+from gateway.errors import UserAgentError
+from gateway.fsmode import write_private
+from gateway.pjsafe import SafeCall, UaAccount, UserAgent
+from gateway.sip.stamp import stamped_call
 from gateway.trunk.bridge import ModemBridge
 from gateway.trunk.call import CallEvent, CallState, EndReason
-from gateway.trunk.dialplan import COUNTRIES, Policy, Reach, decide
+from gateway.trunk.dialplan import decide, policy_from
 from gateway.trunk.driver import LinkState, Modem, ModemSettings, Timeouts
 from gateway.trunk.errors import TrunkError
+from gateway.trunk.limits import TrunkGuard
 from gateway.trunk.pool import ModemPool, NoModemError
 from gateway.trunk.ports import ByIdFinder, PortFinder, SysfsFinder
 from gateway.trunk.profiles import Family, configured
@@ -74,6 +79,7 @@ class AgentSecrets:
     realm: str
     ha1: str
     control_socket: str
+    caller_key: str  # checks Kamailio's caller stamp (gateway/sip/stamp.py); never logged
 
 
 def read_pin(modem: TrunkModemConfig) -> str | None:
@@ -92,19 +98,6 @@ def read_pin(modem: TrunkModemConfig) -> str | None:
     if not re.fullmatch(r"[0-9]{4,8}", pin):
         raise TrunkError(f"trunk.modems[{modem.name}]: the SIM PIN must be 4 to 8 digits")  # not echoed
     return pin
-
-
-def policy_from(config: TrunkConfig) -> Policy:
-    """The dial-plan policy the config describes."""
-    return Policy(
-        country=COUNTRIES[config.country],
-        extra_emergency=config.emergency_numbers,
-        blocked=config.blocked_prefixes,
-        allow_premium=config.allow_premium,
-        default_reach=Reach[config.default_reach.upper()],
-        reach={ext: Reach[level.upper()] for ext, level in config.reach.items()},
-        daily_minutes=config.daily_minutes,
-    )
 
 
 class MinutesLedger:
@@ -128,9 +121,7 @@ class MinutesLedger:
         """Count a finished call."""
         self._roll()
         self.seconds += seconds
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"day": self.day, "seconds": self.seconds}))
-        tmp.replace(self.path)
+        write_private(self.path, json.dumps({"day": self.day, "seconds": self.seconds}))
 
     def _roll(self) -> None:
         today = dt.date.today().isoformat()
@@ -138,51 +129,56 @@ class MinutesLedger:
             self.day, self.seconds = today, 0.0
 
 
-class Leg(pj.Call):  # type: ignore[misc]
-    """One SIP call of the agent; forwards its callbacks to the agent (on the pump's thread)."""
+class Leg(SafeCall):
+    """One SIP call of the agent; forwards its callbacks to the agent (on the pump's thread).
 
-    def __init__(self, agent: TrunkAgent, account: Any, call_id: int = pj.PJSUA_INVALID_ID) -> None:
-        super().__init__(account, call_id)
+    gateway.pjsafe keeps it alive until it ends and makes every operation on it safe afterwards.
+    """
+
+    def __init__(self, agent: TrunkAgent, account: Account, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         self.agent = agent
         self.trunk_call: TrunkCall | None = None
-        self.state = "NULL"
         self.answered = False
+        self.target = ""  # the URI this leg calls (ring-group legs)
+        super().__init__(account, call_id)
 
-    def onCallState(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+    def on_state(self, info: Any) -> None:
         """Forward the state change."""
-        info = self.getInfo()
-        self.state = str(info.stateText)
         self.agent.on_leg_state(self, info)
 
-    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+    def on_media(self) -> None:
         """Connect audio once the call's media is active."""
         self.agent.on_leg_media(self)
 
-    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
+    def on_dtmf(self, digit: str) -> None:
         """A digit from the phone (RFC 4733 or SIP INFO)."""
-        self.agent.on_leg_dtmf(self, str(prm.digit))
+        self.agent.on_leg_dtmf(self, digit)
 
-    def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
+    def on_transfer_request(self, target: str) -> SafeCall | int:
         """The phone transfers the trunk call (blind, REFER): the new leg is ours to follow."""
-        self.agent.on_transfer(self, prm)
+        return self.agent.on_transfer(self, target)
 
 
-class Account(pj.Account):  # type: ignore[misc]
+class Account(UaAccount):
     """The agent's registration at Kamailio."""
 
-    def __init__(self, agent: TrunkAgent) -> None:
-        super().__init__()
+    def __init__(self, agent: TrunkAgent, ua: UserAgent) -> None:
+        super().__init__(ua)
         self.agent = agent
         self.reg_code = 0
 
-    def onRegState(self, prm: Any) -> None:  # noqa: N802
+    def on_registration(self, code: int, reason: str) -> None:
         """Remember the registration's status."""
-        self.reg_code = int(prm.code)
-        log.info("registration", code=self.reg_code, reason=str(prm.reason))
+        self.reg_code = code
+        log.info("registration", code=code, reason=reason)
 
-    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+    def on_message_status(self, to: str, code: int, reason: str) -> None:
+        """Log how a notification MESSAGE fared."""
+        log.info("message delivered" if code // 100 == 2 else "message not delivered", to=_uri_user(to), code=code)
+
+    def on_incoming_call(self, call_id: int, message: str, source: str) -> None:
         """An INVITE from Kamailio: a phone dialled an external number."""
-        self.agent.on_invite(Leg(self.agent, self, prm.callId), str(prm.rdata.wholeMsg))
+        self.agent.on_invite(Leg(self.agent, self, call_id), message, source)
 
 
 @dataclass
@@ -204,6 +200,8 @@ class TrunkCall:
     transfer: Leg | None = None  # the leg a blind transfer is setting up
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # joins the ring-group legs' records
     early: bool = False  # outbound: 183 sent, the phone hears the modem's audio before the answer
+    callback: str = ""  # inbound: the PSAP calling back, so this extension (its emergency caller) rings first
+    escalation: asyncio.Task[None] | None = None  # inbound call back: the ring group joins when this fires
 
 
 class Slot:
@@ -215,6 +213,7 @@ class Slot:
         self.bridge = bridge
         self.call: TrunkCall | None = None
         self.seconds_today = 0.0
+        self.sim_number: str | None = None  # the SIM's own number, from the config: the emergency callback number
 
     @property
     def link(self) -> LinkState:
@@ -231,6 +230,11 @@ class Slot:
         """Whether that call is an emergency call."""
         return self.call is not None and self.call.emergency
 
+    @property
+    def emergency_capable(self) -> bool:
+        """Whether the modem can dial an emergency number now (also in limited service)."""
+        return self.modem.emergency_capable
+
 
 def _epoch(when: dt.datetime | None) -> float | None:
     return when.timestamp() if when is not None else None
@@ -243,18 +247,30 @@ def _request_user(message: str) -> str:
 
 
 def _uri_user(uri: str) -> str:
-    found = re.search(r"sips?:([^@;>\s]+)@", uri)
+    # The URI of a name-addr, never a "sip:…@" inside its display name.
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", uri)
+    inner = re.search(r"<([^>]*)>", bare)
+    found = re.match(r"\s*sips?:([^@;>\s]+)@", inner.group(1) if inner else bare)
     return found.group(1) if found else ""
 
 
 class TrunkAgent:
     """The agent process: pjsua2, the modems, the policy, and a small control API."""
 
-    def __init__(self, config: TrunkConfig, secrets: AgentSecrets, data_dir: Path, timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        config: TrunkConfig,
+        secrets: AgentSecrets,
+        data_dir: Path,
+        timeouts: Timeouts,
+        emergency: EmergencyConfig | None = None,
+    ) -> None:
         self.config = config
+        self.emergency = emergency or EmergencyConfig()
         self.secrets = secrets
         self.policy = policy_from(config)
         self.ledger = MinutesLedger(data_dir / "trunk-minutes.json")
+        self.guard = TrunkGuard()  # calls per minute per extension, and limit trips for the daemon's alerts
         self.timeouts = timeouts
         self.slots: list[Slot] = []
         self.pool = ModemPool([])
@@ -263,8 +279,10 @@ class TrunkAgent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sms_inbox: list[dict[str, Any]] = []
         self.link_events: list[dict[str, Any]] = []  # modems leaving and reaching READY, for the daemon's events
-        self.legs: set[Leg] = set()  # pjsua2 destroys a call whose Python object is collected
-        self.ep: Any = None
+        self.emergency_events: list[dict[str, Any]] = []  # emergency numbers dialled, for the daemon's notifications
+        self._emergency_news = asyncio.Event()  # set (and replaced) at each: the daemon's long poll answers at once
+        self._callbacks: dict[str, tuple[str, float]] = {}  # modem → (emergency caller, monotonic end of the window)
+        self.ua: UserAgent | None = None  # pjsua2, its calls and ports (gateway.pjsafe keeps the lifecycle rules)
         self.account: Account | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -281,29 +299,22 @@ class TrunkAgent:
         if not task.cancelled() and task.exception() is not None:
             log.error("agent task failed", error=repr(task.exception()))
 
-    def _start_pjsua(self) -> None:
-        ep = pj.Endpoint()
-        ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.userAgent = "Lifeline trunk agent"
-        cfg.logConfig.level = 1
-        cfg.logConfig.consoleLevel = 1
-        cfg.medConfig.noVad = True
-        # 16 kHz when a modem delivers it, so its audio is not squeezed through 8 kHz; the
-        # conference bridge resamples the 8 kHz ports (other modems, narrowband calls).
-        cfg.medConfig.clockRate = 16000 if any(m.wideband for m in self.config.modems) else 8000
-        cfg.medConfig.audioFramePtime = self.config.audio_ptime_ms
-        cfg.medConfig.ecTailLen = 0  # GSM modules cancel echo themselves; analog lines get none anyway
-        ep.libInit(cfg)
-        tcfg = pj.TransportConfig()
-        tcfg.port = 0
-        tcfg.boundAddress = "127.0.0.1"  # loopback only: Kamailio is the agent's only peer
-        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-        ep.audDevManager().setNullDev()  # the conference bridge's clock
-        ep.libStart()
-        self.ep = ep
+    def _start_pjsua(self) -> UserAgent:
+        ua = UserAgent(
+            "Lifeline trunk agent",
+            # 16 kHz when a modem delivers it, so its audio is not squeezed through 8 kHz; the
+            # conference bridge resamples the 8 kHz ports (other modems, narrowband calls).
+            clock_rate=16000 if any(m.wideband for m in self.config.modems) else 8000,
+            ptime_ms=self.config.audio_ptime_ms,
+            ec_tail_ms=0,  # GSM modules cancel echo themselves; analog lines get none anyway
+        )
+        self.ua = ua
+        # G.711 only (G.722 first with a wideband modem): the modem's audio is telephone audio
+        # already. Speex or Opus would cost the Pi CPU per call, and a glitch on the line (a late
+        # read, a lost byte) sends Speex into half a second of loud, clipped tone at the phone.
+        wideband = any(m.wideband for m in self.config.modems)
+        ua.only_codecs([*(["G722/16000/1"] if wideband else []), "PCMA/8000/1", "PCMU/8000/1"])
+        ua.udp_transport("127.0.0.1")  # loopback only: Kamailio is the agent's only peer
         s = self.secrets
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:{s.auth_user}@{s.realm}"
@@ -319,11 +330,12 @@ class TrunkAgent:
         acfg.natConfig.viaRewriteUse = 0
         acfg.natConfig.sdpNatRewriteUse = 0
         acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-        account = Account(self)
-        account.create(acfg)
+        account = Account(self, ua)
+        ua.add_account(account, acfg)
         self.account = account
+        return ua
 
-    def _build_modems(self) -> None:
+    def _build_modems(self, ua: UserAgent) -> None:
         for index, mc in enumerate(self.config.modems):
             family = Family(mc.family)
             profile = configured(family, wideband=mc.wideband)  # the config checked the family can
@@ -335,7 +347,9 @@ class TrunkAgent:
             )
             modem = Modem(profile, finder, settings, SysfsUsbReset())
             bridge = ModemBridge(f"modem{index}", ptime_ms=self.config.audio_ptime_ms, clock_rate=profile.sample_rate)
+            ua.adopt(bridge)  # out of the conference, on this thread, before the library goes
             slot = Slot(mc.name, modem, bridge)
+            slot.sim_number = mc.number
             modem.call_listeners.append(functools.partial(self.on_modem_call, slot))
             modem.dtmf_listeners.append(functools.partial(self.on_modem_dtmf, slot))
             modem.sms_listeners.append(self.on_sms)
@@ -349,15 +363,15 @@ class TrunkAgent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        self._start_pjsua()
-        self._build_modems()
-        for slot in self.slots:
-            await slot.modem.start()
-        await self._start_api()
-        log.info("trunk agent running", modems=[s.name for s in self.slots], extension=self.secrets.auth_user)
+        ua = self._start_pjsua()
         try:
+            self._build_modems(ua)
+            for slot in self.slots:
+                await slot.modem.start()
+            await self._start_api()
+            log.info("trunk agent running", modems=[s.name for s in self.slots], extension=self.secrets.auth_user)
             while not self._stopping.is_set():
-                self.ep.libHandleEvents(0)
+                ua.pump(0)
                 await asyncio.sleep(0.01)  # SIP needs no finer timing; media runs on pjsua2's own clock
         finally:
             await self._shutdown()
@@ -367,34 +381,42 @@ class TrunkAgent:
             await self._end(call, "agent stopping")
         for slot in self.slots:
             await slot.modem.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
         for slot in self.slots:
             slot.bridge.disconnect()
-        if self.ep is not None:
-            self.ep.hangupAllCalls()
-            for _ in range(20):
-                self.ep.libHandleEvents(10)
-            if self.account is not None:
-                self.account.shutdown()
-            for slot in self.slots:
-                slot.bridge.thisown = False  # destroyed with the library, not after it
-            self.ep.libDestroy()
+        if self.ua is not None:
+            # Hangs up what is left, lets the BYEs go, takes the bridges out of the conference and
+            # destroys every call and port before the library (gateway.pjsafe, rule 5). Before the
+            # control API, whose cleanup waits for requests in flight: SIGKILL must not find it undone.
+            self.ua.close(pump_ms=200)
+            log.info("trunk SIP side closed")
+        if self._runner is not None:
+            # The daemon's emergency long poll would hold cleanup for its whole wait (then SIGKILL):
+            # answer it now, and give any other request a short grace only.
+            self._emergency_news.set()
+            await self._runner.cleanup()
         log.info("trunk agent stopped")
 
     # ------------------------------------------------------------------ outbound: phone → modem
 
-    def on_invite(self, leg: Leg, message: str) -> None:
+    def on_invite(self, leg: Leg, message: str, source: str) -> None:
         """A phone dialled an external number (pump thread)."""
-        self.legs.add(leg)
-        info = leg.getInfo()
-        dialled = _request_user(message) or _uri_user(str(info.localUri))
-        extension = _uri_user(str(info.remoteUri))
-        if not dialled or dialled == self.secrets.auth_user:
+        # Who calls comes from Kamailio's signed stamp only (it authenticated the caller), and only
+        # from Kamailio's own address: never from a From header or its display name.
+        stamped = stamped_call(message, self.secrets.caller_key) if source == self._kamailio_address() else None
+        if stamped is None:
+            log.warning("refused an INVITE without Kamailio's caller stamp", source=source)
+            self._reject(leg, 403, "Forbidden")
+            return
+        dialled, extension = stamped.dialled, stamped.caller
+        if dialled == self.secrets.auth_user:
             self._reject(leg, 404, "Not Found")
             return
-        decision = decide(self.policy, extension, dialled, self.ledger.minutes_today())
+        ongoing = sum(1 for c in self.calls.values() if c.outgoing and c.extension == extension and not c.emergency)
+        usage = self.guard.usage(extension, self.ledger.minutes_today(), ongoing)
+        decision = decide(self.policy, extension, dialled, usage)
         if not decision.allowed:
+            if decision.limit:
+                self.guard.tripped(extension, decision)
             self._reject(leg, decision.status, decision.reason)
             return
         try:
@@ -407,6 +429,8 @@ class TrunkAgent:
         call = TrunkCall(next(self._ids), True, slot, decision.number, extension, decision.emergency, leg)
         leg.trunk_call = call
         self.calls[call.id] = call
+        if not decision.emergency:
+            self.guard.started(extension)
         log.info(
             "trunk call out",
             call=call.id,
@@ -417,6 +441,44 @@ class TrunkAgent:
             preempt=choice.preempt,
         )
         self._spawn(self._place(call, preempt=choice.preempt))
+        if decision.emergency:
+            self._emergency_dialled(call, choice.preempt)  # after the dial is under way: it goes first
+
+    def _emergency_dialled(self, call: TrunkCall, preempted: bool) -> None:
+        """Arm the call back and tell the daemon, whose long poll is waiting for exactly this."""
+        slot = call.slot
+        full = slot.link is LinkState.READY  # limited service: no SIM the network knows, so no call back
+        window = self.emergency.callback_window_s
+        if full and window:
+            self._callbacks[slot.name] = (call.extension, time.monotonic() + window)
+        event = {
+            "call": call.uid,
+            "extension": call.extension,
+            "number": call.number,
+            "modem": slot.name,
+            "service": "full" if full else "limited",
+            "problem": None if full else slot.modem.status.problem,
+            "preempted": preempted,
+            "callback_number": slot.sim_number if full else None,
+            "callback_window_s": window if full else 0,
+            "at": time.time(),
+        }
+        self.emergency_events.append(event)
+        del self.emergency_events[:-100]
+        news, self._emergency_news = self._emergency_news, asyncio.Event()
+        news.set()
+
+    def _callback_for(self, slot: Slot) -> str:
+        """The extension a call to this modem's SIM rings first: its last emergency caller, within the window."""
+        extension, until = self._callbacks.get(slot.name, ("", 0.0))
+        if time.monotonic() > until:
+            self._callbacks.pop(slot.name, None)
+            return ""
+        return extension
+
+    def _kamailio_address(self) -> str:
+        host = self.secrets.sip_host
+        return f"[{host}]:{self.secrets.sip_port}" if ":" in host else f"{host}:{self.secrets.sip_port}"
 
     async def _place(self, call: TrunkCall, preempt: bool) -> None:
         slot = call.slot
@@ -425,18 +487,14 @@ class TrunkAgent:
         slot.call = call
         slot.bridge.reset()
         try:
-            await slot.modem.dial(call.number)
+            await slot.modem.dial(call.number, emergency=call.emergency)
         except (TrunkError, ValueError) as err:
             log.warning("dial failed", call=call.id, error=str(err))
             if not call.ended:
                 await self._end(call, f"dial failed: {err}", sip=(503, "Trunk Dial Failed"))
 
     def _reject(self, leg: Leg, status: int, reason: str) -> None:
-        prm = pj.CallOpParam(True)
-        prm.statusCode = status
-        prm.reason = reason
-        with contextlib.suppress(pj.Error):
-            leg.hangup(prm)
+        leg.hangup(status, reason)
 
     # ------------------------------------------------------------------ modem events
 
@@ -444,12 +502,20 @@ class TrunkAgent:
         """A call state change on a modem (asyncio loop)."""
         call = slot.call
         if event.state is CallState.INCOMING:
-            if call is None:
+            # A call that is ending (its hang-up still under way) already makes way for the next one.
+            if call is None or call.ended:
                 call = TrunkCall(next(self._ids), False, slot, event.number or "")
                 slot.call = call
                 self.calls[call.id] = call
                 slot.bridge.reset()
-                log.info("trunk call in", call=call.id, caller=event.number or "withheld", modem=slot.name)
+                call.callback = self._callback_for(slot)
+                log.info(
+                    "trunk call in",
+                    call=call.id,
+                    caller=event.number or "withheld",
+                    modem=slot.name,
+                    emergency_callback=call.callback or None,
+                )
                 # Wait briefly for +CLIP after the first RING; a withheld number never comes.
                 call.ring_task = asyncio.get_running_loop().create_task(self._ring_group_soon(call))
             elif event.number and not call.number:
@@ -490,8 +556,8 @@ class TrunkAgent:
         """A DTMF digit from the far end: RFC 4733 to the phone."""
         call = slot.call
         if call is not None and call.leg is not None and call.active_at is not None:
-            with contextlib.suppress(pj.Error):
-                call.leg.dialDtmf(digit)
+            with contextlib.suppress(UserAgentError):  # the phone may have hung up meanwhile
+                call.leg.dial_dtmf(digit)
 
     def on_link(self, slot: Slot, old: LinkState, new: LinkState, reason: str) -> None:
         """A modem's link changed: keep the changes an installer cares about (out of and back to READY)."""
@@ -520,13 +586,38 @@ class TrunkAgent:
     def _ring_group(self, call: TrunkCall) -> None:
         if call.ended or call.ringing or call.leg is not None:
             return
-        if self.account is None or not self.config.ring_group:
+        # The PSAP calling back after an emergency call: its caller's phone, whoever the group is.
+        members = (call.callback,) if call.callback else self.config.ring_group
+        if self.account is None or not members:
             log.warning("incoming trunk call but no ring group configured", call=call.id)
+            return
+        if call.callback:
+            call.escalation = asyncio.get_running_loop().create_task(self._callback_escalates(call))
+        self._ring(call, members)
+
+    async def _callback_escalates(self, call: TrunkCall) -> None:
+        await asyncio.sleep(self.emergency.callback_alone_s)
+        self._group_joins(call, "the emergency caller did not answer in time")
+
+    def _group_joins(self, call: TrunkCall, why: str) -> None:
+        """The call back has rung its caller alone long enough (or could not): the ring group rings too."""
+        if call.ended or call.leg is not None or not call.callback:
+            return
+        call.callback = ""
+        others = tuple(m for m in self.config.ring_group if not any(_uri_user(leg.target) == m for leg in call.ringing))
+        log.info("emergency call back: ringing the group too", call=call.id, why=why)
+        self._ring(call, others)
+        if not call.ringing:
+            self._spawn(self._end(call, "nobody could be rung for the emergency call back"))
+
+    def _ring(self, call: TrunkCall, members: tuple[str, ...]) -> None:
+        account = self.account
+        if account is None:
             return
         shown = call.number or "anonymous"
         s = self.secrets
-        for member in self.config.ring_group:
-            leg = Leg(self, self.account)
+        for member in members:
+            leg = Leg(self, account)
             leg.trunk_call = call
             prm = pj.CallOpParam(True)
             # The caller's number in From (Kamailio lets only the agent do this, and only with a
@@ -539,25 +630,19 @@ class TrunkAgent:
                 header.hName = "P-Asserted-Identity"
                 header.hValue = f"<tel:{call.number}>"
                 prm.txOption.headers.append(header)
+            leg.target = f"sip:{member}@{s.sip_host}:{s.sip_port}"
             try:
-                leg.makeCall(f"sip:{member}@{s.sip_host}:{s.sip_port}", prm)
-            except pj.Error as err:
-                log.warning("cannot ring", member=member, error=str(err.info()))
+                leg.make_call(leg.target, prm=prm)
+            except UserAgentError as err:
+                log.warning("cannot ring", member=member, error=str(err))
                 continue
             call.ringing.append(leg)
-            self.legs.add(leg)
-        log.info("ringing", call=call.id, members=list(self.config.ring_group), caller=shown)
+        log.info("ringing", call=call.id, members=list(members), caller=shown)
 
     # ------------------------------------------------------------------ SIP leg events (pump thread)
 
     def on_leg_state(self, leg: Leg, info: Any) -> None:
-        """A SIP leg changed state."""
-        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            # pjsua2's Call destructor hangs up its call id, which pjsua may by then have given to
-            # a new call: the C++ object is left alone (a few hundred bytes), only Python lets go,
-            # later, never inside its own callback.
-            leg.thisown = False
-            asyncio.get_running_loop().call_later(1.0, self.legs.discard, leg)
+        """A SIP leg changed state (after DISCONNECTED the leg is gone: gateway.pjsafe refuses operations on it)."""
         call = leg.trunk_call
         if call is None:
             return
@@ -570,14 +655,15 @@ class TrunkAgent:
             call.ringing.clear()
             for other in others:
                 other.trunk_call = None
-                with contextlib.suppress(pj.Error):
-                    other.hangup(pj.CallOpParam(True))
+                other.hangup()
             log.info("answered", call=call.id, by=_uri_user(str(info.remoteUri)))
             self._spawn(self._answer_modem(call))
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             if leg in call.ringing:
                 call.ringing.remove(leg)
-                if not call.ringing and call.leg is None and not call.ended:
+                if not call.ringing and call.leg is None and not call.ended and call.callback:
+                    self._group_joins(call, f"the emergency caller's phone answered {info.lastStatusCode}")
+                elif not call.ringing and call.leg is None and not call.ended:
                     self._spawn(self._end(call, "nobody in the ring group answered"))
             elif leg is call.leg and not call.ended:
                 call.leg = None
@@ -596,21 +682,18 @@ class TrunkAgent:
         if call is not None and call.leg is leg and call.active_at is not None:
             self._spawn(self._dtmf(call, digit))
 
-    def on_transfer(self, leg: Leg, prm: Any) -> None:
+    def on_transfer(self, leg: Leg, target: str) -> Leg | int:
         """A blind transfer (REFER) of a trunk call to another extension: accept and follow the new leg."""
         call = leg.trunk_call
         if call is None or call.leg is not leg or call.active_at is None or call.transfer is not None:
-            prm.statusCode = 603  # only an established trunk call can be transferred, once at a time
-            return
+            return 603  # only an established trunk call can be transferred, once at a time
         if self.account is None:
-            prm.statusCode = 503
-            return
-        target = Leg(self, self.account)
-        target.trunk_call = call
-        self.legs.add(target)
-        call.transfer = target
-        prm.newCall = target
-        log.info("transfer", call=call.id, to=str(prm.dstUri))
+            return 503
+        new = Leg(self, self.account)
+        new.trunk_call = call
+        call.transfer = new
+        log.info("transfer", call=call.id, to=target)
+        return new
 
     def _transfer_progress(self, call: TrunkCall, leg: Leg, info: Any) -> None:
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
@@ -618,9 +701,7 @@ class TrunkAgent:
             leg.answered = True
             if old is not None:
                 old.trunk_call = None
-                if old.state != "DISCONNECTED":
-                    with contextlib.suppress(pj.Error):
-                        old.hangup(pj.CallOpParam(True))
+                old.hangup()  # nothing if it has hung up already
             log.info("transferred", call=call.id, to=_uri_user(str(info.remoteUri)))
             self._connect_audio(call)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -643,11 +724,10 @@ class TrunkAgent:
 
     def _answer_leg(self, leg: Leg, code: int) -> None:
         prm = pj.CallOpParam(True)
-        prm.statusCode = code
         if code >= 200 and leg.trunk_call is not None:
             prm.txOption.headers.append(self._trunk_header(leg.trunk_call))  # for the call record
-        with contextlib.suppress(pj.Error):
-            leg.answer(prm)
+        with contextlib.suppress(UserAgentError):  # the phone may have hung up meanwhile
+            leg.answer(code, prm=prm)
 
     def _trunk_header(self, call: TrunkCall) -> Any:
         """X-Lifeline-Trunk: which modem, SIM and network carried this call (Kamailio puts it in the record)."""
@@ -685,17 +765,14 @@ class TrunkAgent:
 
     def _connect_audio(self, call: TrunkCall) -> None:
         leg = call.leg
-        if leg is None:
+        if leg is None or not leg.has_active_audio():
             return
         try:
-            info = leg.getInfo()
-            for index, media in enumerate(info.media):
-                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                    call.slot.bridge.connect(leg.getAudioMedia(index))
-                    log.info("audio bridged", call=call.id, modem=call.slot.name, early=call.active_at is None)
-                    return
-        except pj.Error as err:
-            log.warning("cannot bridge audio", call=call.id, error=str(err.info()))
+            call.slot.bridge.connect(leg)
+        except UserAgentError as err:
+            log.warning("cannot bridge audio", call=call.id, error=str(err))
+            return
+        log.info("audio bridged", call=call.id, modem=call.slot.name, early=call.active_at is None)
 
     async def _end(
         self,
@@ -710,20 +787,20 @@ class TrunkAgent:
         call.ended = True
         slot = call.slot
         slot.bridge.disconnect()
-        if call.ring_task is not None:
-            call.ring_task.cancel()
+        for task in (call.ring_task, call.escalation):
+            if task is not None:
+                task.cancel()
         legs = [*call.ringing, *(leg for leg in (call.leg, call.transfer) if leg is not None)]
         call.ringing.clear()
         for leg in legs:
             leg.trunk_call = None
-            if leg.state == "DISCONNECTED":
+            if leg.gone:
                 continue
             prm = pj.CallOpParam(True)
             if not leg.answered and call.outgoing:
                 prm.statusCode, prm.reason = sip
                 prm.txOption.headers.append(self._trunk_header(call))
-            with contextlib.suppress(pj.Error):
-                leg.hangup(prm)
+            leg.hangup(prm=prm)
         if not modem_done:
             with contextlib.suppress(TrunkError):
                 await slot.modem.hang_up()
@@ -732,6 +809,9 @@ class TrunkAgent:
             slot.seconds_today += seconds
             if not call.emergency and call.outgoing:
                 self.ledger.add(seconds)
+        if call.emergency and slot.name in self._callbacks:
+            # The PSAP calls back after the call has ended: the window counts from here.
+            self._callbacks[slot.name] = (call.extension, time.monotonic() + self.emergency.callback_window_s)
         if slot.call is call:
             slot.call = None
         self.calls.pop(call.id, None)
@@ -774,7 +854,8 @@ class TrunkAgent:
         """Send text to each number through the first ready modem; per-number result."""
         results: dict[str, str] = {}
         for number in numbers:
-            ready = [s for s in self.slots if s.link is LinkState.READY]
+            # A free modem first: an SMS during a call works but waits behind the call's commands.
+            ready = sorted((s for s in self.slots if s.link is LinkState.READY), key=lambda s: s.busy)
             if not ready:
                 results[number] = "no modem ready"
                 continue
@@ -784,6 +865,22 @@ class TrunkAgent:
             except TrunkError as err:
                 results[number] = str(err)
         log.info("sms sent", results=results)
+        return results
+
+    def send_message(self, extensions: list[str], text: str) -> dict[str, str]:
+        """A SIP MESSAGE to each extension through Kamailio (on the pump's thread); per-extension result."""
+        results: dict[str, str] = {}
+        s = self.secrets
+        for extension in extensions:
+            if self.account is None or not re.fullmatch(r"\+?[0-9*#]{1,32}", extension):
+                results[extension] = "not an extension" if self.account else "no SIP account"
+                continue
+            try:
+                self.account.send_message(f"sip:{extension}@{s.sip_host}:{s.sip_port}", text)
+                results[extension] = "sent"
+            except UserAgentError as err:
+                results[extension] = str(err)
+        log.info("messages sent", results=results)
         return results
 
     async def _start_api(self) -> None:
@@ -811,7 +908,35 @@ class TrunkAgent:
             return web.json_response([e for e in self.link_events if e["at"] > since])
 
         app.router.add_get("/link-events", get_link_events)
-        runner = web.AppRunner(app, access_log=None)
+
+        async def get_limit_events(request: web.Request) -> web.Response:
+            return web.json_response(self.guard.since(float(request.query.get("since", "0"))))
+
+        app.router.add_get("/limit-events", get_limit_events)
+
+        async def get_emergency_events(request: web.Request) -> web.Response:
+            # A long poll: the daemon waits here and hears of an emergency call the moment it is dialled.
+            since = float(request.query.get("since", "0"))
+            wait = min(float(request.query.get("wait", "0")), 60.0)
+            news = [e for e in self.emergency_events if e["at"] > since]
+            if not news and wait > 0:
+                waiter = self._emergency_news
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await waiter.wait()
+                news = [e for e in self.emergency_events if e["at"] > since]
+            return web.json_response(news)
+
+        async def post_message(request: web.Request) -> web.Response:
+            body = await request.json()
+            to, text = body.get("to"), body.get("text")
+            if not isinstance(to, list) or not isinstance(text, str) or not text:
+                return web.json_response({"error": "to (list of extensions) and text are required"}, status=400)
+            return web.json_response({"results": self.send_message([str(t) for t in to], text)})
+
+        app.router.add_get("/emergency-events", get_emergency_events)
+        app.router.add_post("/message", post_message)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         path = self.secrets.control_socket
         with contextlib.suppress(FileNotFoundError):
@@ -831,7 +956,7 @@ def main(argv: list[str] | None = None) -> int:
     secrets = AgentSecrets(**json.loads(sys.stdin.readline()))
     trunk = config.trunk
     timeouts = Timeouts(command=trunk.command_timeout_s, call=trunk.call_timeout_s, poll=trunk.poll_s)
-    agent = TrunkAgent(config.trunk, secrets, config.data_dir, timeouts)
+    agent = TrunkAgent(config.trunk, secrets, config.data_dir, timeouts, config.emergency)
     try:
         asyncio.run(agent.run())
     except TrunkError as err:

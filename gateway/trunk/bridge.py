@@ -11,12 +11,12 @@ bridge resamples a port whose rate differs from its own.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 from typing import Any
 
 import pjsua2 as pj
 
+from gateway.pjsafe import SafeCall
 from gateway.trunk.jitter import DriftBuffer
 
 MODEM_PTIME_MS = 20  # the modem's frame
@@ -140,7 +140,7 @@ class ModemBridge(pj.AudioMediaPort):  # type: ignore[misc]
         self.down = DriftBuffer(self.pj_bytes, measure=measure, target_bytes=down)  # modem → phone
         self.up = DriftBuffer(self.modem_bytes, measure=measure, target_bytes=up)  # phone → modem
         self.createPort(name, audio_format(clock_rate, ptime_ms))
-        self.connected: Any = None
+        self.connected: SafeCall | None = None
         self._read = _VectorReader()
         self._write = _VectorWriter(self.pj_bytes)
 
@@ -170,20 +170,14 @@ class ModemBridge(pj.AudioMediaPort):  # type: ignore[misc]
         self.down.reset()
         self.up.reset()
 
-    def connect(self, media: Any) -> None:
-        """Exchange audio with a call's audio media."""
+    def connect(self, call: SafeCall) -> None:
+        """Exchange audio with a call's active audio (UserAgentError if it has none, or is gone)."""
         self.disconnect()
-        media.startTransmit(self)
-        self.startTransmit(media)
-        self.connected = media
+        call.link(self)  # the call owns the conference links: it knows when its stream is gone
+        self.connected = call
 
     def disconnect(self) -> None:
-        """Stop exchanging audio with the call (it may already be gone)."""
-        media, self.connected = self.connected, None
-        if media is None:
-            return
-        # Either side may already be gone with its call.
-        with contextlib.suppress(pj.Error):
-            media.stopTransmit(self)
-        with contextlib.suppress(pj.Error):
-            self.stopTransmit(media)
+        """Stop exchanging audio with the call (a no-op once it is gone: pjsua2 dropped the links with it)."""
+        call, self.connected = self.connected, None
+        if call is not None:
+            call.unlink(self)

@@ -84,6 +84,8 @@ class CallTracker:
         self.outgoing = False
         self._cid = at.V253CallerId()
         self._local = False
+        self._calls = 0  # calls begun so far: which call a hang-up was for
+        self._hanging_up: int | None = None  # the call AT+CHUP is under way for
 
     def _set_state(self, new: CallState, reason: EndReason | None = None) -> list[CallEvent]:
         if new is self.state and new is not CallState.INCOMING:
@@ -92,6 +94,8 @@ class CallTracker:
             self.number, self._local = None, False
             return []  # a stray NO CARRIER with no call: nothing to end
         log.debug("call state", old=self.state.value, new=new.value, reason=reason.value if reason else None)
+        if self.state is CallState.IDLE:
+            self._calls += 1
         self.state = new
         event = CallEvent(new, self.number, reason)
         if new is CallState.ENDED:
@@ -121,9 +125,15 @@ class CallTracker:
     def hanging_up(self) -> None:
         """We are about to hang up: the end URCs that follow are our doing."""
         self._local = True
+        self._hanging_up = self._calls
 
     def hung_up(self) -> list[CallEvent]:
-        """We hung up."""
+        """We hung up (and the call we hung up is still the one tracked)."""
+        hung, self._hanging_up = self._hanging_up, None
+        if hung is not None and hung != self._calls:
+            # Its end URC came before AT+CHUP's OK was handled, and the next call (the PSAP calling
+            # back, say) is already ringing: that one must not be ended in its place.
+            return []
         return self._set_state(CallState.ENDED, EndReason.LOCAL)
 
     def line_lost(self) -> list[CallEvent]:

@@ -26,6 +26,9 @@ def status_lines(trunk: dict[str, Any] | None) -> list[str]:
             parts.append(str(modem["problem"]))
         if modem.get("resets"):
             parts.append(f"{modem['resets']} resets")
+        if modem.get("realignments"):
+            # Bytes lost on the PCM tty (USB overruns): healed each time, but many point at a weak USB link.
+            parts.append(f"audio realigned {modem['realignments']}×")
         lines.append(f"{'':15}{', '.join(parts)}")
     for call in trunk.get("calls") or []:
         who = "emergency " if call.get("emergency") else ""

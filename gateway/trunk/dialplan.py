@@ -1,88 +1,34 @@
-"""Number normalisation (E.164 ↔ national) and the rules that decide who may call what (pure)."""
+"""The rules that decide who may call what through the trunk (pure): emergency, number type, reach, limits."""
 
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
+from gateway.config import TrunkConfig
+from gateway.numbering import (
+    NumberShapeError,
+    NumberType,
+    check_region,
+    classify,
+    clean,
+    emergency_code,
+    emergency_numbers,
+)
+
 log = structlog.get_logger("trunk.dialplan")
 
-
-@dataclass(frozen=True)
-class Country:
-    """What numbering rules a country has (ITU-T E.164 assignments, national plans)."""
-
-    iso: str
-    calling_code: str
-    trunk_prefix: str
-    international_prefix: str
-    emergency: tuple[str, ...]
-    premium: tuple[str, ...] = ()  # E.164 prefixes of premium-rate and shared-cost ranges
-    national_length: int | None = None  # NANP: ten digits dialled without the 1 are national too
-
-
-COUNTRIES: dict[str, Country] = {
-    c.iso: c
-    for c in (
-        Country("DE", "49", "0", "00", ("112", "110", "116117"), ("+49900", "+49137", "+49118", "+4919")),
-        Country("AT", "43", "0", "00", ("112", "122", "133", "144", "140", "141"), ("+43900", "+43930", "+43939")),
-        Country("CH", "41", "0", "00", ("112", "117", "118", "144", "1414", "143"), ("+41900", "+41901", "+41906")),
-        Country("FR", "33", "0", "00", ("112", "15", "17", "18", "114", "115", "119", "191", "196", "197"), ("+3389",)),
-        Country("NL", "31", "0", "00", ("112",), ("+31900", "+31906", "+31909")),
-        Country("IT", "39", "", "00", ("112", "113", "115", "118", "1530"), ("+39899", "+39892", "+39894")),
-        Country(
-            "ES", "34", "", "00", ("112", "091", "092", "061", "062", "080", "085"), ("+34803", "+34806", "+34807")
-        ),
-        Country("GB", "44", "0", "00", ("112", "999", "111"), ("+4490", "+4491", "+4498", "+4487")),
-        Country("US", "1", "1", "011", ("911", "112"), ("+1900", "+1976"), national_length=10),
-    )
-}
-
-_DIAL_CHARS = re.compile(r"[\s\-./()]")
-
-
-def clean(dialled: str) -> str:
-    """Drop the separators people type; ValueError if anything but digits and a leading + is left."""
-    number = _DIAL_CHARS.sub("", dialled)
-    if number.startswith("tel:"):
-        number = number[4:]
-    if not re.fullmatch(r"\+?[0-9*#]+", number):
-        raise ValueError(f"not a phone number: {dialled!r}")
-    return number
-
-
-def to_e164(dialled: str, country: Country) -> str:
-    """'030 1234567' → '+49301234567' in DE; '0044…' → '+44…'; '+…' kept. ValueError if impossible."""
-    number = clean(dialled)
-    if number.startswith("+"):
-        e164 = number
-    elif number.startswith(country.international_prefix):
-        e164 = "+" + number[len(country.international_prefix) :]
-    elif country.national_length is not None and len(number) == country.national_length:
-        e164 = "+" + country.calling_code + number
-    elif country.trunk_prefix and number.startswith(country.trunk_prefix):
-        e164 = "+" + country.calling_code + number[len(country.trunk_prefix) :]
-    elif not country.trunk_prefix:
-        e164 = "+" + country.calling_code + number  # closed plans (IT, ES): dial the whole number
-    else:
-        raise ValueError(f"{dialled!r} needs an area code (national numbers start with {country.trunk_prefix!r})")
-    digits = e164[1:]
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise ValueError(f"{dialled!r} is not a valid number (E.164 allows 7 to 15 digits, got {len(digits)})")
-    return e164
-
-
-def to_national(e164: str, country: Country) -> str:
-    """'+49301234567' → '0301234567' in DE; a foreign number gets the international prefix."""
-    if not e164.startswith("+"):
-        raise ValueError(f"not an E.164 number: {e164!r}")
-    if e164.startswith("+" + country.calling_code):
-        return country.trunk_prefix + e164[1 + len(country.calling_code) :]
-    return country.international_prefix + e164[1:]
+# What an extension of national or international reach may call when the config changes nothing: numbers
+# charged like an ordinary call from a mobile SIM, and free ones. Refused by default: premium rate, shared
+# cost, personal numbers, UAN and VoIP ranges (their price from a mobile SIM is the operator's choice and
+# often outside any bundle: the ranges toll fraud pays out on), pagers, voicemail access, priced short
+# codes and anything libphonenumber does not know.
+DEFAULT_TYPES: frozenset[NumberType] = frozenset(
+    {NumberType.FIXED_LINE, NumberType.MOBILE, NumberType.FIXED_LINE_OR_MOBILE, NumberType.TOLL_FREE}
+)
 
 
 class Reach(enum.IntEnum):
@@ -97,18 +43,53 @@ class Reach(enum.IntEnum):
 class Policy:
     """What the trunk allows (from the [trunk] config)."""
 
-    country: Country
+    region: str = "DE"
     extra_emergency: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()  # E.164 prefixes refused for everybody
-    allow_premium: bool = False
+    allowed_types: frozenset[NumberType] = DEFAULT_TYPES
     default_reach: Reach = Reach.NATIONAL
     reach: Mapping[str, Reach] = field(default_factory=dict)  # per extension
     daily_minutes: int | None = None
+    calls_per_minute: int | None = None  # per extension, emergency calls not counted
+    concurrent_calls: int | None = None  # per extension
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "region", check_region(self.region))
 
     @property
-    def emergency_numbers(self) -> frozenset[str]:
-        """112 everywhere, the country's own numbers, and any configured extras."""
-        return frozenset({"112", *self.country.emergency, *self.extra_emergency})
+    def emergency_numbers(self) -> tuple[str, ...]:
+        """The country's emergency numbers (libphonenumber) and any configured extras."""
+        return emergency_numbers(self.region, self.extra_emergency)
+
+
+def allowed_types(allow: Iterable[NumberType] = (), deny: Iterable[NumberType] = ()) -> frozenset[NumberType]:
+    """The default number types with the config's additions, less its removals."""
+    return (DEFAULT_TYPES | frozenset(allow)) - frozenset(deny)
+
+
+def policy_from(config: TrunkConfig) -> Policy:
+    """The dial-plan policy the [trunk] config describes."""
+    allow = (*config.allow_types, *((NumberType.PREMIUM_RATE,) if config.allow_premium else ()))
+    return Policy(
+        region=config.country,
+        extra_emergency=config.emergency_numbers,
+        blocked=config.blocked_prefixes,
+        allowed_types=allowed_types(allow, config.deny_types),
+        default_reach=Reach[config.default_reach.upper()],
+        reach={ext: Reach[level.upper()] for ext, level in config.reach.items()},
+        daily_minutes=config.daily_minutes,
+        calls_per_minute=config.calls_per_minute,
+        concurrent_calls=config.concurrent_calls,
+    )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What has been used when a call is decided: today's trunk minutes, this extension's recent and current calls."""
+
+    minutes_today: float = 0.0
+    calls_last_minute: int = 0
+    concurrent: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,52 +97,83 @@ class Decision:
     """Whether a call may go out, what to dial, and — if refused — the SIP answer and the rule."""
 
     allowed: bool
-    number: str  # what to dial: E.164, or the emergency short code as dialled
+    number: str  # what to dial: E.164, or a short code (emergency or other) as dialled
     emergency: bool = False
     status: int = 200
     reason: str = ""
     rule: str = ""
+    number_type: NumberType | None = None
+
+    @property
+    def limit(self) -> bool:
+        """Whether a usage limit (not the number) refused the call: administrators hear about these."""
+        return self.rule in LIMIT_RULES
 
 
-def decide(policy: Policy, extension: str, dialled: str, minutes_used_today: float) -> Decision:
-    """Apply the rules in order: emergency (always), number shape, blocks, premium, reach, daily cap."""
+LIMIT_RULES = frozenset({"daily-minutes", "calls-per-minute", "concurrent-calls"})
+
+
+def decide(policy: Policy, extension: str, dialled: str, usage: Usage | None = None) -> Decision:
+    """Apply the rules in order: emergency (always), shape, blocked ranges, reach, number type, then the limits."""
+    usage = usage or Usage()
+    emergency = _emergency(policy, dialled)
+    if emergency is not None:
+        # Emergency calls are never refused: not by reach, type, the cap, a rate limit or the mode.
+        return Decision(True, emergency, emergency=True, rule="emergency")
     try:
-        short = clean(dialled)
-    except ValueError as err:
+        number = classify(dialled, policy.region)
+    except NumberShapeError as err:
         return _refuse(extension, dialled, 484, "Address Incomplete", "number-shape", str(err))
-    if short in policy.emergency_numbers:
-        # Emergency calls are never refused: not by permissions, the cap, or the mode.
-        return Decision(True, short, emergency=True, rule="emergency")
-    try:
-        e164 = to_e164(short, policy.country)
-    except ValueError as err:
-        return _refuse(extension, dialled, 484, "Address Incomplete", "number-shape", str(err))
-    blocked = next((p for p in policy.blocked if e164.startswith(p)), None)
+    kind = number.type
+    blocked = next((p for p in policy.blocked if number.dial.startswith(p)), None)
     if blocked is not None:
-        return _refuse(extension, e164, 403, "Number range blocked", "blocked-range", f"matches {blocked}")
-    premium = next((p for p in policy.country.premium if e164.startswith(p)), None)
-    if premium is not None and not policy.allow_premium:
-        return _refuse(extension, e164, 403, "Premium-rate numbers blocked", "premium", f"matches {premium}")
+        return _refuse(extension, number.dial, 403, "Number range blocked", "blocked-range", f"matches {blocked}", kind)
     reach = policy.reach.get(extension, policy.default_reach)
     if reach is Reach.EMERGENCY:
-        return _refuse(extension, e164, 403, "Emergency calls only for this extension", "extension-reach", "")
-    international = not e164.startswith("+" + policy.country.calling_code)
-    if international and reach < Reach.INTERNATIONAL:
-        return _refuse(extension, e164, 403, "International calls not allowed", "international", "")
-    if policy.daily_minutes is not None and minutes_used_today >= policy.daily_minutes:
-        return _refuse(
-            extension,
-            e164,
-            403,
-            "Daily trunk minutes used up",
-            "daily-minutes",
-            f"{minutes_used_today:.0f} of {policy.daily_minutes} minutes used",
-        )
-    return Decision(True, e164, rule="allowed")
+        reason = "Emergency calls only for this extension"
+        return _refuse(extension, number.dial, 403, reason, "extension-reach", "", kind)
+    if not number.national and reach < Reach.INTERNATIONAL:
+        detail = f"a number of {number.region or 'another country'}"
+        return _refuse(extension, number.dial, 403, "International calls not allowed", "international", detail, kind)
+    if kind not in policy.allowed_types:
+        reason = f"{kind.value.replace('_', ' ').capitalize()} numbers not allowed"
+        return _refuse(extension, number.dial, 403, reason, f"number-type:{kind.value}", "", kind)
+    if policy.daily_minutes is not None and usage.minutes_today >= policy.daily_minutes:
+        detail = f"{usage.minutes_today:.0f} of {policy.daily_minutes} minutes used"
+        return _refuse(extension, number.dial, 403, "Daily trunk minutes used up", "daily-minutes", detail, kind)
+    if policy.calls_per_minute is not None and usage.calls_last_minute >= policy.calls_per_minute:
+        detail = f"{usage.calls_last_minute} calls in the last minute (limit {policy.calls_per_minute})"
+        return _refuse(extension, number.dial, 403, "Too many trunk calls", "calls-per-minute", detail, kind)
+    if policy.concurrent_calls is not None and usage.concurrent >= policy.concurrent_calls:
+        detail = f"{usage.concurrent} trunk calls in progress (limit {policy.concurrent_calls})"
+        return _refuse(extension, number.dial, 486, "Too many trunk calls at once", "concurrent-calls", detail, kind)
+    return Decision(True, number.dial, rule="allowed", number_type=kind)
 
 
-def _refuse(extension: str, number: str, status: int, reason: str, rule: str, detail: str) -> Decision:
+def _emergency(policy: Policy, dialled: str) -> str | None:
+    try:
+        digits = clean(dialled)
+    except NumberShapeError:
+        return None
+    return emergency_code(digits, policy.region, policy.emergency_numbers)
+
+
+def _refuse(
+    extension: str,
+    number: str,
+    status: int,
+    reason: str,
+    rule: str,
+    detail: str,
+    kind: NumberType | None = None,
+) -> Decision:
     log.warning(
-        "trunk call refused", extension=extension, number=number, rule=rule, answer=f"{status} {reason}", detail=detail
+        "trunk call refused",
+        extension=extension,
+        number=number,
+        number_type=kind.value if kind is not None else None,
+        rule=rule,
+        answer=f"{status} {reason}",
+        detail=detail,
     )
-    return Decision(False, number, status=status, reason=reason, rule=rule)
+    return Decision(False, number, status=status, reason=reason, rule=rule, number_type=kind)

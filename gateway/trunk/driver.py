@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from gateway.trunk import at, dle
+from gateway.trunk.align import FrameAligner
 from gateway.trunk.call import CallEvent, CallState, CallTracker, EndReason
 from gateway.trunk.errors import CommandError, CommandTimeoutError, PortGoneError, TrunkError
 from gateway.trunk.ports import ModemPorts, PortFinder
@@ -36,6 +37,12 @@ class LinkState(enum.StrEnum):
     REGISTERING = "registering"  # waiting for a network that can carry calls
     READY = "ready"
     RESET = "reset"  # recovery ladder in progress
+
+
+# Limited service (3GPP TS 22.101 §10.1): a modem that answers AT places emergency calls whatever its
+# SIM (none, PIN or PUK locked) or registration (searching, denied: +CREG: 3), on any cell it can camp
+# on. These are the states in which it still may, once its audio is configured.
+LIMITED_SERVICE = frozenset({LinkState.SIM, LinkState.REGISTERING})
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,10 @@ class ModemStatus:
     call: CallState = CallState.IDLE
     resets: int = 0
     stalls: int = 0
+    realignments: int = 0  # PCM sample alignment found again from the audio after lost bytes
     network_time: dt.datetime | None = None
     network_time_at: float | None = None  # time.monotonic() when read
+    emergency_only: bool = False  # limited service: no usable SIM or registration, emergency calls still go
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -125,6 +134,8 @@ class ModemStatus:
             "call": self.call.value,
             "resets": self.resets,
             "stalls": self.stalls,
+            "realignments": self.realignments,
+            "emergency_only": self.emergency_only,
             "network_time": self.network_time.isoformat() if self.network_time else None,
         }
 
@@ -183,8 +194,12 @@ class Modem:
         self._ladder = 0
         self._needs_reset: str | None = None
         self._needs_creset = False
-        self._audio_buf = bytearray()
+        self._configured = False  # the family's init (audio included) went to the modem since its port opened
+        self._audio_buf = bytearray()  # V.253: decoded stream samples not yet a whole frame
         self._audio_pos = 0  # bytes read from the audio port since it opened (sample alignment)
+        self._aligner = FrameAligner(profile.frame_bytes)
+        self._uplink_tail = b""  # the part of a frame the audio port did not take yet
+        self._chunk_bytes = 0  # the size of the read being cut into frames (a stall vs. a late read)
         self._stream = dle.DleDecoder()
         self.streaming = False
         self.last_frame_at = 0.0
@@ -202,6 +217,14 @@ class Modem:
         """The link state."""
         return self.status.state
 
+    @property
+    def emergency_capable(self) -> bool:
+        """Whether an emergency call can be dialled now: READY, or limited service with the audio configured."""
+        if self.state is LinkState.READY:
+            return True
+        # An analog line has no limited service: without READY there is no line to dial on.
+        return self.state in LIMITED_SERVICE and self._configured and self.profile.family is not Family.V253
+
     def _set_state(self, new: LinkState, reason: str) -> None:
         old = self.status.state
         if old is new and reason == self.status.reason:
@@ -209,6 +232,7 @@ class Modem:
         self.status.state, self.status.since, self.status.reason = new, time.time(), reason
         if new is LinkState.READY:
             self.status.problem = None
+        self.status.emergency_only = self.emergency_capable and new is not LinkState.READY
         self.log.info("modem state", old=old.value, new=new.value, reason=reason)
         self._changed.set()
         for listener in list(self.state_listeners):
@@ -340,6 +364,10 @@ class Modem:
         }
         if not (sim is at.SimState.SIM_PIN and self._pin_refused):
             self._problem(problems.get(sim, f"SIM not ready ({sim.value})"))
+        if not self._configured:
+            # Limited service: with its audio set up the modem can still place emergency calls.
+            await self._configure()
+            self._set_state(LinkState.SIM, f"{problems.get(sim, sim.value)}: emergency calls only")
         await self._sleep(self.timeouts.retry)
 
     async def _read_iccid(self) -> str | None:
@@ -355,6 +383,20 @@ class Modem:
         return None
 
     async def _step_config(self) -> None:
+        if self.tracker.state is not CallState.IDLE:
+            # An emergency call placed in limited service: init commands (audio among them) would
+            # disturb it. The SIM came back under it; configure once it has ended.
+            await self._sleep(self.timeouts.retry)
+            return
+        await self._configure()
+        if self.profile.family is Family.V253:
+            self.status.voice = True
+            self._ladder = 0  # up again: the next fault starts at the ladder's first rung
+            self._set_state(LinkState.READY, "analog line configured")
+            return
+        self._set_state(LinkState.REGISTERING, "configured")
+
+    async def _configure(self) -> None:
         for command in self.profile.init:
             reply = await self.command(command)
             if not reply.ok:
@@ -364,12 +406,7 @@ class Modem:
             reply = await self.command(command)
             if not reply.ok:
                 self.log.warning("gain refused; the modem keeps its own", command=command, result=str(reply.final))
-        if self.profile.family is Family.V253:
-            self.status.voice = True
-            self._ladder = 0  # up again: the next fault starts at the ladder's first rung
-            self._set_state(LinkState.READY, "analog line configured")
-            return
-        self._set_state(LinkState.REGISTERING, "configured")
+        self._configured = True
 
     async def _step_registering(self) -> None:
         await self._poll()
@@ -528,6 +565,7 @@ class Modem:
     def _open_ports(self, ports: ModemPorts) -> None:
         self._close_ports()
         self._gone.clear()
+        self._configured = False  # a fresh port may be a rebooted modem: its init is gone
         self._splitter = at.LineSplitter()
         self._router = at.AtRouter()
         self.streaming = False
@@ -535,6 +573,8 @@ class Modem:
         at_port.open()
         self._at = at_port
         self._audio_buf.clear()
+        self._aligner = FrameAligner(self.profile.frame_bytes)
+        self._uplink_tail = b""
         self._audio_pos = 0  # a freshly opened port starts on a sample
         if ports.audio is not None:
             audio = SerialPort(ports.audio, self._on_audio_data, self._on_gone)
@@ -630,8 +670,10 @@ class Modem:
                 if self._needs_reset:
                     self._wake.set()  # reset now that the line is free, not a poll later
                 self._audio_buf.clear()  # a partial frame left over would misalign the next call's frames
+                self._aligner.reset()
+                self._uplink_tail = b""
                 self._audio_task = None
-                if self.profile.audio_off and self.state is LinkState.READY:
+                if self.profile.audio_off and self.state in _CALL_STATES:
                     asyncio.get_running_loop().create_task(self._quiet(self.profile.audio_off))
                 if (
                     self.profile.family is Family.V253
@@ -737,9 +779,12 @@ class Modem:
 
     # ------------------------------------------------------------------ calls
 
-    async def dial(self, number: str) -> None:
-        """Place a voice call; progress arrives as call events. CommandError if the modem refuses."""
-        if self.state is not LinkState.READY:
+    async def dial(self, number: str, *, emergency: bool = False) -> None:
+        """Place a voice call; progress arrives as call events. CommandError if the modem refuses.
+
+        emergency: the number is an emergency number, which a modem in limited service still dials.
+        """
+        if not (self.state is LinkState.READY or (emergency and self.emergency_capable)):
             raise TrunkError(f"modem not ready ({self.state.value}: {self.status.problem or self.status.reason})")
         if not number or any(c not in "+0123456789*#" for c in number):
             raise ValueError(f"not a dialable number: {number!r}")
@@ -841,6 +886,7 @@ class Modem:
     def _on_audio_data(self, data: bytes) -> None:
         start = self._audio_pos
         self._audio_pos += len(data)
+        self._chunk_bytes = len(data)
         state = self.tracker.state
         if state is not CallState.ACTIVE and not (
             # Before the answer only where the PCM already carries the outgoing call's downlink:
@@ -848,31 +894,31 @@ class Modem:
             self.profile.early_audio and self.tracker.outgoing and state in _EARLY_STATES
         ):
             return
-        buf, size = self._audio_buf, self.profile.frame_bytes
-        width = self.profile.sample_width
-        if not buf and start % width:
-            # Reads end anywhere, and the audio read between calls is dropped: a read that stopped
-            # mid-sample would shift every later sample by a byte (loud noise). Skip to the next sample.
-            data = data[width - start % width :]
-        if not buf and len(data) == size:
-            self._frame(data)  # the usual read: exactly one frame, passed on without a copy
-            return
-        buf += data
-        while len(buf) >= size:
-            frame = bytes(buf[:size])
-            del buf[:size]
+        aligner = self._aligner
+        before = aligner.stats.realignments
+        for frame in aligner.feed(data, start):
             self._frame(frame)
+        if aligner.stats.realignments != before:
+            # Bytes were lost on the way (a USB overrun, a stalled reader): the audio said so.
+            self.status.realignments += aligner.stats.realignments - before
+            self.log.warning("PCM realigned after lost bytes", realignments=self.status.realignments)
 
     def _frame(self, frame: bytes) -> None:
         now = time.monotonic()
-        if self.last_frame_at and now - self.last_frame_at > self.timeouts.frame_gap:
-            self.status.stalls += 1
-            self.log.warning("PCM stream stalled", gap_ms=round((now - self.last_frame_at) * 1000))
+        gap = now - self.last_frame_at
+        if self.last_frame_at and gap > self.timeouts.frame_gap:
+            if self._chunk_bytes < 3 * len(frame):
+                self.status.stalls += 1
+                self.log.warning("PCM stream stalled", gap_ms=round(gap * 1000))
+            else:
+                # The audio waited in the tty and came in one read: this host was busy, not the modem.
+                self.log.info("PCM read late", gap_ms=round(gap * 1000), backlog_bytes=self._chunk_bytes)
         self.last_frame_at = now
         if self.frame_sink is not None:
             self.frame_sink(frame)
 
     def _on_stream(self, data: bytes) -> None:
+        self._chunk_bytes = 2 * len(data)  # 8-bit samples on the wire, 16-bit frames out
         for item in self._stream.feed(data):
             if isinstance(item, bytes):
                 self._audio_buf += dle.u8_to_s16le(item)
@@ -893,11 +939,24 @@ class Modem:
             if self.streaming and self._at is not None:
                 self._at.write_some(dle.encode(dle.s16le_to_u8(frame)))
             return
-        if self._audio is not None:
-            self._audio.write_some(frame)
+        port = self._audio
+        if port is None:
+            return
+        # A tty that takes only part of a frame must get the rest before anything else: a frame
+        # cut short would leave the modem one byte off for the rest of the call (loud noise).
+        # Whole frames are what gets dropped when the port is full.
+        if self._uplink_tail:
+            self._uplink_tail = self._uplink_tail[port.write_some(self._uplink_tail) :]
+            if self._uplink_tail:
+                return
+        written = port.write_some(frame)
+        if 0 < written < len(frame):
+            self._uplink_tail = frame[written:]
 
 
 _EARLY_STATES = (CallState.DIALING, CallState.ALERTING)
+# Where a call may have been up: CONFIG too, when the SIM came back under an emergency call.
+_CALL_STATES = (LinkState.READY, LinkState.CONFIG, *LIMITED_SERVICE)
 _ICCID_COMMANDS = {Family.QUECTEL: "AT+QCCID", Family.SIMCOM: "AT+CICCID", Family.HUAWEI: "AT+CCID"}
 
 _SMS_PLAIN = str.maketrans(

@@ -33,6 +33,11 @@ class PoolMember(Protocol):
         ...
 
     @property
+    def emergency_capable(self) -> bool:
+        """Whether it can dial an emergency number now (READY, or limited service: the driver's rule)."""
+        ...
+
+    @property
     def seconds_today(self) -> float:
         """Call seconds carried today (spreads the load and the bills)."""
         ...
@@ -55,8 +60,9 @@ class NoModemError(Exception):
         self.reason = reason
 
 
-# A modem with a working port but no full service can still place emergency calls (limited service).
-_EMERGENCY_CAPABLE = (LinkState.READY, LinkState.REGISTERING, LinkState.SIM)
+# Limited-service modems for an emergency call, best first: a SIM the network refuses still gives the
+# call the SIM's identity, while many networks (DE, GB among them) refuse emergency calls without a SIM.
+_LIMITED_RANK = {LinkState.REGISTERING: 0, LinkState.SIM: 1}
 
 
 class ModemPool:
@@ -66,19 +72,29 @@ class ModemPool:
         self.members = members
 
     def pick(self, emergency: bool = False) -> Choice:
-        """The least busy ready modem; NoModemError(486/503) when there is none."""
+        """The least busy ready modem; NoModemError(486/503) when there is none.
+
+        An emergency call takes, in order: an idle READY modem, a busy one whose call it preempts,
+        then an idle modem in limited service (SIM refused before SIM missing or locked).
+        """
         ready = [m for m in self.members if m.link is LinkState.READY]
         idle = sorted((m for m in ready if not m.busy), key=lambda m: (m.seconds_today, m.name))
         if idle:
             return Choice(idle[0])
         if emergency:
-            limited = [m for m in self.members if m.link in _EMERGENCY_CAPABLE and not m.busy]
-            if limited:
-                return Choice(limited[0])
+            # A registered modem's ordinary call makes way before a modem in limited service is
+            # tried: full service reaches the PSAP with a number it can call back.
             victims = sorted((m for m in ready if not m.emergency_call), key=lambda m: m.name)
             if victims:
                 log.warning("emergency call takes a busy modem", modem=victims[0].name)
                 return Choice(victims[0], preempt=True)
+            limited = sorted(
+                (m for m in self.members if m.emergency_capable and not m.busy and m.link is not LinkState.READY),
+                key=lambda m: (_LIMITED_RANK.get(m.link, 2), m.name),
+            )
+            if limited:
+                log.warning("emergency call in limited service", modem=limited[0].name, link=limited[0].link.value)
+                return Choice(limited[0])
         if ready:
             raise NoModemError(486, "All trunk lines busy")
         failed = ", ".join(f"{m.name}: {m.link.value}" for m in self.members) or "none configured"

@@ -27,6 +27,7 @@ log = structlog.get_logger("trunk.supervisor")
 RpcCall = Callable[..., Awaitable[Any]]
 
 STATUS_EVERY_S = 2.0
+EMERGENCY_WAIT_S = 25.0  # one long poll of the agent's emergency events; it answers at once when one is dialled
 
 
 class ModemNetworkClock:
@@ -68,6 +69,14 @@ def link_event_message(event: dict[str, Any]) -> str:
     return f"{message} ({why})" if why else message
 
 
+def limit_event_message(event: dict[str, Any]) -> str:
+    """The status page's line for a call a toll-fraud limit refused (the number is already masked)."""
+    return (
+        f"trunk limit {event.get('rule')}: extension {event.get('extension')} refused "
+        f"({event.get('answer')}) calling {event.get('number')}"
+    )
+
+
 class TrunkSupervisor:
     """Keeps one trunk agent process running and Kamailio's $shv(trunk) pointing at its extension."""
 
@@ -77,6 +86,7 @@ class TrunkSupervisor:
         self.store = store
         self.sip_port = 0
         self.rpc: RpcCall | None = None
+        self._caller_key = ""
         self.socket = config.run_dir / "trunk.sock"
         self.restarts = 0
         self.pid: int | None = None
@@ -87,7 +97,11 @@ class TrunkSupervisor:
         self._stopping = False
         self._inbox_seen = time.time()
         self._events_seen = time.time()
+        self._limits_seen = time.time()
         self.on_sms: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.on_limit: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # a toll-fraud limit tripped
+        self.on_emergency: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # an emergency number dialled
+        self._emergency_seen = time.time()
         self.last_status: dict[str, Any] = {}
         self.clock = ModemNetworkClock()
 
@@ -102,9 +116,9 @@ class TrunkSupervisor:
             return str(row[0]), str(row[1]), str(row[2])
         raise TrunkError(f"trunk.extension = {extension!r}: no such extension (import it like a phone)")
 
-    async def start(self, sip_port: int, rpc: RpcCall | None) -> None:
-        """Start the agent (registering to Kamailio on sip_port) and keep it running."""
-        self.sip_port, self.rpc = sip_port, rpc
+    async def start(self, sip_port: int, rpc: RpcCall | None, caller_key: str) -> None:
+        """Start the agent (registering to Kamailio on sip_port; caller_key checks Kamailio's stamp)."""
+        self.sip_port, self.rpc, self._caller_key = sip_port, rpc, caller_key
         self._task = asyncio.create_task(self._run(), name="trunk-supervisor")
 
     async def stop(self) -> None:
@@ -125,8 +139,11 @@ class TrunkSupervisor:
             async with asyncio.timeout(10):
                 await proc.wait()
         except TimeoutError:
+            # Killed, its calls are not hung up nor its modems put on hook: something held it.
+            log.warning("trunk agent did not stop within 10 s: killed", pid=proc.pid)
             proc.kill()
             await proc.wait()
+        log.info("trunk agent stopped", pid=proc.pid, exit_code=proc.returncode)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -144,6 +161,7 @@ class TrunkSupervisor:
                 "realm": realm,
                 "ha1": ha1,
                 "control_socket": str(self.socket),
+                "caller_key": self._caller_key,
             }
             cmd = [sys.executable, "-m", "gateway.trunk.agent"]
             if self.config_path is not None:
@@ -156,8 +174,12 @@ class TrunkSupervisor:
             self.pid, self.state, self.problem = self._proc.pid, "running", None
             log.info("trunk agent started", pid=self.pid, extension=self.config.trunk.extension)
             watch = asyncio.create_task(self._watch())
-            code = await self._proc.wait()
-            watch.cancel()
+            emergencies = asyncio.create_task(self._emergency_events())
+            try:
+                code = await self._proc.wait()
+            finally:  # also when the supervisor itself is stopped: no poll outlives its agent
+                watch.cancel()
+                emergencies.cancel()
             if self._stopping:
                 break
             self.restarts += 1
@@ -178,6 +200,7 @@ class TrunkSupervisor:
                 self.last_status = await self.request("GET", "/status", limit=2.0)
                 self.clock.report(self.last_status)
             await self._record_link_events()
+            await self._record_limit_events()
             await asyncio.sleep(STATUS_EVERY_S)
 
     def view(self) -> TrunkView:
@@ -200,6 +223,38 @@ class TrunkSupervisor:
             for event in await self.request("GET", f"/link-events?since={self._events_seen}", limit=2.0):
                 self._events_seen = max(self._events_seen, float(event["at"]))
                 await asyncio.to_thread(self.store.add_event, "trunk", link_event_message(event), event)
+
+    async def _record_limit_events(self) -> None:
+        # A per-extension rate, concurrency or the daily cap refused a call: an event, and the daemon's alert.
+        with contextlib.suppress(TrunkError):
+            for event in await self.request("GET", f"/limit-events?since={self._limits_seen}", limit=2.0):
+                self._limits_seen = max(self._limits_seen, float(event["at"]))
+                await asyncio.to_thread(self.store.add_event, "trunk", limit_event_message(event), event)
+                if self.on_limit is not None:
+                    await self.on_limit(event)
+
+    async def _emergency_events(self) -> None:
+        # A long poll rather than the 2 s status poll: the front desk hears of an emergency call
+        # within milliseconds of the dial, and the agent stays the one that never waits on the daemon.
+        while True:
+            try:
+                path = f"/emergency-events?since={self._emergency_seen}&wait={EMERGENCY_WAIT_S}"
+                events = await self.request("GET", path, limit=EMERGENCY_WAIT_S + 5)
+            except TrunkError:
+                await asyncio.sleep(0.2)  # the agent is starting or restarting
+                continue
+            for event in events:
+                self._emergency_seen = max(self._emergency_seen, float(event["at"]))
+                if self.on_emergency is not None:
+                    try:
+                        await self.on_emergency(event)
+                    except Exception:  # one failed notice must not stop the next
+                        log.exception("emergency notification failed", call=event.get("call"))
+
+    async def send_message(self, extensions: list[str], text: str) -> dict[str, str]:
+        """SIP MESSAGEs to extensions, sent by the agent's SIP account through Kamailio."""
+        reply = await self.request("POST", "/message", {"to": extensions, "text": text}, limit=5.0)
+        return dict(reply["results"])
 
     async def _forward_inbox(self) -> None:
         if self.on_sms is None:

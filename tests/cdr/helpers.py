@@ -57,7 +57,7 @@ def phone(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str
 def call_id(ep: SipEndpoint, call: PhoneCall) -> str:
     """The SIP Call-ID of a call just placed."""
     ep.pump(20)
-    return str(call.getInfo().callIdString)
+    return call.call_id_string
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, ep: SipEndpoint | None = None) -> None:

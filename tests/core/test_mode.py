@@ -42,3 +42,13 @@ async def test_mode_survives_a_restart(tmp_path: Path) -> None:
 
 def test_only_survival_and_recovering_serve_locally() -> None:
     assert [m for m in Mode if m.serves_locally] == [Mode.SURVIVAL, Mode.RECOVERING]
+
+
+def test_a_restart_keeps_the_first_start_on_record(tmp_path: Path) -> None:
+    store = Store(tmp_path / "l.db")
+    first = ModeController(store).status()
+    assert (first.mode, first.reason) == (Mode.NORMAL, "first start")
+    store.close()
+    # A restart without any mode change in between: still "first start", and still since then.
+    again = ModeController(Store(tmp_path / "l.db")).status()
+    assert (again.reason, again.since) == ("first start", first.since)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 
 from gateway import config as config_mod
+from gateway.cli.mirror_cmd import status_lines
 from gateway.mirror.engine import SyncEngine
 from gateway.mirror.errors import FetchError, PayloadError
 from gateway.mirror.records import ha1_md5
+from gateway.mirror.service import MirrorService
 from gateway.mirror.sources import build_source
 from gateway.store import Store
 from tests.mirror.conftest import PASSWORDS, REALM
@@ -139,7 +143,80 @@ async def test_file_source_is_diffed_by_content(store: Store, tmp_path: Path) ->
     engine = engine_for(store, {"source": "file", "file": str(path)})
     assert (await engine.run()).added == 3
     assert (await engine.run()).unchanged
-    path.write_text("number,password\n2001,short\n")
-    with pytest.raises(PayloadError, match=r"line 2: password = \*\*\*"):
+    path.write_text("number,password\n2001,\n")
+    with pytest.raises(PayloadError, match=r"line 2: column 2 \(password\): String should have at least 1"):
         await engine.run()
     assert len(store.mirror_rows("file")) == 3
+    path.write_text(f"2001,{PASSWORDS['2001']}\n")  # no header row: refused, the first row never echoed
+    with pytest.raises(PayloadError, match=r"line 1: no header row") as err:
+        await engine.run()
+    assert PASSWORDS["2001"] not in str(err.value) and len(store.mirror_rows("file")) == 3
+
+
+class FileVendor:
+    """A CSV file as the directory, with the vendor fakes' editing interface (no server needed)."""
+
+    kind = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.passwords = dict(PASSWORDS)
+        self.app = web.Application()  # `running` serves it; nothing asks it anything
+        self._write()
+
+    def _write(self) -> None:
+        self.path.write_text("number,password\n" + "".join(f"{n},{p}\n" for n, p in self.passwords.items()))
+
+    def set_password(self, number: str, password: str) -> None:
+        self.passwords[number] = password
+        self._write()
+
+    def mirror_config(self, url: str) -> dict[str, Any]:
+        return {"source": "file", "file": str(self.path)}
+
+
+SHORT = "Ab3!x9"  # six characters: a cloud may allow it, so the mirror must keep the phone working
+
+
+@pytest.mark.parametrize("vendor", [*VENDORS, "file"])
+async def test_short_cloud_passwords_are_mirrored_with_a_warning_never_the_password(
+    vendor: str, store: Store, tmp_path: Path
+) -> None:
+    fake = FileVendor(tmp_path / "phones.csv") if vendor == "file" else VENDORS[vendor]()
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        assert (await engine.run()).short_passwords == []
+        fake.set_password("2002", SHORT)
+        with structlog.testing.capture_logs() as logs:
+            result = await engine.run()
+        assert (result.changed, result.short_passwords) == (1, ["2002"])
+        assert ha1s(store)["2002"] == ha1_md5("2002", REALM, SHORT)
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["event"] == "short passwords mirrored"
+        assert (warning["extensions"], warning["count"], warning["shorter_than"]) == (["2002"], 1, 8)
+        # Status (daemon and CLI) keeps saying so on later syncs, incremental ones and 304s included.
+        with structlog.testing.capture_logs() as later:
+            assert (await engine.run()).short_passwords == ["2002"]
+        assert not [e for e in later if e["log_level"] == "warning"]  # warned once, when it arrived
+        service = MirrorService(store, engine.source, config_mod.parse({}).mirror, REALM, cloud_reachable=lambda: True)
+        status = await service.status()
+        assert status["short_passwords"] == ["2002"]
+        assert any("1 extension(s) have a password shorter than 8 characters" in line for line in status_lines(status))
+        stored = json.dumps([store.get_state(engine.key), store.recent_events(50)])
+        assert SHORT not in stored and SHORT not in json.dumps(logs, default=str)
+        fake.set_password("2002", "long-again-2002")
+        assert (await engine.run()).short_passwords == []
+
+
+@pytest.mark.parametrize("vendor", list(VENDORS))
+async def test_an_empty_password_is_still_refused_and_the_last_good_mirror_stays(vendor: str, store: Store) -> None:
+    fake = VENDORS[vendor]()
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        await engine.run()
+        before = ha1s(store)
+        fake.set_password("2002", "")
+        with pytest.raises(PayloadError, match=r"(?i)password"):
+            await engine.run()
+        assert ha1s(store) == before
+        assert "password" in engine.health()["last_error"].lower()

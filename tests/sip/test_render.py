@@ -6,12 +6,15 @@ from pathlib import Path
 import pytest
 
 from gateway.config import parse
-from gateway.sip.render import RenderInputs, find_module_path, render
+from gateway.sip.render import EdgeKeys, RenderInputs, find_module_path, render
 
 
 def rendered(tmp_path: Path, data: dict[str, dict[str, object]], survival: bool, cloud_ip: str | None) -> Path:
     cfg = parse(data)
-    inputs = RenderInputs(5099, tmp_path / "rpc.sock", tmp_path / "l.db", survival, find_module_path(None), cloud_ip)
+    keys = EdgeKeys(caller="c" * 64, route="d" * 64)
+    inputs = RenderInputs(
+        5099, tmp_path / "rpc.sock", tmp_path / "l.db", survival, find_module_path(None), cloud_ip, keys
+    )
     path = tmp_path / "kamailio.cfg"
     path.write_text(render(cfg, inputs))
     return path

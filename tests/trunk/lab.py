@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,26 @@ DOMAIN = "trunk.lifeline.test"
 CALLER = "+4915112345678"
 
 
-def start_trunked(workdir: Path, by_id_dir: Path, settings: dict[str, Any], trunk_extra: str = "") -> LifelineProcess:
-    """Start the daemon in SURVIVAL with agent 1009, ring group 1001+1002 and one Quectel modem; wait until ready."""
+def start_trunked(
+    workdir: Path,
+    by_id_dir: Path,
+    settings: dict[str, Any],
+    trunk_extra: str = "",
+    country: str = "DE",
+    modem_extra: str = "",
+    modem_up: Callable[[dict[str, Any]], bool] = lambda modem: modem.get("state") == "ready",
+) -> LifelineProcess:
+    """Start the daemon in SURVIVAL with agent 1009, ring group 1001+1002 and one Quectel modem; wait until ready.
+
+    modem_up: when the modem counts as up (a modem without a SIM never reaches READY).
+    """
     csv = workdir / "phones.csv"
     csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in PASSWORDS.items()))
     daemon = LifelineProcess(workdir / "lifeline", {"sip": {"listen": "127.0.0.1", "children": 2}, **settings})
     with daemon.config_path.open("a") as toml:
         toml.write(
-            f'[trunk]\nextension = "1009"\nring_group = ["1001", "1002"]\ncountry = "DE"\n{trunk_extra}'
-            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{by_id_dir}"\n'
+            f'[trunk]\nextension = "1009"\nring_group = ["1001", "1002"]\ncountry = "{country}"\n{trunk_extra}'
+            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{by_id_dir}"\n{modem_extra}'
         )
     daemon.cli("extensions", "import", str(csv))
     daemon.start()
@@ -32,7 +44,7 @@ def start_trunked(workdir: Path, by_id_dir: Path, settings: dict[str, Any], trun
     trunk: dict[str, Any] = {}
     while time.monotonic() < deadline:
         trunk = daemon.status().get("trunk") or {}
-        if trunk.get("registered") == 200 and (trunk.get("modems") or [{}])[0].get("state") == "ready":
+        if trunk.get("registered") == 200 and modem_up((trunk.get("modems") or [{}])[0]):
             return daemon
         time.sleep(0.2)
     log = daemon.log_path.read_text()[-3000:]

@@ -8,8 +8,8 @@ import pytest
 
 from gateway.config import TrunkConfig, TrunkModemConfig, parse
 from gateway.errors import ConfigError
-from gateway.trunk.agent import MinutesLedger, _request_user, policy_from, read_pin
-from gateway.trunk.dialplan import Reach
+from gateway.trunk.agent import MinutesLedger, _request_user, read_pin
+from gateway.trunk.dialplan import Reach, policy_from
 from gateway.trunk.errors import TrunkError
 from gateway.trunk.supervisor import link_event_message
 
@@ -33,7 +33,7 @@ def test_policy_from_config() -> None:
     policy = policy_from(
         TrunkConfig(country="fr", reach={"1001": "international"}, default_reach="emergency", daily_minutes=30)
     )
-    assert policy.country.iso == "FR" and "15" in policy.emergency_numbers
+    assert policy.region == "FR" and "15" in policy.emergency_numbers
     assert policy.reach["1001"] is Reach.INTERNATIONAL and policy.default_reach is Reach.EMERGENCY
 
 
@@ -79,6 +79,7 @@ def test_status_lines_show_modem_problems_and_calls() -> None:
                     "problem": "registered on LTE without VoLTE: …",
                     "resets": 0,
                 },
+                {"name": "lte1", "state": "ready", "resets": 2, "realignments": 3},
             ],
             "calls": [{"direction": "out", "number": "112", "modem": "lte0", "emergency": True, "active": True}],
         }
@@ -86,6 +87,7 @@ def test_status_lines_show_modem_problems_and_calls() -> None:
     text = "\n".join(lines)
     assert "SIP registration 200 as 1009" in text and "lte0: REGISTERING, Lab (LTE), -67 dBm" in text
     assert "without VoLTE" in text and "emergency call out 112 on lte0 (active)" in text
+    assert "lte1: READY, 2 resets, audio realigned 3×" in text  # lost PCM bytes, healed, are shown
 
 
 def test_supervisor_view_for_the_trunk_led(tmp_path: Path) -> None:

@@ -1,78 +1,196 @@
-"""Number normalisation and the trunk's call rules."""
+"""The trunk's call rules: number types from libphonenumber, reach, emergency numbers, limits; and the modem pool."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import phonenumbers
 import pytest
 import structlog
+from phonenumbers import PhoneNumberType
 
-from gateway.trunk.dialplan import COUNTRIES, Policy, Reach, decide, to_e164, to_national
+from gateway.numbering import NumberShapeError, NumberType, classify
+from gateway.trunk.dialplan import DEFAULT_TYPES, Policy, Reach, Usage, allowed_types, decide
 from gateway.trunk.driver import LinkState
+from gateway.trunk.limits import TrunkGuard
 from gateway.trunk.pool import ModemPool, NoModemError
 
-DE, US, IT = COUNTRIES["DE"], COUNTRIES["US"], COUNTRIES["IT"]
+NATIONAL_ONLY = Policy(region="DE", reach={"1002": Reach.NATIONAL, "1003": Reach.EMERGENCY})
 
 
 @pytest.mark.parametrize(
-    ("dialled", "country", "e164"),
+    ("dialled", "region", "kind", "national", "dial"),
     [
-        ("030 1234567", DE, "+49301234567"),
-        ("+49 (30) 123-4567", DE, "+49301234567"),
-        ("0044 20 7946 0018", DE, "+442079460018"),
-        ("0151/12345678", DE, "+4915112345678"),
-        ("1 212 555 0100", US, "+12125550100"),
-        ("212 555 0100", US, "+12125550100"),
-        ("011 49 30 1234567", US, "+49301234567"),
-        ("06 6982 1234", IT, "+390669821234"),
+        ("030 1234567", "DE", NumberType.FIXED_LINE, True, "+49301234567"),
+        ("+49 (30) 123-4567", "DE", NumberType.FIXED_LINE, True, "+49301234567"),
+        ("0151/12345678", "DE", NumberType.MOBILE, True, "+4915112345678"),
+        ("0800 1234567", "DE", NumberType.TOLL_FREE, True, "+498001234567"),
+        ("01805 123456", "DE", NumberType.SHARED_COST, True, "+491805123456"),
+        ("0700 12345678", "DE", NumberType.PERSONAL_NUMBER, True, "+4970012345678"),
+        ("0900 1234567", "DE", NumberType.PREMIUM_RATE, True, "+499001234567"),
+        ("012 12345678", "DE", NumberType.UNKNOWN, True, "+491212345678"),
+        ("0044 20 7946 0018", "DE", NumberType.FIXED_LINE, False, "+442079460018"),
+        ("+44 20 7946 0018", "DE", NumberType.FIXED_LINE, False, "+442079460018"),
+        ("116117", "DE", NumberType.TOLL_FREE, True, "116117"),  # a short number: dialled as it is
+        ("11880", "DE", NumberType.SHORT_CODE, True, "11880"),  # directory enquiries: price not known
+        ("*100#", "DE", NumberType.UNKNOWN, True, "*100#"),  # USSD and call-forwarding codes never pass
+        ("tel:+4930123456", "DE", NumberType.FIXED_LINE, True, "+4930123456"),
+        ("1 212 555 0100", "US", NumberType.FIXED_LINE_OR_MOBILE, True, "+12125550100"),
+        ("212 555 0100", "US", NumberType.FIXED_LINE_OR_MOBILE, True, "+12125550100"),
+        ("011 49 30 1234567", "US", NumberType.FIXED_LINE, False, "+49301234567"),
+        ("1 876 555 0100", "US", NumberType.MOBILE, False, "+18765550100"),  # +1, but Jamaica: not national
+        ("02 1234 5678", "IT", NumberType.FIXED_LINE, True, "+390212345678"),
+        ("06 6982 1234", "IT", NumberType.FIXED_LINE, False, "+390669821234"),  # +39, but the Vatican's range
     ],
 )
-def test_to_e164(dialled: str, country: object, e164: str) -> None:
-    assert to_e164(dialled, country) == e164  # type: ignore[arg-type]
+def test_classify(dialled: str, region: str, kind: NumberType, national: bool, dial: str) -> None:
+    number = classify(dialled, region)
+    assert (number.type, number.national, number.dial) == (kind, national, dial)
 
 
-def test_to_national_and_errors() -> None:
-    assert to_national("+49301234567", DE) == "0301234567"
-    assert to_national("+442079460018", DE) == "00442079460018"
-    with pytest.raises(ValueError, match="needs an area code"):
-        to_e164("1234567", DE)
-    with pytest.raises(ValueError, match="not a phone number: 'call me'"):
-        to_e164("call me", DE)
-    with pytest.raises(ValueError, match=r"E\.164 allows 7 to 15 digits"):
-        to_e164("+49123", DE)
+@pytest.mark.parametrize(
+    ("dialled", "message"),
+    [
+        ("call me", "not a phone number"),
+        ("**21*+44900#", "not a phone number"),
+        ("12", "too short"),
+        ("911", "too short"),  # not Germany's: too short to be a number there
+    ],
+)
+def test_shape_errors_never_echo_the_number(dialled: str, message: str) -> None:
+    with pytest.raises(NumberShapeError, match=message) as err:
+        classify(dialled, "DE")
+    assert dialled not in str(err.value)
 
 
-def policy(**kw: object) -> Policy:
-    return Policy(country=DE, **kw)  # type: ignore[arg-type]
+LIBRARY_TYPES = {
+    PhoneNumberType.FIXED_LINE: NumberType.FIXED_LINE,
+    PhoneNumberType.MOBILE: NumberType.MOBILE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: NumberType.FIXED_LINE_OR_MOBILE,
+    PhoneNumberType.TOLL_FREE: NumberType.TOLL_FREE,
+    PhoneNumberType.PREMIUM_RATE: NumberType.PREMIUM_RATE,
+    PhoneNumberType.SHARED_COST: NumberType.SHARED_COST,
+    PhoneNumberType.VOIP: NumberType.VOIP,
+    PhoneNumberType.PERSONAL_NUMBER: NumberType.PERSONAL_NUMBER,
+    PhoneNumberType.PAGER: NumberType.PAGER,
+    PhoneNumberType.UAN: NumberType.UAN,
+    PhoneNumberType.VOICEMAIL: NumberType.VOICEMAIL,
+}
 
 
-def test_emergency_numbers_are_always_allowed() -> None:
-    strict = policy(reach={"1001": Reach.EMERGENCY}, daily_minutes=0, blocked=("+",), extra_emergency=("19222",))
-    for number in ("112", "110", "19222"):
-        decision = decide(strict, "1001", number, minutes_used_today=1e9)
-        assert decision.allowed and decision.emergency and decision.number == number
-    assert decide(policy(), "1001", "911", 0).allowed is False  # not an emergency number in DE (484: too short)
+def library_examples() -> list[tuple[str, str, NumberType]]:
+    """libphonenumber's own example number of each type in each test country (national format)."""
+    cases = []
+    for region in ("DE", "FR", "GB", "US", "AU"):
+        for library_type, kind in LIBRARY_TYPES.items():
+            example = phonenumbers.example_number_for_type(region, library_type)
+            if example is not None and phonenumbers.number_type(example) == library_type:
+                national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+                cases.append((region, national, kind))
+    return cases
 
 
-def test_international_and_premium_blocked_by_default() -> None:
+@pytest.mark.parametrize(("region", "dialled", "kind"), library_examples())
+def test_every_number_type_of_the_library_is_allowed_or_refused_by_its_type(
+    region: str, dialled: str, kind: NumberType
+) -> None:
     with structlog.testing.capture_logs() as logs:
-        refused = decide(policy(), "1001", "0044 20 7946 0018", 0)
-    assert (refused.allowed, refused.status, refused.reason) == (False, 403, "International calls not allowed")
-    assert logs[-1]["rule"] == "international" and logs[-1]["extension"] == "1001"
-    premium = decide(policy(), "1001", "0900 1234567", 0)
-    assert (premium.status, premium.rule) == (403, "premium")
-    assert decide(policy(allow_premium=True), "1001", "0900 1234567", 0).allowed
-    assert decide(policy(reach={"1002": Reach.INTERNATIONAL}), "1002", "0044 20 7946 0018", 0).allowed
+        decision = decide(Policy(region=region), "1002", dialled)
+    assert decision.number_type is kind
+    if kind in DEFAULT_TYPES:
+        assert decision.allowed and decision.rule == "allowed"
+    else:
+        assert (decision.allowed, decision.status, decision.rule) == (False, 403, f"number-type:{kind.value}")
+        assert logs[-1]["rule"] == f"number-type:{kind.value}" and logs[-1]["number_type"] == kind.value
 
 
-def test_per_extension_reach_blocked_ranges_and_daily_cap() -> None:
-    rules = policy(reach={"1003": Reach.EMERGENCY}, blocked=("+49151",), daily_minutes=60)
-    assert decide(rules, "1003", "030 1234567", 0).reason == "Emergency calls only for this extension"
-    assert decide(rules, "1001", "0151 12345678", 0).reason == "Number range blocked"
-    assert decide(rules, "1001", "030 1234567", 59.5).allowed
-    capped = decide(rules, "1001", "030 1234567", 60)
-    assert (capped.status, capped.rule) == (403, "daily-minutes")
-    assert decide(rules, "1001", "12", 0).status == 484
+@pytest.mark.parametrize(
+    ("dialled", "status", "rule"),
+    [
+        # What a fraudster dials from a national-only extension in Germany.
+        ("01805 123456", 403, "number-type:shared_cost"),
+        ("0700 12345678", 403, "number-type:personal_number"),
+        ("012 12345678", 403, "number-type:unknown"),
+        ("0900 1234567", 403, "number-type:premium_rate"),
+        ("0044 20 7946 0018", 403, "international"),
+        ("+44 20 7946 0018", 403, "international"),
+        ("+44 909 879 0000", 403, "international"),
+        ("11880", 403, "number-type:short_code"),
+        ("*21*0900123456#", 403, "number-type:unknown"),
+        ("**21*+44900#", 484, "number-shape"),
+        # What a person dials.
+        ("030 1234567", 200, "allowed"),
+        ("0151 12345678", 200, "allowed"),
+        ("0800 1234567", 200, "allowed"),
+        ("116117", 200, "allowed"),  # the medical on-call line: free, but no emergency number
+        ("112", 200, "emergency"),
+        ("110", 200, "emergency"),
+    ],
+)
+def test_a_national_only_extension_in_germany(dialled: str, status: int, rule: str) -> None:
+    with structlog.testing.capture_logs() as logs:
+        decision = decide(NATIONAL_ONLY, "1002", dialled)
+    assert (decision.status, decision.rule) == (status, rule)
+    assert decision.allowed is (status == 200)
+    if status != 200:
+        (line,) = logs
+        assert (line["event"], line["rule"], line["extension"]) == ("trunk call refused", rule, "1002")
+        assert line["answer"].startswith(str(status))
+
+
+def test_reach_blocked_ranges_and_configured_types() -> None:
+    assert decide(NATIONAL_ONLY, "1003", "030 1234567").reason == "Emergency calls only for this extension"
+    assert decide(NATIONAL_ONLY, "1003", "112").emergency
+    abroad = Policy(region="DE", reach={"1001": Reach.INTERNATIONAL})
+    assert decide(abroad, "1001", "0044 20 7946 0018").number == "+442079460018"
+    # Abroad, the foreign country's own ranges count: a British premium number stays refused.
+    assert decide(abroad, "1001", "+44 909 879 0000").rule == "number-type:premium_rate"
+    blocked = Policy(region="DE", blocked=("+49151",))
+    assert decide(blocked, "1001", "0151 12345678").reason == "Number range blocked"
+    shared = Policy(region="DE", allowed_types=allowed_types([NumberType.SHARED_COST], [NumberType.TOLL_FREE]))
+    assert decide(shared, "1001", "01805 123456").allowed
+    assert decide(shared, "1001", "0800 1234567").rule == "number-type:toll_free"
+
+
+@pytest.mark.parametrize(
+    ("usage", "status", "rule"),
+    [
+        (Usage(minutes_today=59.5), 200, "allowed"),
+        (Usage(minutes_today=60), 403, "daily-minutes"),
+        (Usage(calls_last_minute=2), 200, "allowed"),
+        (Usage(calls_last_minute=3), 403, "calls-per-minute"),
+        (Usage(concurrent=1), 200, "allowed"),
+        (Usage(concurrent=2), 486, "concurrent-calls"),
+    ],
+)
+def test_limits_refuse_ordinary_calls_never_emergency_calls(usage: Usage, status: int, rule: str) -> None:
+    limited = Policy(region="DE", daily_minutes=60, calls_per_minute=3, concurrent_calls=2)
+    decision = decide(limited, "1001", "030 1234567", usage)
+    assert (decision.status, decision.rule, decision.limit) == (status, rule, status != 200)
+    spent = Usage(minutes_today=1e9, calls_last_minute=1000, concurrent=1000)
+    strict = Policy(region="DE", reach={"1001": Reach.EMERGENCY}, blocked=("+",), allowed_types=frozenset())
+    for policy in (limited, strict):
+        assert decide(policy, "1001", "112", spent).emergency
+
+
+def test_guard_counts_a_minute_of_calls_and_announces_each_rule_once_in_a_while() -> None:
+    now = [1000.0]
+    guard = TrunkGuard(monotonic=lambda: now[0], wall=lambda: now[0] + 5e8, quiet_s=600)
+    for _ in range(3):
+        guard.started("1001")
+    guard.started("1002")
+    assert guard.usage("1001", 1.5, 1) == Usage(minutes_today=1.5, calls_last_minute=3, concurrent=1)
+    now[0] += 61
+    assert guard.usage("1001", 0, 0).calls_last_minute == 0
+    refused = decide(Policy(region="DE", calls_per_minute=1), "1001", "030 1234567", Usage(calls_last_minute=1))
+    first = guard.tripped("1001", refused)
+    assert first is not None and first["rule"] == "calls-per-minute" and first["number"] == "**********67"
+    assert guard.tripped("1001", refused) is None  # a fraud run trips thousands of times: one alert
+    now[0] += 1
+    assert guard.tripped("1002", refused) is not None
+    now[0] += 601
+    assert guard.tripped("1001", refused) is not None
+    assert [e["extension"] for e in guard.since(first["at"])] == ["1002", "1001"]
 
 
 @dataclass
@@ -82,6 +200,10 @@ class FakeModem:
     busy: bool = False
     emergency_call: bool = False
     seconds_today: float = 0.0
+
+    @property
+    def emergency_capable(self) -> bool:
+        return self.link in (LinkState.READY, LinkState.REGISTERING, LinkState.SIM)
 
 
 def test_pool_least_busy_first_and_failed_skipped() -> None:

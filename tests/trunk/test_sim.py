@@ -80,8 +80,10 @@ async def test_pcm_only_after_the_audio_command_paced_at_20_ms(tmp_path: Path) -
         await eventually(lambda: len(audio.data) >= 320, "the first frame")
         start, size = time.monotonic(), len(audio.data)
         await eventually(lambda: len(audio.data) >= size + 320 * 50, "a second of PCM")
-        rate = (len(audio.data) - size) / 320 / (time.monotonic() - start)
-        assert 40 < rate < 60, rate  # about 50 frames a second, not a burst
+        # Paced at 50 frames a second: never ahead of the clock, not a burst (a loaded machine may
+        # make it late, and then it catches up only to where the clock says it should be).
+        frames, elapsed = (len(audio.data) - size) / 320, time.monotonic() - start
+        assert frames <= 50 * elapsed + 3, (frames, elapsed)
         assert tones.dominant(bytes(audio.data[-3200:]), (1000.0, 2000.0)) == 1000.0
     finally:
         at.close()

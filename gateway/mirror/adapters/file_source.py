@@ -28,8 +28,12 @@ class FileDirectory:
     async def fetch(self, cursor: str | None, progress: Progress) -> Batch:
         """Read and hash the file off the event loop; PayloadError naming every bad row."""
         try:
-            extensions = await asyncio.to_thread(read_extensions_file, self.path, self.realm)
+            parsed = await asyncio.to_thread(read_extensions_file, self.path, self.realm)
         except ImportRowsError as err:
             raise PayloadError(f"{self.path}: " + "; ".join(err.problems[:5])) from err
-        progress(len(extensions), len(extensions))
-        return Batch(full=True, entries=tuple(DirectoryEntry(e.number, e) for e in extensions))
+        count = len(parsed.extensions)
+        progress(count, count)
+        entries = (
+            DirectoryEntry(e.number, e, short_password=e.number in parsed.short_passwords) for e in parsed.extensions
+        )
+        return Batch(full=True, entries=tuple(entries))

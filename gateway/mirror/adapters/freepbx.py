@@ -12,7 +12,7 @@ from gateway.mirror.errors import PayloadError
 from gateway.mirror.http import HttpClient, redact
 from gateway.mirror.model import Batch, DirectoryEntry
 from gateway.mirror.payload import validate
-from gateway.mirror.records import Extension
+from gateway.mirror.records import Extension, is_short_password
 from gateway.mirror.source import Progress
 
 TOKEN_PATH = "/admin/api/api/token"
@@ -144,7 +144,8 @@ class FreePbxDirectory:
                 emergency_cid=_digits(device.emergencyCid),
                 source=self.name,
             )
-            entries.append(DirectoryEntry(item.extensionId, ext))
+            short = is_short_password(item.user.extPassword)
+            entries.append(DirectoryEntry(item.extensionId, ext, short_password=short))
         return Batch(full=True, entries=tuple(entries))
 
 

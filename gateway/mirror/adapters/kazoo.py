@@ -16,7 +16,7 @@ from gateway.mirror.errors import PayloadError
 from gateway.mirror.http import HttpClient, redact
 from gateway.mirror.model import Batch, DirectoryEntry
 from gateway.mirror.payload import validate
-from gateway.mirror.records import Extension
+from gateway.mirror.records import Extension, is_short_password
 from gateway.mirror.source import Progress
 
 PAGE = 500
@@ -195,5 +195,5 @@ class KazooDirectory:
                 emergency_cid=emergency if emergency.lstrip("+").isdigit() else "",
                 source=self.name,
             )
-            entries.append(DirectoryEntry(dev.id, ext))
+            entries.append(DirectoryEntry(dev.id, ext, short_password=is_short_password(dev.sip.password)))
         return Batch(full=True, entries=tuple(entries))

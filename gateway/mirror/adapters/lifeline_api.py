@@ -15,7 +15,7 @@ from gateway.mirror.errors import FetchError, PayloadError
 from gateway.mirror.http import HttpClient, redact
 from gateway.mirror.model import Batch, DirectoryEntry, Group, Tombstone
 from gateway.mirror.payload import validate
-from gateway.mirror.records import Extension
+from gateway.mirror.records import Extension, is_short_password
 from gateway.mirror.source import Progress
 
 NUMBER = r"^\+?[0-9*#]+$"
@@ -28,6 +28,14 @@ Number = Annotated[str, Field(min_length=1, max_length=32, pattern=NUMBER)]
 class _Strict(BaseModel):
     # Strict: a number sent as 1001 instead of "1001" is an error, not a silent conversion.
     model_config = ConfigDict(extra="ignore", strict=True, str_strip_whitespace=True)
+
+
+class DirectoryLocation(_Strict):
+    """Where the extension's phone is: the dispatchable location an emergency notification shows."""
+
+    address: str = Field("", max_length=200, description="street address, e.g. Hauptstr. 1, 10115 Berlin")
+    floor: str = Field("", max_length=32)
+    room: str = Field("", max_length=64)
 
 
 class DirectoryExtension(_Strict):
@@ -47,6 +55,7 @@ class DirectoryExtension(_Strict):
     ha1_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="SHA-256(auth_user:realm:password)")
     groups: list[str] = Field(default_factory=list, description="names of the groups the extension belongs to")
     emergency_cid: str = Field("", max_length=32, pattern=r"^(\+?[0-9]+)?$")
+    location: DirectoryLocation | None = Field(None, description="dispatchable location, for emergency notices")
     updated_at: str = Field("", max_length=64, description="RFC 3339 time of the last change")
 
     @model_validator(mode="after")
@@ -100,11 +109,15 @@ def to_entry(item: DirectoryExtension, realm: str, source: str) -> DirectoryEntr
         "groups": tuple(item.groups),
         "emergency_cid": item.emergency_cid,
         "source": source,
+        "location_address": item.location.address if item.location else "",
+        "location_floor": item.location.floor if item.location else "",
+        "location_room": item.location.room if item.location else "",
     }
     if item.password is not None:
         ext = Extension.from_password(password=item.password, **common)  # type: ignore[arg-type]
-    else:
-        ext = Extension(ha1=item.ha1 or "", ha1_sha256=item.ha1_sha256 or "", **common)  # type: ignore[arg-type]
+        return DirectoryEntry(item.id, ext, item.updated_at, short_password=is_short_password(item.password))
+    # Given as digests: the password's length is unknown here (the cloud knows it).
+    ext = Extension(ha1=item.ha1 or "", ha1_sha256=item.ha1_sha256 or "", **common)  # type: ignore[arg-type]
     return DirectoryEntry(item.id, ext, item.updated_at)
 
 

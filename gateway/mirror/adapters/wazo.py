@@ -15,7 +15,7 @@ from gateway.mirror.errors import PayloadError
 from gateway.mirror.http import HttpClient, redact
 from gateway.mirror.model import Batch, DirectoryEntry, Group
 from gateway.mirror.payload import validate
-from gateway.mirror.records import Extension
+from gateway.mirror.records import Extension, is_short_password
 from gateway.mirror.source import Progress
 
 PAGE = 500
@@ -179,7 +179,7 @@ class WazoDirectory:
                 display_name=name,
                 source=self.name,
             )
-            entries.append(DirectoryEntry(ep.uuid, ext))
+            entries.append(DirectoryEntry(ep.uuid, ext, short_password=is_short_password(auth["password"])))
         result_groups = []
         for g in groups:
             if not g.extensions:

@@ -37,6 +37,7 @@ class Network(enum.StrEnum):
     GSM = "gsm"
     LTE_VOLTE = "lte"
     LTE_NO_VOLTE = "lte-no-volte"  # data works, calls fail: the 2G/3G shutdown trap
+    DENIED = "denied"  # a GSM cell that refuses the SIM (+CREG: 3): limited service, emergency calls only
 
 
 class Outcome(enum.StrEnum):
@@ -86,6 +87,12 @@ _MODELS = {
     Family.V253: ("U.S. Robotics", "USR5637", "1.2.23"),
 }
 ICCID = "89490200001234567890"  # the simulated SIM's serial
+# 3GPP TS 22.101 §10.1.1: the numbers every handset treats as emergency numbers, and those it adds
+# while no SIM is inserted. A SIM adds its own (EF_ECC, readable without the PIN): SimConfig.ecc.
+ALWAYS_EMERGENCY = ("112", "911")
+NO_SIM_EMERGENCY = ("000", "08", "110", "118", "119", "999")
+# Networks with a cell that takes an emergency call whatever the SIM (LTE without VoLTE has no voice).
+_EMERGENCY_CELLS = (Network.GSM, Network.LTE_VOLTE, Network.DENIED)
 CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted"}
 CME_TEXT |= {11: "SIM PIN required", 12: "SIM PUK required", 16: "incorrect password", 30: "no network service"}
 
@@ -98,6 +105,7 @@ class SimConfig:
     serial: str = "867123045678901"
     sim_pin: str | None = None  # the SIM asks for this PIN at boot
     sim_inserted: bool = True
+    ecc: tuple[str, ...] = ()  # the SIM's own emergency numbers (EF_ECC), besides 3GPP's
     network: Network = Network.LTE_VOLTE
     time_scale: float = 1.0  # multiplies every realistic delay (0.05 in tests)
     drift_ppm: float = 0.0  # the modem's audio clock against the host's
@@ -122,12 +130,14 @@ class _Call:
     orig_sent: bool = False
     network_audio: AudioSource | None = None  # what the network plays in-band before the answer
     pcm: bool = False  # its PCM loop runs
+    emergency: bool = False  # placed as an emergency call (also in limited service)
 
 
 # Whose PCM carries an outgoing call's downlink before the answer (the profiles say why): the
 # EC25 from call setup on (QPCMV is on from init), the E173 once AT^DDSETEX=2 came. The SIM7600
 # sends nothing until CPCMREG=1 and the answer, whatever the network plays.
 _EARLY_DOWNLINK = (Family.QUECTEL, Family.HUAWEI)
+_PCM_BACKLOG = 32000  # one second at 16 kHz, two at 8 kHz: an even count, so whole samples are kept
 
 
 class SimModem:
@@ -144,6 +154,8 @@ class SimModem:
         self.plugged = asyncio.Event()
         self.commands: list[str] = []  # every command received, PINs masked
         self.sms_sent: list[tuple[str, str]] = []
+        self.emergency_calls: list[str] = []  # numbers dialled as emergency calls (any SIM state)
+        self.dial_log: list[tuple[float, str]] = []  # (time.monotonic(), command) as each ATD came in
         self.resets = 0
         self.names_used: set[str] = set()
         # faults
@@ -151,6 +163,10 @@ class SimModem:
         self.port_hung = False  # nothing in, nothing out until replugged
         self.cpcmreg_error_next = False  # the first CPCMREG=1 answers ERROR and PCM degrades
         self.stall_until = 0.0
+        self.drop_next = 0  # bytes the next PCM frame loses at a random point (a USB overrun)
+        self.drops: list[float] = []  # time.monotonic() of each injected loss
+        self.write_stall_until = 0.0  # PCM is kept back until then, then sent in one burst (a loaded host)
+        self._pcm_pending = b""  # PCM the audio tty did not take yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._out: asyncio.Queue[bytes] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -320,11 +336,14 @@ class SimModem:
             Network.GSM: (1, 0),
             Network.LTE_VOLTE: (1, 7),
             Network.LTE_NO_VOLTE: (0, None),
+            Network.DENIED: (3, None),
         }[self.config.network]
 
     def _cereg_stat(self) -> tuple[int, int | None]:
         if self.sim_state != "READY" or self.registered_at is None:
             return 0, None
+        if self.config.network is Network.DENIED:
+            return 3, None
         if self.config.network in (Network.LTE_VOLTE, Network.LTE_NO_VOLTE):
             return 1, 7
         return 0, None
@@ -333,6 +352,18 @@ class SimModem:
     def voice_network(self) -> bool:
         """Whether a call could be placed now."""
         return self._creg_stat()[0] in (1, 5)
+
+    def is_emergency_number(self, number: str) -> bool:
+        """Whether this modem dials number as an emergency call: 3GPP's numbers, and the SIM's when one is in."""
+        if number in ALWAYS_EMERGENCY:
+            return True
+        if self.sim_state == "NOT INSERTED":
+            return number in NO_SIM_EMERGENCY
+        return number in self.config.ecc
+
+    def _carries(self, call: _Call) -> bool:
+        """Whether the network keeps call up: a registered SIM, or any cell for an emergency call."""
+        return self.voice_network or (call.emergency and self.config.network in _EMERGENCY_CELLS)
 
     def _announce_registration(self) -> None:
         for name, n, (stat, act) in (
@@ -347,7 +378,7 @@ class SimModem:
     def set_network(self, network: Network) -> None:
         """The radio environment changes (coverage lost, 3G switched off)."""
         self.config.network = network
-        if self.call is not None and not self.voice_network:
+        if self.call is not None and not self._carries(self.call):
             self._end_call(cause=34)
         self._announce_registration()
 
@@ -356,8 +387,8 @@ class SimModem:
         self.config.sim_inserted = False
         self.sim_state = "NOT INSERTED"
         self.registered_at = None
-        if self.call is not None:
-            self._end_call(cause=34)
+        if self.call is not None and not self.call.emergency:
+            self._end_call(cause=34)  # TS 31.102: calls end with the UICC, except emergency calls
         self.urc("+CPIN: NOT READY")
         self._announce_registration()
 
@@ -463,6 +494,8 @@ class SimModem:
                 continue
             masked = "AT+CPIN=****" if line.upper().startswith("AT+CPIN=") else line
             self.commands.append(masked)
+            if line.upper().startswith("ATD"):
+                self.dial_log.append((time.monotonic(), line))
             if self.hang_commands > 0:
                 self.hang_commands -= 1
                 log.info("sim swallows a command (fault)", command=masked)
@@ -519,7 +552,7 @@ class SimModem:
         elif body.startswith("+CPIN="):
             await self._enter_pin(arg[6:].strip('"'))
         elif self.sim_state != "READY" and body.startswith(
-            ("+CIMI", "+CCID", "+QCCID", "+CICCID", "D", "A", "+CMGS", "+COPS")
+            ("+CIMI", "+CCID", "+QCCID", "+CICCID", "A", "+CMGS", "+COPS")
         ):
             self._error(10 if self.sim_state == "NOT INSERTED" else 11)
         elif body == "+CIMI":
@@ -745,6 +778,17 @@ class SimModem:
         if self.call is not None:
             self._error(3)
             return
+        if self.is_emergency_number(number) and self.config.network in _EMERGENCY_CELLS:
+            # Limited service or not: an emergency setup on any cell, whatever the SIM (TS 22.101 §10).
+            self.far_end.dialled.append(number)
+            self.emergency_calls.append(number)
+            self.call = _Call(1, number, outgoing=True, stat=2, emergency=True)
+            self._reply()
+            self._spawn(self._outgoing(self.call))
+            return
+        if self.sim_state != "READY":
+            self._error({"NOT INSERTED": 10, "SIM PUK": 12}.get(self.sim_state, 11))  # ordinary calls need the SIM
+            return
         self.far_end.dialled.append(number)
         if not self.voice_network:
             # LTE without VoLTE, or no coverage: the modem accepts ATD, then the call drops at once.
@@ -934,11 +978,40 @@ class SimModem:
         """The PCM stream stops for a while (the call stays up); math.inf: until the modem resets."""
         self.stall_until = time.monotonic() + seconds
 
+    def drop_audio_bytes(self, count: int) -> None:
+        """The next PCM frame loses count bytes at a random point, as a USB serial overrun does."""
+        self.drop_next = count
+
+    def stall_writes(self, seconds: float) -> None:
+        """PCM is held back for a while, then arrives in one burst (the host could not read it)."""
+        self.write_stall_until = time.monotonic() + seconds
+
+    def _send_pcm(self, pcm: bytes) -> None:
+        port = self.audio_port
+        if port is None or port.closed:
+            self._pcm_pending = b""
+            return
+        if self.drop_next:
+            cut = self.rng.randrange(0, len(pcm) - self.drop_next + 1)
+            pcm = pcm[:cut] + pcm[cut + self.drop_next :]
+            self.drop_next = 0
+            self.drops.append(time.monotonic())
+        pending = self._pcm_pending + pcm
+        if time.monotonic() < self.write_stall_until:
+            self._pcm_pending = pending[-_PCM_BACKLOG:]
+            return
+        # A tty that takes part of the audio gets the rest next time, so samples stay whole unless a
+        # fault is injected; what piles up beyond a second is dropped from the front (whole samples).
+        written = port.write(pending)
+        rest = pending[written:]
+        self._pcm_pending = rest[len(rest) - min(len(rest), _PCM_BACKLOG) :]
+
     async def _pcm_loop(self, call: _Call) -> None:
         try:
             await self._pcm_frames(call)
         finally:
             call.pcm = False
+            self._pcm_pending = b""  # the next call's audio starts on a fresh sample
 
     async def _pcm_frames(self, call: _Call) -> None:
         v253 = self.family is Family.V253
@@ -964,8 +1037,8 @@ class SimModem:
                 pcm = bytes(len(pcm))
             if v253:
                 self._raw(dle.encode(dle.s16le_to_u8(pcm)))
-            elif self.audio_port is not None and not self.audio_port.closed:
-                self.audio_port.write(pcm)  # a full buffer drops the frame, as a real tty overruns
+            else:
+                self._send_pcm(pcm)
 
     # ------------------------------------------------------------------ V.253
 

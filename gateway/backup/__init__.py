@@ -1,0 +1,1 @@
+"""Encrypted backups: one file with the config, extensions, undelivered call records and keys."""

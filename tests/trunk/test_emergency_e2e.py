@@ -1,0 +1,271 @@
+"""Emergency calls end to end: limited service, notification, the call back, the daily cap spent.
+
+Real daemon and Kamailio, the trunk agent process, pjsua2 phones and the pty modem simulator (as in
+test_trunk_e2e.py). The daily cap is spent from the start (daily_minutes = 0): nothing here may
+depend on it. Alice (1001) is the caller, Bob (1002) the front desk; both are the trunk's ring group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.trunk import tones
+from gateway.trunk.profiles import Family
+from gateway.trunk.sim import FarEnd, Network, SimConfig
+from gateway.trunk.sim.thread import SimThread
+from tests.trunk.lab import DOMAIN, PASSWORDS, phone, start_trunked
+
+ADMIN = "+4915199990000"
+SIM_NUMBER = "+4915100000009"
+PSAP = "+4989112112"
+CALLBACK_ALONE_S = 3
+
+
+class AlertSink:
+    """The alert webhook's receiving end on 127.0.0.1 (own loop thread): keeps each alert whose signature holds."""
+
+    def __init__(self) -> None:
+        self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        self.alerts: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="alert-sink", daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            Webhook(self.secret).verify(body, dict(request.headers))
+        except WebhookVerificationError:
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        self.alerts.append(json.loads(body))
+        return web.Response(status=204)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/alerts", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = int(self._runner.addresses[0][1])
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [a for a in list(self.alerts) if a["type"] == kind]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
+    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
+    config = SimConfig(Family.QUECTEL, time_scale=0.05, seed=16, max_rings=400)
+    thread = SimThread(config, tmp_path_factory.mktemp("sim") / "by-id", far)
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[AlertSink]:
+    receiver = AlertSink()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def trunked(tmp_path_factory: pytest.TempPathFactory, sim: SimThread, sink: AlertSink) -> Iterator[LifelineProcess]:
+    work = tmp_path_factory.mktemp("emergency")
+    secret = work / "webhook.secret"
+    secret.write_text(sink.secret)
+    settings = {
+        "alerts": {"webhook_url": f"http://127.0.0.1:{sink.port}/alerts", "webhook_secret_file": str(secret)},
+        "emergency": {"notify": ["1002"], "callback_window_s": 600, "callback_alone_s": CALLBACK_ALONE_S},
+    }
+    extra = f'sms_admins = ["{ADMIN}"]\ndaily_minutes = 0\npoll_s = 1.0\ncommand_timeout_s = 1.0\n'
+    daemon = start_trunked(work, sim.sim.by_id_dir, settings, extra, modem_extra=f'number = "{SIM_NUMBER}"\n')
+    # Alice's desk, from the installer's CSV: what the front desk is told.
+    located = work / "located.csv"
+    header = "number,password,name,location_address,location_floor,location_room\n"
+    located.write_text(header + f'1001,{PASSWORDS["1001"]},Alice Example,"Hauptstr. 1, 10115 Berlin",2,204\n')
+    daemon.cli("extensions", "import", str(located))
+    yield daemon
+    daemon.stop()
+
+
+def modem_status(daemon: LifelineProcess) -> dict[str, Any]:
+    return dict(((daemon.status().get("trunk") or {}).get("modems") or [{}])[0])
+
+
+def wait_modem(daemon: LifelineProcess, ok: Any, what: str, within: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    modem: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        modem = modem_status(daemon)
+        if ok(modem):
+            return modem
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}: {modem}")
+
+
+@pytest.fixture(autouse=True)
+def settle(request: pytest.FixtureRequest, sim: SimThread, trunked: LifelineProcess) -> Iterator[None]:
+    """After each test: phones gone, the SIM back in, full service, the modem idle."""
+    yield
+    if "sip_endpoint" in request.fixturenames:
+        ep: SipEndpoint = request.getfixturevalue("sip_endpoint")
+        ep.hang_up_all()
+        for p in list(ep.phones):
+            if p.domain == DOMAIN:
+                p.shutdown()
+    sim.call(sim.sim.hang_up_far_end)
+
+    def restore() -> None:
+        sim.sim.config.sim_pin = None
+        if sim.sim.sim_state != "READY":
+            sim.sim.remove_sim()
+            sim.sim.insert_sim()
+        sim.sim.set_network(Network.LTE_VOLTE)
+
+    sim.call(restore)
+    wait_modem(trunked, lambda m: m.get("state") == "ready" and m.get("call") == "idle", "full service again")
+
+
+def dial(p: Phone, number: str) -> PhoneCall:
+    call = PhoneCall(p)
+    call.make_call(f"sip:{number}@{p.domain}")
+    p.calls.append(call)
+    return call
+
+
+def emergency_call(ep: SipEndpoint, sim: SimThread, alice: Phone) -> PhoneCall:
+    """Alice dials 112 and the PSAP answers."""
+    before = sim.call(lambda: len(sim.sim.emergency_calls))
+    call = dial(alice, "112")
+    ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer the emergency call")
+    assert sim.call(lambda: list(sim.sim.emergency_calls))[before:] == ["112"]
+    return call
+
+
+def hang_up(ep: SipEndpoint, sim: SimThread, call: PhoneCall) -> None:
+    call.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+
+
+LIMITED = {  # how the modem gets there, and the problem the status then shows
+    "sim-removed": (lambda s: s.remove_sim(), "no SIM card"),
+    "sim-asks-for-pin": (lambda s: (setattr(s.config, "sim_pin", "4321"), s.remove_sim(), s.insert_sim()), "PIN"),
+    "registration-denied": (lambda s: s.set_network(Network.DENIED), "denied registration"),
+}
+
+
+@pytest.mark.usefixtures("fresh_phones")
+@pytest.mark.parametrize("case", list(LIMITED))
+def test_112_goes_out_in_limited_service_and_ordinary_calls_do_not(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, case: str
+) -> None:
+    ep = sip_endpoint
+    alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
+    enter, problem = LIMITED[case]
+    sim.call(enter, sim.sim)
+    modem = wait_modem(
+        trunked, lambda m: m.get("emergency_only") is True and problem in (m.get("problem") or ""), "limited service"
+    )
+    assert modem["state"] in ("sim", "registering")
+    ordinary = dial(alice, "0301234567")
+    ep.wait_for(lambda: ordinary.state == "DISCONNECTED", 10, "the ordinary call to be refused")
+    assert ordinary.record.last_code in (403, 503)
+    call = emergency_call(ep, sim, alice)
+    ep.wait_for(lambda: any("limited service" in text for _, _, text in bob.messages), 10, "the front desk's notice")
+    hang_up(ep, sim, call)
+    assert sim.call(lambda: sim.sim.far_end.dialled[-1]) == "112"
+
+
+@pytest.mark.usefixtures("fresh_phones")
+def test_the_front_desk_admins_and_webhook_hear_of_an_emergency_call_at_once(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, sink: AlertSink
+) -> None:
+    ep = sip_endpoint
+    alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
+    capped = dial(alice, "0301234567")
+    ep.wait_for(lambda: capped.state == "DISCONNECTED", 10, "the ordinary call to meet the spent cap")
+    assert (capped.record.last_code, capped.record.last_reason) == (403, "Daily trunk minutes used up")
+
+    dialled_at = time.monotonic()
+    call = dial(alice, "112")
+    ep.wait_for(lambda: bool(bob.messages), 5, "the front desk's SIP MESSAGE")
+    arrived, sender, text = bob.messages[-1]
+    assert arrived - dialled_at < 5  # (timing goals are bench/emergency's)
+    assert "sip:1009@" in sender  # from the trunk agent's account, through Kamailio
+    assert "EMERGENCY CALL to 112" in text and "From: 1001 Alice Example" in text
+    assert "Location: Hauptstr. 1, 10115 Berlin, floor 2, room 204" in text
+    assert f"Callback: {SIM_NUMBER}; a call to it in the next 10 min rings 1001" in text
+    assert "the PSAP sees the cell's location only" in text
+    ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer")
+
+    def sms() -> list[str]:
+        return [t for to, t in sim.call(lambda: list(sim.sim.sms_sent)) if to == ADMIN and "EMERGENCY 112" in t]
+
+    ep.wait_for(lambda: bool(sms()) and bool(sink.of_type("emergency.call")), 20, "the SMS and the webhook")
+    assert "1001 Alice Example, Hauptstr. 1" in sms()[-1] and "room 204" in sms()[-1]
+    data = sink.of_type("emergency.call")[-1]["data"]
+    assert (data["extension"], data["name"], data["number"]) == ("1001", "Alice Example", "112")
+    assert data["location"] == {"address": "Hauptstr. 1, 10115 Berlin", "floor": "2", "room": "204"}
+    assert data["callback_number"] == SIM_NUMBER and data["callback_rings"] == "1001"
+    assert data["service"] == "full" and data["notified"] == {"1002": "sent"}
+    assert sink.bad_signatures == 0
+    hang_up(ep, sim, call)
+    events = [e["message"] for e in trunked.status()["events"]]
+    assert any(e.startswith("EMERGENCY 112 from 1001") for e in events), events
+
+
+@pytest.mark.usefixtures("fresh_phones")
+def test_a_call_back_rings_the_emergency_caller_first_then_the_group(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread
+) -> None:
+    ep = sip_endpoint
+    alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
+    hang_up(ep, sim, emergency_call(ep, sim, alice))
+
+    # The PSAP calls back: Alice's phone rings, not the ring group (Bob), cap spent or not.
+    sim.call(sim.sim.incoming_call, PSAP)
+    back = alice.ringing_call(15)
+    assert PSAP in back.remote_uri and not bob.incoming
+    back.answer_with(200)
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0), 10, "ATA")
+    assert not bob.incoming  # nobody else was disturbed
+    hang_up(ep, sim, back)
+
+    # Alice does not answer the next one: after callback_alone_s the group rings too, and Bob takes it.
+    alice.incoming.clear()
+    sim.call(sim.sim.incoming_call, PSAP)
+    alice.ringing_call(15)
+    rang_at = time.monotonic()
+    to_bob = bob.ringing_call(CALLBACK_ALONE_S + 15)
+    assert time.monotonic() - rang_at >= CALLBACK_ALONE_S - 1
+    to_bob.answer_with(200)
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0), 10, "Bob's ATA")
+    hang_up(ep, sim, to_bob)
