@@ -52,6 +52,16 @@ def start_trunked(
     raise AssertionError(f"trunk never got ready: {json.dumps(trunk)[:1500]}\n{log}")
 
 
+def leave_phones(request: Any) -> None:
+    """After a test: its calls hung up and its lab phones gone (pjsua2 gives a call to a user's first account)."""
+    if "sip_endpoint" in request.fixturenames:
+        ep: SipEndpoint = request.getfixturevalue("sip_endpoint")
+        ep.hang_up_all()
+        for p in list(ep.phones):
+            if p.domain == DOMAIN:
+                p.shutdown()
+
+
 def phone(ep: SipEndpoint, lifeline: LifelineProcess, user: str) -> Phone:
     """A registered phone with Lifeline as registrar and outbound proxy."""
     uri = f"sip:127.0.0.1:{lifeline.sip_port}"

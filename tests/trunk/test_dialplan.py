@@ -63,18 +63,11 @@ def test_shape_errors_never_echo_the_number(dialled: str, message: str) -> None:
     assert dialled not in str(err.value)
 
 
+# Each of libphonenumber's types by its own name, our type of the same name (not a copy of the mapping).
 LIBRARY_TYPES = {
-    PhoneNumberType.FIXED_LINE: NumberType.FIXED_LINE,
-    PhoneNumberType.MOBILE: NumberType.MOBILE,
-    PhoneNumberType.FIXED_LINE_OR_MOBILE: NumberType.FIXED_LINE_OR_MOBILE,
-    PhoneNumberType.TOLL_FREE: NumberType.TOLL_FREE,
-    PhoneNumberType.PREMIUM_RATE: NumberType.PREMIUM_RATE,
-    PhoneNumberType.SHARED_COST: NumberType.SHARED_COST,
-    PhoneNumberType.VOIP: NumberType.VOIP,
-    PhoneNumberType.PERSONAL_NUMBER: NumberType.PERSONAL_NUMBER,
-    PhoneNumberType.PAGER: NumberType.PAGER,
-    PhoneNumberType.UAN: NumberType.UAN,
-    PhoneNumberType.VOICEMAIL: NumberType.VOICEMAIL,
+    getattr(PhoneNumberType, kind.name): kind
+    for kind in NumberType
+    if kind.name in vars(PhoneNumberType) and kind.name != "UNKNOWN"
 }
 
 

@@ -26,7 +26,7 @@ from gateway.trunk import tones
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, Network, SimConfig
 from gateway.trunk.sim.thread import SimThread
-from tests.trunk.lab import DOMAIN, PASSWORDS, phone, start_trunked
+from tests.trunk.lab import PASSWORDS, leave_phones, phone, start_trunked
 
 ADMIN = "+4915199990000"
 SIM_NUMBER = "+4915100000009"
@@ -135,12 +135,7 @@ def wait_modem(daemon: LifelineProcess, ok: Any, what: str, within: float = 30) 
 def settle(request: pytest.FixtureRequest, sim: SimThread, trunked: LifelineProcess) -> Iterator[None]:
     """After each test: phones gone, the SIM back in, full service, the modem idle."""
     yield
-    if "sip_endpoint" in request.fixturenames:
-        ep: SipEndpoint = request.getfixturevalue("sip_endpoint")
-        ep.hang_up_all()
-        for p in list(ep.phones):
-            if p.domain == DOMAIN:
-                p.shutdown()
+    leave_phones(request)
     sim.call(sim.sim.hang_up_far_end)
 
     def restore() -> None:

@@ -23,7 +23,7 @@ from gateway.trunk import tones
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, Outcome, SimConfig
 from gateway.trunk.sim.thread import SimThread
-from tests.trunk.lab import CALLER, DOMAIN, phone, start_trunked
+from tests.trunk.lab import CALLER, DOMAIN, leave_phones, phone, start_trunked
 
 ADMIN = "+4915199990000"
 
@@ -73,13 +73,7 @@ def trunked(tmp_path_factory: pytest.TempPathFactory, sim: SimThread) -> Iterato
 def settle(request: pytest.FixtureRequest, sim: SimThread, trunked: LifelineProcess) -> Iterator[None]:
     """After each test: its phones leave, the modem is idle and ready again for the next."""
     yield
-    if "sip_endpoint" in request.fixturenames:
-        ep: SipEndpoint = request.getfixturevalue("sip_endpoint")
-        ep.hang_up_all()
-        # pjsua2 gives an incoming call to the first account of a user: old phones must go.
-        for p in list(ep.phones):
-            if p.domain == DOMAIN:
-                p.shutdown()
+    leave_phones(request)
     sim.call(sim.sim.hang_up_far_end)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
