@@ -51,10 +51,12 @@ class Store:
             private_database(path)  # 0600 in a 0750 directory before SQLite writes a byte
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
+            # First: switching a new database to WAL while another process opens it (the daemon
+            # starting, `lifeline status` asking) is answered "locked" at once without a busy wait.
+            self.db.execute("PRAGMA busy_timeout=5000")
             self.db.enable_wal()
             # FULL: a commit is on disk before we report it; power cuts are normal here.
             self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA busy_timeout=5000")
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"{path}: cannot open the store: {err}") from err
         self._lock = threading.Lock()
@@ -62,6 +64,9 @@ class Store:
 
     def _migrate(self) -> None:
         with self._lock, self.db.conn:
+            # One write transaction from the start: two processes migrating at once take turns
+            # (the busy wait applies) instead of one failing halfway with "database is locked".
+            self.db.execute("BEGIN IMMEDIATE")
             self.db.table("extensions").create(
                 {
                     "number": str,

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.errors import StoreError
+from gateway.lab.daemon import LifelineProcess
 from gateway.mirror.records import Extension
 from gateway.store import Store
 
@@ -61,3 +65,25 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot open the store"):
         Store(blocker / "sub" / "l.db")
+
+
+OPEN_STORE = "import sys; from pathlib import Path; from gateway.store import Store; Store(Path(sys.argv[1])).close()"
+
+
+def test_processes_opening_a_new_store_at_the_same_moment_all_get_it(tmp_path: Path) -> None:
+    # The daemon starting while `lifeline status` asks: both create the same new database at once.
+    for round_ in range(4):
+        path = tmp_path / f"round{round_}" / "lifeline.db"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", OPEN_STORE, str(path)], stderr=subprocess.PIPE, text=True)
+            for _ in range(6)
+        ]
+        results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in procs]
+        assert all(code == 0 for code, _ in results), [err[-300:] for code, err in results if code]
+
+
+def test_status_before_the_first_run_creates_no_database(tmp_path: Path) -> None:
+    daemon = LifelineProcess(tmp_path, {})
+    done = daemon.cli("status", "--json", check=False)
+    assert done.returncode != 0 and json.loads(done.stdout)["mode"]["reason"] == "never started"
+    assert not Path(json.loads(done.stdout)["paths"]["database"]).exists()

@@ -139,25 +139,25 @@ def _print_health(health: dict[str, Any], detected: str) -> None:
 
 
 def _offline_status(config: Config, config_path: Path | None) -> dict[str, Any]:
+    paths = {
+        "config": str(config_path) if config_path else None,
+        "database": str(config.db_path),
+        "run_dir": str(config.run_dir),
+        "api_socket": str(config.api_socket),
+    }
+    never = {"mode": "normal", "override": "auto", "since": time.time(), "reason": "never started"}
+    if not config.db_path.exists():
+        # Nothing to read, and creating the store here would race a daemon that is starting.
+        mirror = mirror_cmd.offline_status(config, None)
+        return {"running": False, "mode": never, "extensions": 0, "mirror": mirror, "paths": paths}
     store = Store(config.db_path)
     try:
-        mode = store.get_state("mode", {}) or {
-            "mode": "normal",
-            "override": "auto",
-            "since": time.time(),
-            "reason": "never started",
-        }
         return {
             "running": False,
-            "mode": mode,
+            "mode": store.get_state("mode", {}) or never,
             "extensions": store.count_extensions(),
             "mirror": mirror_cmd.offline_status(config, store),
-            "paths": {
-                "config": str(config_path) if config_path else None,
-                "database": str(config.db_path),
-                "run_dir": str(config.run_dir),
-                "api_socket": str(config.api_socket),
-            },
+            "paths": paths,
         }
     finally:
         store.close()

@@ -72,12 +72,12 @@ def short_password_warning(numbers: list[str]) -> str:
     )
 
 
-def offline_status(config: Config, store: Store) -> dict[str, Any] | None:
-    """The mirror's status from the store alone (no daemon running)."""
+def offline_status(config: Config, store: Store | None) -> dict[str, Any] | None:
+    """The mirror's status from the store alone (no daemon running; None: no store yet)."""
     source = build_source(config)
     if source is None:
         return None
-    health = store.get_state(state_key(source.name), {}) or {}
+    health = (store.get_state(state_key(source.name), {}) if store is not None else None) or {}
     last_ok = health.get("last_ok")
     state = MirrorHealth.FRESH if last_ok and not health.get("last_error") else MirrorHealth.NEVER_SYNCED
     if health.get("last_error"):
@@ -88,7 +88,7 @@ def offline_status(config: Config, store: Store) -> dict[str, Any] | None:
         describe=source.describe(),
         state=state.value,
         config=config.mirror,
-        counts=store.count_by_source(),
+        counts=store.count_by_source() if store is not None else {},
         age_s=round(time.time() - last_ok, 1) if last_ok else None,
     )
 
