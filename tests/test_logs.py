@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,3 +71,22 @@ def test_configured_logging_masks_before_rendering(capsys: pytest.CaptureFixture
     assert lines[0]["number"] == "*********56" and lines[0]["extension"] == "1001"
     assert "+4930123456" not in lines[1]["exception"] and "*********56" in lines[1]["exception"]
     assert lines[0]["timestamp"].endswith("Z") and "*" not in lines[0]["timestamp"]
+
+
+LOG_LINES = (
+    "import sys, structlog; from gateway import logs; logs.configure('info', 'json'); "
+    "log = structlog.get_logger('t'); [log.info('line', n=n, who=sys.argv[1], pad='x' * 200) for n in range(400)]"
+)
+
+
+def test_processes_sharing_one_log_file_never_split_a_line(tmp_path: Path) -> None:
+    # The daemon and its trunk agent write to the same file: each line must land whole.
+    log = tmp_path / "shared.log"
+    with log.open("ab") as out:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", LOG_LINES, str(k)], stderr=out, stdout=subprocess.DEVNULL)
+            for k in range(4)
+        ]
+        assert [p.wait(60) for p in procs] == [0, 0, 0, 0]
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1600 and all(json.loads(line)["event"] == "line" for line in lines)
