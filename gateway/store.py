@@ -42,6 +42,25 @@ FROM extensions
 """
 
 
+def _enable_wal(db: sqlite_utils.Database, within_s: float = 10.0) -> None:
+    """WAL mode, also when other processes open the new database at the same moment.
+
+    Switching the journal mode takes an exclusive lock that SQLite refuses at once ("database is
+    locked"), without the busy wait, while another connection is creating or switching the same file
+    (the daemon starting while `lifeline status` asks): look again shortly, for a bounded time.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.enable_wal()
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Store:
     """Access to lifeline.db; safe to call from worker threads (one connection, one lock)."""
 
@@ -51,10 +70,8 @@ class Store:
             private_database(path)  # 0600 in a 0750 directory before SQLite writes a byte
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
-            # First: switching a new database to WAL while another process opens it (the daemon
-            # starting, `lifeline status` asking) is answered "locked" at once without a busy wait.
             self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.enable_wal()
+            _enable_wal(self.db)
             # FULL: a commit is on disk before we report it; power cuts are normal here.
             self.db.execute("PRAGMA synchronous=FULL")
         except (sqlite3.Error, OSError) as err:
