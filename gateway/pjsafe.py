@@ -298,6 +298,21 @@ class _PjCall(pj.Call):  # type: ignore[misc]
         """Forward a received digit."""
         self.owner._hook("dtmf", self.owner.on_dtmf, str(prm.digit))
 
+    def onCallTsxState(self, prm: Any) -> None:  # noqa: N802
+        """Forward the final answer to an INVITE we sent within the call (a re-INVITE)."""
+        event = prm.e
+        if event.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        tsx = event.body.tsxState.tsx
+        if tsx.role != pj.PJSIP_ROLE_UAC or tsx.method != "INVITE" or tsx.state != pj.PJSIP_TSX_STATE_COMPLETED:
+            return
+        if self.owner.state != "CONFIRMED":
+            return  # the first INVITE's answers come as state changes
+        message = ""
+        if event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
+            message = str(event.body.tsxState.src.rdata.wholeMsg)
+        self.owner._hook("re-INVITE answer", self.owner.on_reinvite_answer, int(tsx.statusCode), message)
+
     def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
         """Let the owner follow a REFER with a call of its own, or refuse it."""
         self.owner._on_transfer_request(prm)
@@ -348,6 +363,9 @@ class SafeCall:
 
     def on_dtmf(self, digit: str) -> None:
         """A DTMF digit arrived."""
+
+    def on_reinvite_answer(self, code: int, message: str) -> None:
+        """An INVITE we sent in the call was refused or ended (code >= 300; message: the answer as received)."""
 
     def on_transfer_request(self, target: str) -> SafeCall | int:
         """A REFER to target: a new, unplaced SafeCall on the same account follows it; a code refuses it."""

@@ -8,7 +8,9 @@ gateway.pjsafe; nothing here holds a raw pjsua2 call.
 
 from __future__ import annotations
 
+import functools
 import gc
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -104,6 +106,7 @@ class CallRecord:
     last_code: int = 0
     last_reason: str = ""
     media_status: list[int] = field(default_factory=list)
+    reinvite_refusals: list[tuple[int, int | None]] = field(default_factory=list)  # (code, Retry-After s)
 
 
 def tone_generator(freq: int) -> Any:
@@ -154,6 +157,37 @@ class PhoneCall(SafeCall):
     def on_dtmf(self, digit: str) -> None:
         """Keep a received digit."""
         self.digits.append(digit)
+
+    def on_reinvite_answer(self, code: int, message: str) -> None:
+        """Keep a refused re-INVITE: (code, seconds its Retry-After asks for, None if it asks nothing)."""
+        found = re.search(r"^Retry-After:\s*(\d+)", message, re.IGNORECASE | re.MULTILINE)
+        self.record.reinvite_refusals.append((code, int(found.group(1)) if found else None))
+
+    def resume(self, attempts: int = 3) -> None:
+        """Take the call off hold as a desk phone does: a re-INVITE refused as crossing another is sent again.
+
+        A proxy with several workers may pass our re-INVITE on before the ACK of the one before it; the
+        far end then refuses it (pjsip: 500 with Retry-After, RFC 3261 14.2; or 491 on glare), and RFC
+        3261 14.1 asks the sender to try again later. pjsua leaves that to the application.
+        """
+        for _ in range(attempts):
+            refused = len(self.record.reinvite_refusals)
+            self.unhold()
+            self.phone.endpoint.wait_for(
+                functools.partial(self._resumed_or_refused, refused), what=f"{self.phone.user}'s resume to be answered"
+            )
+            if self.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                return
+            code, retry_after = self.record.reinvite_refusals[-1]
+            if code not in (491, 500):
+                raise AssertionError(f"{self.phone.user}'s resume was refused with {code}")
+            until = time.monotonic() + min(retry_after if retry_after is not None else 2, 4)
+            while time.monotonic() < until:
+                self.phone.endpoint.pump(20)
+        raise AssertionError(f"{self.phone.user}'s resume was refused {attempts} times")
+
+    def _resumed_or_refused(self, refused_before: int) -> bool:
+        return self.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE or len(self.record.reinvite_refusals) > refused_before
 
     def last_media(self) -> list[Any]:
         """pjsua2's CallMediaInfo list as last seen."""
