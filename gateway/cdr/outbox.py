@@ -1,6 +1,6 @@
 """The outbox: per sink, deliver pending records (emergency calls first), in batches; mark only what the sink acked.
 
-Retries use a tiny explicit schedule (`backoff_delay`: exponential with full jitter) rather than a
+Retries use a tiny explicit schedule (`gateway.backoff.full_jitter`) rather than a
 retry library: the loop is a long-lived per-sink state machine whose attempt count must survive
 between drains and show in the status, which decorator-style retry libraries (tenacity, backoff)
 do not model.
@@ -18,19 +18,12 @@ from typing import Any
 
 import structlog
 
+from gateway.backoff import full_jitter
 from gateway.cdr.records import CdrRecord
 from gateway.cdr.sinks import AckStatus, CdrSink, SinkAuthError, SinkBatchRejectedError, SinkError, idempotency_key
 from gateway.store import Store
 
 log = structlog.get_logger("cdr.outbox")
-
-
-def backoff_delay(failures: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
-    """Seconds to wait after `failures` consecutive failures: uniform in [0, min(max, base·2^(n-1))] ("full jitter")."""
-    if failures <= 0:
-        return 0.0
-    ceiling = min(max_s, base_s * 2 ** min(failures - 1, 30))
-    return (rng or random).uniform(0, ceiling)
 
 
 class SinkState(enum.StrEnum):
@@ -155,7 +148,7 @@ class SinkDelivery:
                 self._set_state(SinkState.IDLE, "outbox empty")
                 return
             if not await self._push(batch.records):
-                delay = backoff_delay(self.failures, self.backoff_base_s, self.backoff_max_s, self._rng)
+                delay = full_jitter(self.failures, self.backoff_base_s, self.backoff_max_s, self._rng)
                 if self.state is not SinkState.UNAUTHORIZED:
                     self._set_state(SinkState.BACKOFF, f"{self.last_error}; retry in {delay:.1f} s")
                 await asyncio.sleep(delay)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import random
 import secrets
 import ssl
 import time
@@ -24,6 +23,7 @@ import aiohttp
 import structlog
 from standardwebhooks.webhooks import Webhook
 
+from gateway.backoff import full_jitter
 from gateway.errors import LifelineError
 from gateway.store import Store
 
@@ -31,6 +31,7 @@ log = structlog.get_logger("alerts")
 
 URGENT_PREFIX = "emergency."  # alert types that jump the queue
 URGENT_RETRY_MAX_S = 10.0  # an emergency alert is retried often: it is worth nothing an hour late
+RETRY_BASE_S = 1.0  # the first retry within a second, then doubling up to the cap
 
 
 class AlertDeliveryError(LifelineError):
@@ -105,11 +106,6 @@ class WebhookChannel:
                     raise AlertDeliveryError(f"webhook answered HTTP {response.status}")
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             raise AlertDeliveryError(f"webhook unreachable: {type(err).__name__}: {err}") from err
-
-
-def retry_delay(attempts: int, cap: float) -> float:
-    """Exponential backoff with full jitter: up to 2^attempts seconds, capped."""
-    return random.uniform(0.5, 1.0) * min(cap, 2.0 ** min(attempts, 30))
 
 
 class AlertQueue:
@@ -206,7 +202,7 @@ class AlertQueue:
                 await channel.send(alert)
             except AlertDeliveryError as err:
                 cap = min(self.retry_max_s, URGENT_RETRY_MAX_S) if urgent else self.retry_max_s
-                delay = retry_delay(row["attempts"], cap)
+                delay = full_jitter(row["attempts"] + 1, RETRY_BASE_S, cap)
                 log.warning(
                     "alert not delivered", channel=channel.name, id=alert.id, error=str(err), retry_s=round(delay, 1)
                 )

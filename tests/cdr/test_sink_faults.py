@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cdr.labsink import Fault, FaultPolicy, LabWebhookReceiver, seed_records
-from gateway.cdr.outbox import OutboxDb, SinkDelivery, SinkState, backoff_delay
+from gateway.cdr.outbox import OutboxDb, SinkDelivery, SinkState
 from gateway.cdr.webhook import WebhookSink, parse_acks
 from gateway.store import Store
 from tests.cdr.helpers import new_secret
@@ -160,16 +160,6 @@ async def test_wrong_secret_is_401_and_nothing_is_marked(store: Store, receiver:
     assert receiver.bad_signatures == 3 and receiver.records == {}
     assert delivery.state is SinkState.UNAUTHORIZED and "401" in delivery.last_error
     assert outbox(store)["pending"] == COUNT
-
-
-def test_backoff_grows_exponentially_with_full_jitter() -> None:
-    rng = random.Random(7)
-    ceilings = [min(60.0, 1.0 * 2 ** (n - 1)) for n in range(1, 10)]
-    for n, ceiling in enumerate(ceilings, start=1):
-        delays = [backoff_delay(n, 1.0, 60.0, rng) for _ in range(200)]
-        assert all(0 <= d <= ceiling for d in delays)
-        assert max(delays) > ceiling * 0.8  # jitter spans the whole range
-    assert backoff_delay(0, 1.0, 60.0) == 0.0
 
 
 def test_acks_are_parsed_strictly() -> None:
