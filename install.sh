@@ -274,7 +274,7 @@ as_root() {
 
 # Commands that write into the checkout; under `sudo ./install.sh --dev` they run as the
 # checkout's owner so that .venv and the build tree do not end up owned by root.
-o() {
+as_owner() {
     "${OWNER_CMD[@]}" "$@"
 }
 
@@ -334,7 +334,7 @@ disable_system_kamailio() {
 }
 
 python_ok() {   # is "$1" a Python >= 3.11 (that the checkout's owner can run, in dev mode under sudo)?
-    o "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
+    as_owner "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
 }
 
 find_python() {
@@ -373,45 +373,45 @@ build_pjsua2_from_source() {
     local log=$build_dir/build.log
     local venv_path="$venv/bin:$PATH"
 
-    o mkdir -p "$build_dir" || return 1
+    as_owner mkdir -p "$build_dir" || return 1
     if [[ ! -s $tarball ]]; then
-        if ! o curl -fsSL --retry 1 --connect-timeout 20 -o "$tarball.part" "$PJ_URL"; then
-            o rm -f "$tarball.part"
+        if ! as_owner curl -fsSL --retry 1 --connect-timeout 20 -o "$tarball.part" "$PJ_URL"; then
+            as_owner rm -f "$tarball.part"
             say "pjsua2: cannot download pjproject $PJ_VERSION (no internet?). The daemon runs without it;" \
                 "the trunk agent and tests need it. Re-run ./install.sh --dev when online."
             return 2
         fi
-        o mv "$tarball.part" "$tarball" || return 1
+        as_owner mv "$tarball.part" "$tarball" || return 1
     fi
 
-    o touch "$log" || return 1
+    as_owner touch "$log" || return 1
     say "pjsua2: compiler output goes to $log"
     if [[ ! -f $src/.lifeline-built ]]; then
-        o rm -rf "$src" || return 1
-        if ! o tar -xzf "$tarball" -C "$build_dir"; then
-            o rm -f "$tarball"   # corrupt download: fetch it again next time
+        as_owner rm -rf "$src" || return 1
+        if ! as_owner tar -xzf "$tarball" -C "$build_dir"; then
+            as_owner rm -f "$tarball"   # corrupt download: fetch it again next time
             return 1
         fi
         # --enable-shared makes libpj*.so; `make install` puts them into the venv (--prefix) and the
         # rpath (configure's LDFLAGS also reach the SWIG extension's link) lets _pjsua2.so find them there.
         # --disable-new-dtags: DT_RPATH also applies to the libraries' own dependencies.
-        (cd "$src" && o ./configure --prefix="$venv" \
+        (cd "$src" && as_owner ./configure --prefix="$venv" \
             CFLAGS=-fPIC CXXFLAGS=-fPIC LDFLAGS="-Wl,-rpath,$venv/lib -Wl,--disable-new-dtags" \
             --enable-shared --disable-video --disable-libwebrtc) >>"$log" 2>&1 || return 1
         # Serial make, as upstream's CI does it.
-        o make -C "$src" dep >>"$log" 2>&1 || return 1
-        o make -C "$src" >>"$log" 2>&1 || return 1
-        o make -C "$src" install >>"$log" 2>&1 || return 1
-        o touch "$src/.lifeline-built" || return 1
+        as_owner make -C "$src" dep >>"$log" 2>&1 || return 1
+        as_owner make -C "$src" >>"$log" 2>&1 || return 1
+        as_owner make -C "$src" install >>"$log" 2>&1 || return 1
+        as_owner touch "$src/.lifeline-built" || return 1
     fi
 
     # The binding's Makefile runs `python3 setup.py build`: the venv's python3 must come first in
     # PATH, and it needs setuptools (venvs of Python >= 3.12 have none).
     if ! "$venv/bin/python" -c 'import setuptools' >/dev/null 2>&1; then
-        o "$venv/bin/pip" install -q setuptools >>"$log" 2>&1 || return 1
+        as_owner "$venv/bin/pip" install -q setuptools >>"$log" 2>&1 || return 1
     fi
-    o env PATH="$venv_path" make -C "$swig_py" >>"$log" 2>&1 || return 1
-    (cd "$swig_py" && o env PATH="$venv_path" "$venv/bin/pip" install .) >>"$log" 2>&1 || return 1
+    as_owner env PATH="$venv_path" make -C "$swig_py" >>"$log" 2>&1 || return 1
+    (cd "$swig_py" && as_owner env PATH="$venv_path" "$venv/bin/pip" install .) >>"$log" 2>&1 || return 1
     pjsua2_importable "$venv" || return 1
 }
 
@@ -436,8 +436,8 @@ dev_venv() {
     else
         find_python
         say "venv: creating .venv with $PYTHON ($(python_version "$PYTHON"))"
-        o "$PYTHON" -m venv "$venv"
-        o "$venv/bin/python" -m pip install -q --upgrade pip
+        as_owner "$PYTHON" -m venv "$venv"
+        as_owner "$venv/bin/python" -m pip install -q --upgrade pip
         CHANGED=1
     fi
 
@@ -447,8 +447,8 @@ dev_venv() {
         say "project: already installed in .venv (pyproject.toml unchanged)"
     else
         say "project: installing -e '.[test]' into .venv"
-        (cd "$REPO_DIR" && o "$venv/bin/pip" install -q -e '.[test]')
-        printf '%s\n' "$want" | o tee "$stamp" >/dev/null
+        (cd "$REPO_DIR" && as_owner "$venv/bin/pip" install -q -e '.[test]')
+        printf '%s\n' "$want" | as_owner tee "$stamp" >/dev/null
         CHANGED=1
     fi
 }

@@ -371,7 +371,7 @@ class Modem:
         await self._sleep(self.timeouts.retry)
 
     async def _read_iccid(self) -> str | None:
-        # Each family has its own command (field notes: +CCID / +QCCID; SIM7600: +CICCID → +ICCID).
+        # Each family has its own command (Quectel answers +QCCID, SIMCom +CICCID → +ICCID, the rest +CCID).
         command = _ICCID_COMMANDS.get(self.profile.family)
         if command is None:
             return None

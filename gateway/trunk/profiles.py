@@ -38,7 +38,7 @@ class Gain:
 
 @dataclass(frozen=True)
 class Profile:
-    """One family's facts (from the field notes in research/modems.md)."""
+    """One family's facts (from the vendors' AT manuals and known field faults)."""
 
     family: Family
     usb_ids: tuple[tuple[int, int], ...]
@@ -109,9 +109,10 @@ PROFILES: dict[Family, Profile] = {
         # Levels 0–8 (as chan_quectel drives the SIM7600: none 0, half 4, full 8).
         mic_gain=Gain("AT+CMICGAIN", 0, 8),
         speaker_gain=Gain("AT+COUTGAIN", 0, 8),
-        # No PCM before CPCMREG=1, given once the call is active (field notes; chan_quectel's
+        # No PCM before CPCMREG=1, given once the call is active (SIMCom's AT manual; chan_quectel's
         # maintained SIMCom path sends it on +CLCC active). One old fork sends it at dialing, but
-        # nothing says what the PCM carries then, and a CPCMREG cycle can degrade it (field note 4).
+        # nothing says what the PCM carries then, and a CPCMREG cycle can degrade it (a known
+        # SIM7600 fault that only AT+CRESET recovers).
         early_audio=False,
     ),
     Family.HUAWEI: Profile(

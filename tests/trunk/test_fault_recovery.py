@@ -1,4 +1,4 @@
-"""Every fault the field notes name, injected on a READY modem of every family it applies to.
+"""Every fault known from modems in the field, injected on a READY modem of every family it applies to.
 
 Each test injects one fault, checks what the user sees in the modem's status while it lasts, lets
 the driver recover on its own (the `Modem` object is never restarted), then places a call and
@@ -195,7 +195,7 @@ async def unplug(watch: Watch) -> None:
 
 
 async def unplug_in_call(watch: Watch) -> None:
-    """A brown-out in a call (field note 8: a Pi port cannot power a modem under load)."""
+    """A brown-out in a call (a Pi's USB port cannot power a modem under load)."""
     rig = watch.rig
     await call_in_progress(rig)
     await rig.sim.replug(gap_s=10)
@@ -257,7 +257,7 @@ async def stream_stall(watch: Watch) -> None:
 
 
 async def stream_dead(watch: Watch) -> None:
-    """The PCM stream stops for good in a call (field note 2): the modem is reset after the call."""
+    """The PCM stream stops for good in a call (one-way audio, known on EC25): the modem is reset after the call."""
     rig = watch.rig
     frames = await call_in_progress(rig)
     rig.sim.stall_stream(math.inf)

@@ -1,4 +1,4 @@
-"""The simulator is faithful to the field notes where a driver could be fooled: raw pty I/O, no driver."""
+"""The simulator is faithful to modems in the field where a driver could be fooled: raw pty I/O, no driver."""
 
 from __future__ import annotations
 

@@ -297,7 +297,7 @@ class SimModem:
         """Drop off the USB bus for a while and come back under new device names (a reset).
 
         cold: power was lost (unplugged, brown-out, hub power-cycle), which also clears degraded PCM;
-        AT+CFUN=1,1 is a warm reset that does not (field note 4).
+        AT+CFUN=1,1 is a warm reset that does not (a known SIM7600 fault).
         """
         self.resets += 1
         if cold:
@@ -600,7 +600,7 @@ class SimModem:
         elif body.startswith("+CFUN=1,1") or body == "+CRESET":
             self._reply()
             if body == "+CRESET":
-                self.pcm_degraded = False  # field note 4: only AT+CRESET cures it, not AT+CFUN=1,1
+                self.pcm_degraded = False  # a known SIM7600 fault: only AT+CRESET cures it, not AT+CFUN=1,1
             self._spawn(self._reset_after_reply())
         elif body == "+CFUN?":
             self._reply("+CFUN: 1")
@@ -694,7 +694,7 @@ class SimModem:
             on = body.endswith("1")
             if on and self.cpcmreg_error_next:
                 self.cpcmreg_error_next = False
-                self.pcm_degraded = True  # what the field notes say follows this ERROR
+                self.pcm_degraded = True  # on a SIM7600 a degraded PCM follows this ERROR
                 self._reply(final="ERROR")
                 return True
             self.cpcmreg = on
