@@ -25,7 +25,7 @@ from gateway.emergency import build_notice, lookup_caller
 from gateway.errors import ConfigError, RpcError, SipError
 from gateway.fsmode import private_dir
 from gateway.hw.controller import HardwareController, Health
-from gateway.hw.heartbeat import Heartbeat, power_faults
+from gateway.hw.heartbeat import Heartbeat, power_faults, storage_faults
 from gateway.hw.patterns import FaultClass
 from gateway.hw.watchdog import SystemdNotifier
 from gateway.mirror.service import MirrorService
@@ -194,7 +194,9 @@ class App:
 
     def _health(self) -> Health:
         """The heartbeat's verdict: is the SIP data plane up, and what is wrong."""
-        faults = set(power_faults())
+        faults = set(power_faults()) | storage_faults(self.config.data_dir)
+        if self.health.where() == "lan":
+            faults.add(FaultClass.NETWORK)  # the LAN probe fails: no link or no gateway, so nothing else can work
         running = self.kamailio is not None and self.kamailio.state is KamailioState.RUNNING
         if not running:
             faults.add(FaultClass.SIP)

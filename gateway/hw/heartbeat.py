@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +21,8 @@ log = structlog.get_logger("heartbeat")
 MAX_TICK_S = 1.0
 # Raspberry Pi firmware's throttling flags; bit 0 = under-voltage right now.
 THROTTLED_PATH = Path("/sys/devices/platform/soc/soc:firmware/get_throttled")
+# Below this the SQLite WAL and the call records have no room to grow: say so before writes fail.
+MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
 def power_faults(path: Path = THROTTLED_PATH) -> frozenset[FaultClass]:
@@ -28,6 +32,17 @@ def power_faults(path: Path = THROTTLED_PATH) -> frozenset[FaultClass]:
     except (OSError, ValueError):
         return frozenset()
     return frozenset({FaultClass.POWER}) if value & 0x1 else frozenset()
+
+
+def storage_faults(data_dir: Path, min_free_bytes: int = MIN_FREE_BYTES) -> frozenset[FaultClass]:
+    """STORAGE when the data directory is missing, not writable, or nearly full (call records stop there)."""
+    try:
+        free = shutil.disk_usage(data_dir).free
+    except OSError:
+        return frozenset({FaultClass.STORAGE})
+    if free < min_free_bytes or not os.access(data_dir, os.W_OK):
+        return frozenset({FaultClass.STORAGE})
+    return frozenset()
 
 
 class Heartbeat:

@@ -26,12 +26,18 @@ class BranchLab:
     """phones — branch (Lifeline) — router — cloud, all real processes, in namespaces."""
 
     def __init__(
-        self, workdir: Path, tag: str, passwords: dict[str, str], health: dict[str, Any] | None = None
+        self,
+        workdir: Path,
+        tag: str,
+        passwords: dict[str, str],
+        health: dict[str, Any] | None = None,
+        sections: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = workdir
         self.topology = Topology(tag)
         self.passwords = passwords
         self.health = health or {}
+        self.sections = sections or {}  # more config sections for Lifeline ([hardware], say)
         self.hooks_log = workdir / "hooks.jsonl"
         self._procs: list[subprocess.Popen[bytes]] = []
         self.cloud: LabCloud | None = None
@@ -96,6 +102,7 @@ class BranchLab:
                     "webhook_ca_file": str(ca_file),
                     "retry_max_s": 2,
                 },
+                **self.sections,
             },
             prefix=tuple(self.topology.exec_prefix("br")),
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.hw.heartbeat import power_faults
+from gateway.hw.heartbeat import power_faults, storage_faults
 from gateway.hw.patterns import FaultClass
 from gateway.hw.watchdog import SystemdNotifier, watchdog_interval
 
@@ -74,3 +74,9 @@ def test_hat_model_holds_only_on_fresh_rising_kicks_while_enabled() -> None:
     assert hat.energised(2.5)
     hat.pin_changed("enable", False, 2.55)  # CLR low: off at once
     assert not hat.energised(2.56)
+
+
+def test_storage_fault_when_the_data_dir_is_nearly_full_or_missing(tmp_path: Path) -> None:
+    assert storage_faults(tmp_path) == frozenset()
+    assert storage_faults(tmp_path, min_free_bytes=2**62) == {FaultClass.STORAGE}  # more than any disk holds
+    assert storage_faults(tmp_path / "absent") == {FaultClass.STORAGE}

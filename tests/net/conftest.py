@@ -23,8 +23,9 @@ def make_branch(tmp_path: Path) -> Iterator[Callable[..., BranchLab]]:
     """Build and start a branch lab with the given health settings; removed after the test."""
     labs: list[BranchLab] = []
 
-    def make(**health: Any) -> BranchLab:
-        lab = BranchLab(tmp_path / f"lab{len(labs)}", f"{os.getpid() % 1000}{next(_tags) % 100}", PASSWORDS, health)
+    def make(sections: dict[str, Any] | None = None, **health: Any) -> BranchLab:
+        tag = f"{os.getpid() % 1000}{next(_tags) % 100}"
+        lab = BranchLab(tmp_path / f"lab{len(labs)}", tag, PASSWORDS, health, sections)
         labs.append(lab)
         lab.start()
         return lab

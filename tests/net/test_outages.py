@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pjsua2 as pj
 
@@ -97,6 +98,31 @@ def test_only_lost_sip_fails_over_and_the_status_says_which_part_broke(
     lab.topology.outage("sip")
     lab.wait_mode("survival", 20)
     wait_where(lab, "cloud_sip")
+
+
+def wait_faults(lab: BranchLab, has: str, present: bool, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (has in lab.status()["hardware"]["faults"]) is present:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fault {has} never became {'present' if present else 'absent'}: {lab.status()['hardware']}")
+
+
+def test_a_dead_link_to_the_router_is_a_network_fault_on_the_panel_until_it_comes_back(
+    make_branch: Callable[..., BranchLab], tmp_path: Path
+) -> None:
+    panel = {"enabled": True, "pin_factory": "mock", "console": str(tmp_path / "console")}
+    lab = make_branch(sections={"hardware": panel})
+    wait_where(lab, "ok")
+    assert lab.status()["hardware"]["faults"] == []
+
+    lab.topology.link("wan", up=False)
+    wait_where(lab, "lan")  # the router does not answer: not the WAN's or the cloud's fault
+    wait_faults(lab, "network", present=True)
+
+    lab.topology.link("wan", up=True)
+    wait_faults(lab, "network", present=False)
 
 
 def test_a_call_set_up_in_survival_survives_failback(
