@@ -35,6 +35,7 @@ from gateway.mirror.errors import MirrorError, PayloadError
 from gateway.mirror.files import parse_extensions
 from gateway.mirror.http import Response
 from gateway.mirror.payload import validate
+from gateway.mirror.records import cid_number
 from gateway.sip import stamp
 from gateway.trunk import at, dle
 
@@ -300,7 +301,7 @@ def test_payload_bodies_and_models_raise_only_payload_error(body: bytes, value: 
     raises_only((PayloadError,), lambda: Response(200, CIMultiDict(), body).json("GET x"))
     for model in MODELS:
         raises_only((PayloadError,), lambda model=model: validate(model, value, "GET x"))
-    assert isinstance(freepbx._digits(value if isinstance(value, str) else None), str)
+    assert isinstance(cid_number(value if isinstance(value, str) else None), str)
 
 
 LIFELINE_PAGE = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 
@@ -24,6 +25,20 @@ SHORT_PASSWORD = 8
 def is_short_password(password: str) -> bool:
     """Whether Lifeline warns about this password's length (it is mirrored regardless)."""
     return len(password) < SHORT_PASSWORD
+
+
+# The limits the CSV and the Lifeline directory API put on these fields (files.py, adapters/lifeline_api.py).
+CID_NUMBER = re.compile(r"\+?[0-9]+")
+MAX_CID = 32
+MAX_LOCATION_ADDRESS = 200
+
+
+def cid_number(cid: str | None) -> str:
+    """The number of a caller ID (`"Front desk" <+4930123456>` or a bare number); "" when it has none."""
+    # A vendor's caller ID may be "anonymous", a name only or overlong: dropped, never an error, since
+    # refusing the directory over it would stop every password change from reaching the mirror.
+    inner = (cid or "").rsplit("<", 1)[-1].rstrip(">").strip()
+    return inner if CID_NUMBER.fullmatch(inner) and len(inner) <= MAX_CID else ""
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,7 @@ class FakeFreePbx(FakeVendor):
 
 
 class FakeKazoo(FakeVendor):
-    """Kazoo crossbar v2: api_auth, the account, users and devices (paginated with start keys)."""
+    """Kazoo crossbar v2: api_auth, the account, users, devices (paginated with start keys) and phone numbers."""
 
     kind = "kazoo"
 
@@ -228,6 +228,7 @@ class FakeKazoo(FakeVendor):
         self.account: dict[str, Any] = doc["account"]
         self.users: list[dict[str, Any]] = doc["users"]
         self.devices: dict[str, dict[str, Any]] = {d["id"]: d for d in doc["devices"]}
+        self.phone_numbers: dict[str, dict[str, Any]] = doc["phone_numbers"]
         self.page_size_seen: list[str] = []
         base = f"/v2/accounts/{self.account['id']}"
         self.app.router.add_put("/v2/api_auth", self.api_auth)
@@ -235,6 +236,7 @@ class FakeKazoo(FakeVendor):
         self.app.router.add_get(base + "/users", self.list_users)
         self.app.router.add_get(base + "/devices", self.list_devices)
         self.app.router.add_get(base + "/devices/{device_id}", self.get_device)
+        self.app.router.add_get(base + "/phone_numbers/{number}", self.get_phone_number)
 
     def set_password(self, number: str, password: str) -> None:
         for dev in self.devices.values():
@@ -310,6 +312,18 @@ class FakeKazoo(FakeVendor):
         if device is None:
             return web.json_response({"status": "error", "error": "404", "message": "bad identifier"}, status=404)
         return self._envelope(device)
+
+    async def get_phone_number(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"status": "error", "error": "401"}, status=401)
+        number = self.phone_numbers.get(request.match_info["number"])
+        if number is None:
+            return web.json_response(
+                {"data": {"message": "bad identifier", "not_found": "The number could not be found"},
+                 "error": "404", "message": "bad_identifier", "status": "error"},
+                status=404,
+            )  # fmt: skip
+        return self._envelope(number)
 
 
 class FakeWazo(FakeVendor):

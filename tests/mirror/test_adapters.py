@@ -87,6 +87,91 @@ async def test_kazoo_names_from_users_emergency_cid_and_disabled_devices(store: 
     assert rows["2001"]["vendor_id"] == "d0000000000000000000000000002001"
 
 
+def locations(store: Store, source: str) -> dict[str, tuple[str, str, str, str]]:
+    """number -> (emergency_cid, location_address, location_floor, location_room) as stored."""
+    return {
+        r["number"]: (r["emergency_cid"], r["location_address"], r["location_floor"], r["location_room"])
+        for r in store.mirror_rows(source)
+    }
+
+
+async def test_kazoo_location_is_the_e911_address_of_the_emergency_caller_id(store: Store) -> None:
+    fake = FakeKazoo()
+    fake.devices["d0000000000000000000000000002002"]["caller_id"]["emergency"] = {"number": "Branch"}  # no number
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        await engine.run()
+        assert locations(store, "kazoo") == {
+            "2001": ("+4930123456", "Hauptstr. 1, 2nd floor, room 204, Berlin, BE 10115", "", ""),
+            "2002": ("", "", "", ""),
+            "2003": ("+4930123499", "", "", ""),  # not one of the account's numbers (404): no address
+        }
+        lookups = sorted(path for _, path, _ in fake.requests if "/phone_numbers/" in path)
+        assert [p.rsplit("/", 1)[1] for p in lookups] == ["%2B4930123456", "%2B4930123499"]  # one per number
+        # Only the legacy fields, as older E911 provisioning left them: Kazoo's own fallback.
+        fake.phone_numbers["+4930123456"]["e911"] = {
+            "legacy_data": {"house_number": "1", "streetname": "HAUPTSTR", "suite": "RM 204"},
+            "locality": "BERLIN", "postal_code": "10115",
+        }  # fmt: skip
+        assert (await engine.run()).changed == 1
+        assert locations(store, "kazoo")["2001"][1] == "1 HAUPTSTR, RM 204, BERLIN, 10115"
+
+
+@pytest.mark.parametrize(
+    ("e911", "error"),
+    [
+        (
+            {"street_address": "Hauptstr. 1" * 20, "locality": "Berlin"},
+            r"data\.e911: the address has 228 characters, over 200",
+        ),
+        (
+            {"street_address": 1, "locality": "Berlin"},
+            r"data\.e911\.street_address: Input should be a valid string \(got int\)",
+        ),
+        (
+            {"legacy_data": ["1", "HAUPTSTR"]},
+            r"data\.e911\.legacy_data: Input should be a valid dictionary.* \(got list\)",
+        ),
+    ],
+)
+async def test_kazoo_bad_e911_address_is_a_clear_error(e911: dict[str, Any], error: str, store: Store) -> None:
+    fake = FakeKazoo()
+    fake.phone_numbers["+4930123456"]["e911"] = e911
+    async with running(fake.app) as url:
+        with pytest.raises(
+            PayloadError, match=r"GET http://127\.0\.0\.1:\d+/v2/accounts/\w+/phone_numbers/%2B4930123456: " + error
+        ):
+            await engine_for(store, fake.mirror_config(url)).run()
+    assert store.mirror_rows("kazoo") == []  # nothing half-applied
+
+
+async def test_freepbx_emergency_cid_in_either_form_garbage_dropped_and_no_location(store: Store) -> None:
+    fake = FakeFreePbx()
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        await engine.run()
+        # FreePBX core has no address, floor or room for an extension: only the emergency caller ID.
+        assert locations(store, "freepbx") == {
+            "2001": ("+4930123456", "", "", ""),
+            "2002": ("+4930123400", "", "", ""),  # from "Branch Office" <+4930123400>
+            "2003": ("", "", "", ""),  # null
+        }
+        devices = {i["extensionId"]: i["coreDevice"] for i in fake.items}
+        devices["2001"]["emergencyCid"] = "anonymous"
+        devices["2002"]["emergencyCid"] = "+" + "4" * 32  # longer than the 32 characters the CSV and API allow
+        devices["2003"]["emergencyCid"] = "+49 30 123456"  # not a bare number: nothing to present as is
+        assert (await engine.run()).changed == 2  # dropped, never an error: the extensions stay mirrored
+        assert {n: row[0] for n, row in locations(store, "freepbx").items()} == {"2001": "", "2002": "", "2003": ""}
+
+
+async def test_wazo_has_no_emergency_cid_or_location(store: Store) -> None:
+    fake = FakeWazo()
+    async with running(fake.app) as url:
+        await engine_for(store, fake.mirror_config(url)).run()
+    # Confd carries neither; Anna's outgoing_caller_id is her caller ID on every outgoing call, not taken for one.
+    assert set(locations(store, "wazo").values()) == {("", "", "", "")}
+
+
 async def test_kazoo_device_in_another_realm_is_refused(store: Store) -> None:
     fake = FakeKazoo()
     fake.devices["d0000000000000000000000000002002"]["sip"]["realm"] = "other.sip.example.com"

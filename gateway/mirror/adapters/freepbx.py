@@ -2,6 +2,10 @@
 
 FreePBX has no change feed: every sync is a full snapshot, diffed by content hash. The SIP secret
 is `user.extPassword`; the realm is Asterisk's (config `cloud.realm`, default `asterisk`).
+
+For emergencies an extension carries only `coreDevice.emergencyCid` (the caller ID an outbound route
+flagged Emergency sets): core keeps no address, floor or room for it, so the location stays empty
+(https://github.com/FreePBX/core/blob/release/17.0/Api/Gql/Devices.php, `emergencyCid`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from gateway.mirror.errors import PayloadError
 from gateway.mirror.http import HttpClient, redact
 from gateway.mirror.model import Batch, DirectoryEntry
 from gateway.mirror.payload import validate
-from gateway.mirror.records import Extension, is_short_password
+from gateway.mirror.records import Extension, cid_number, is_short_password
 from gateway.mirror.source import Progress
 
 TOKEN_PATH = "/admin/api/api/token"
@@ -141,17 +145,9 @@ class FreePbxDirectory:
                 realm=self.realm,
                 password=item.user.extPassword,
                 display_name=item.user.name,
-                emergency_cid=_digits(device.emergencyCid),
+                emergency_cid=cid_number(device.emergencyCid),
                 source=self.name,
             )
             short = is_short_password(item.user.extPassword)
             entries.append(DirectoryEntry(item.extensionId, ext, short_password=short))
         return Batch(full=True, entries=tuple(entries))
-
-
-def _digits(cid: str | None) -> str:
-    """The number of a caller ID such as `"Front desk" <+4930123456>` (FreePBX allows either form)."""
-    if not cid:
-        return ""
-    inner = cid.rsplit("<", 1)[-1].rstrip(">").strip()
-    return inner if inner.lstrip("+").isdigit() else ""

@@ -4,11 +4,20 @@ Crossbar has no change feed we can page through, so every sync is a full snapsho
 content hash; Kazoo's `object` webhooks (doc_created/edited/deleted on devices) can point at
 Lifeline's webhook endpoint to trigger a pull at once. The device listing is a summary without the
 SIP credentials, hence one request per device.
+
+Kazoo keeps a dispatchable location on phone numbers, not on devices: a number's `e911` object is
+the service address its E911 provider has on file, and Kazoo's own emergency notice reads it from the
+number a device presents as its emergency caller ID. Lifeline does the same, with one more request
+per distinct emergency caller ID. Sources (2600hz/kazoo, master): `caller_id.emergency` in
+applications/crossbar/priv/couchdb/schemas/caller_id.json, `e911.*` in
+https://github.com/2600hz/kazoo/blob/master/applications/crossbar/doc/phone_numbers.md, the lookup in
+applications/stepswitch/src/stepswitch_bridge.erl (`set_emergency_address_meta`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +25,7 @@ from gateway.mirror.errors import PayloadError
 from gateway.mirror.http import HttpClient, redact
 from gateway.mirror.model import Batch, DirectoryEntry
 from gateway.mirror.payload import validate
-from gateway.mirror.records import Extension, is_short_password
+from gateway.mirror.records import MAX_LOCATION_ADDRESS, Extension, cid_number, is_short_password
 from gateway.mirror.source import Progress
 
 PAGE = 500
@@ -105,6 +114,44 @@ class User(_Model):
     last_name: str = ""
 
 
+class LegacyE911(_Model):
+    """e911.legacy_data: the older split street fields, which Kazoo falls back to."""
+
+    house_number: str | None = None
+    streetname: str | None = None
+    suite: str | None = None
+
+
+class E911(_Model):
+    """A number's e911 object: the service address of the number."""
+
+    street_address: str | None = None
+    extended_address: str | None = None  # "the suite/floor/apt.": one free-text line, not a floor and a room
+    locality: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    legacy_data: LegacyE911 | None = None
+
+
+class PhoneNumber(_Model):
+    """GET /v2/accounts/{id}/phone_numbers/{number}."""
+
+    e911: E911 | None = None
+
+
+def _join(separator: str, *parts: str | None) -> str:
+    return separator.join(p.strip() for p in parts if p and p.strip())
+
+
+def e911_address(e911: E911) -> str:
+    """The address on one line, with the parts Kazoo's emergency notice uses (street 1 and 2, city, region, code)."""
+    legacy = e911.legacy_data or LegacyE911()
+    street = e911.street_address or _join(" ", legacy.house_number, legacy.streetname)
+    # Floor and room stay empty: Kazoo has one free-text line for both, which is kept where it was written.
+    extended = e911.extended_address or legacy.suite
+    return _join(", ", street, extended, e911.locality, _join(" ", e911.region, e911.postal_code))
+
+
 class KazooDirectory:
     """A DirectorySource for a Kazoo account."""
 
@@ -145,6 +192,24 @@ class KazooDirectory:
             start = str(reply.next_start_key)
         raise PayloadError(f"GET {redact(self.url)}{path}: more than {MAX_PAGES} pages")
 
+    async def _location(self, path: str, token: str) -> str:
+        """The E911 address of one of the account's numbers; "" when the number has none."""
+        where = f"GET {redact(self.url)}{path}"
+        resp = await self.http.request("GET", self.url + path, headers={"X-Auth-Token": token}, ok=(200, 404))
+        if resp.status == 404:
+            return ""  # not the account's number (a carrier's, say): Kazoo's own notice has no address either
+        reply = validate(Envelope, resp.json(where), where)
+        if reply.status != "success":
+            raise PayloadError(f"{where}: status is {reply.status!r}")
+        number = validate(PhoneNumber, reply.data, where, "data")
+        address = e911_address(number.e911) if number.e911 else ""
+        if len(address) > MAX_LOCATION_ADDRESS:
+            # An error, as the CSV and the API give: a location cut short could send help to the wrong door.
+            raise PayloadError(
+                f"{where}: data.e911: the address has {len(address)} characters, over {MAX_LOCATION_ADDRESS}"
+            )
+        return address
+
     async def fetch(self, cursor: str | None, progress: Progress) -> Batch:
         """Authenticate with the API key, then the account, its users and every enabled device."""
         base = f"/v2/accounts/{self.account_id}"
@@ -177,23 +242,37 @@ class KazooDirectory:
                 progress(done, len(wanted))
                 return validate(Device, reply.data, f"GET {path}", "data")
 
-            devices = await asyncio.gather(*(device(s) for s in wanted))
+            # IP-authenticated devices have no digest credentials to mirror.
+            devices = [
+                d
+                for d in await asyncio.gather(*(device(s) for s in wanted))
+                if d.enabled and d.sip.method == "password"
+            ]
+            # Only a device's own emergency caller ID is taken. Kazoo would fall back to its owner's, the
+            # account's, then the external one; the owner's needs a request per user (the listing lacks
+            # caller_id), and a guessed number could give the wrong address: none is safer.
+            numbers = sorted({cid_number(d.caller_id.emergency.number) for d in devices} - {""})
+
+            async def location(number: str) -> str:
+                async with gate:
+                    return await self._location(f"{base}/phone_numbers/{quote(number, safe='')}", token)
+
+            locations = dict(zip(numbers, await asyncio.gather(*(location(n) for n in numbers)), strict=True))
         entries = []
         for dev in devices:
-            if not dev.enabled or dev.sip.method != "password":
-                continue  # IP-authenticated devices have no digest credentials to mirror
             number = dev.caller_id.internal.number or dev.sip.username
             owner = users.get(dev.owner_id or "")
             name = " ".join(p for p in (owner.first_name, owner.last_name) if p) if owner else dev.name
-            emergency = dev.caller_id.emergency.number or ""
+            emergency = cid_number(dev.caller_id.emergency.number)
             ext = Extension.from_password(
                 number=number,
                 auth_user=dev.sip.username,
                 realm=dev.sip.realm or account.realm,
                 password=dev.sip.password,
                 display_name=name,
-                emergency_cid=emergency if emergency.lstrip("+").isdigit() else "",
+                emergency_cid=emergency,
                 source=self.name,
+                location_address=locations.get(emergency, ""),
             )
             entries.append(DirectoryEntry(dev.id, ext, short_password=is_short_password(dev.sip.password)))
         return Batch(full=True, entries=tuple(entries))

@@ -3,6 +3,11 @@
 Confd has no change feed: every sync is a full snapshot, diffed by content hash. A line's number is
 its first extension's `exten`; its SIP credentials are in the endpoint's merged auth section
 (templates included), which the line listing leaves out, hence one request per line.
+
+Confd has no emergency caller ID and no location (address, floor, room) on users, lines or endpoints
+(https://github.com/wazo-platform/wazo-confd/blob/master/wazo_confd/plugins/user/schema.py and
+line/schema.py): both stay empty. A user's `outgoing_caller_id` is the caller ID of all its outgoing
+calls, not an emergency one, so it is not taken for one.
 """
 
 from __future__ import annotations
