@@ -158,47 +158,9 @@ parse_args() {
     if [[ $MODE != appliance ]] && ((${#APPLIANCE_FLAGS[@]})); then
         usage_error "${APPLIANCE_FLAGS[0]} applies to the appliance install only (not with --$MODE)"
     fi
-    if [[ $MODE == appliance ]]; then
-        validate_appliance_flags
-    fi
     if [[ $MODE == dev && -n $ROOT ]]; then
         usage_error "--root applies to the appliance install and --uninstall, not --dev"
     fi
-}
-
-# The SIP URI shape gateway/config.py accepts, and its realm rule (no whitespace, quotes or backslashes
-# also keeps the values safe inside TOML "...").
-readonly SIP_URI_RE='^sips?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(;transport=(udp|tcp|tls))?$'
-readonly REALM_RE='^[^[:space:]"\]+$'
-
-valid_sip_uri() {
-    [[ $1 =~ $SIP_URI_RE ]]
-}
-
-valid_realm() {
-    [[ $1 =~ $REALM_RE ]]
-}
-
-valid_ip() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import ipaddress, sys; ipaddress.ip_address(sys.argv[1])' "$1" 2>/dev/null
-    else
-        [[ $1 =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ || $1 =~ ^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$ ]]
-    fi
-}
-
-validate_appliance_flags() {
-    if ((CLOUD_SBC_GIVEN)) && [[ -n $CLOUD_SBC ]] && ! valid_sip_uri "$CLOUD_SBC"; then
-        usage_error "--cloud-sbc '$CLOUD_SBC': not a SIP URI like sip:host[:port][;transport=udp|tcp|tls]"
-    fi
-    if [[ -n $REALM ]] && ! valid_realm "$REALM"; then
-        usage_error "--realm '$REALM': must not contain spaces, quotes or backslashes"
-    fi
-    valid_ip "$SIP_LISTEN" || usage_error "--sip-listen '$SIP_LISTEN': not an IP address (use 0.0.0.0 for all)"
-    if ! [[ $SIP_PORT =~ ^[0-9]{1,5}$ ]] || ((10#$SIP_PORT < 1 || 10#$SIP_PORT > 65535)); then
-        usage_error "--sip-port '$SIP_PORT': must be a number from 1 to 65535"
-    fi
-    SIP_PORT=$((10#$SIP_PORT))
 }
 
 # ---------------------------------------------------------------- helpers
@@ -643,68 +605,45 @@ appliance_pjsua2_note() {
     esac
 }
 
+# Each answer is checked by `lifeline config init` (the config's own rules); a refused one is asked again.
 prompt_cloud() {
     local answer
     while :; do
         read -r -p "Cloud SBC SIP URI, e.g. sip:sbc.example.com:5060;transport=udp (blank = none): " answer || answer=""
-        if [[ -z $answer ]] || valid_sip_uri "$answer"; then
+        if [[ -z $answer ]] || lifeline_cli config init --cloud-sbc "$answer" >/dev/null; then
             CLOUD_SBC=$answer
             break
         fi
-        say "  not a SIP URI like sip:host[:port][;transport=udp|tcp|tls]"
     done
     [[ -n $CLOUD_SBC && -z $REALM ]] || return 0
     while :; do
         read -r -p "Cloud PBX realm (blank = the default, asterisk): " answer || answer=""
-        if [[ -z $answer ]] || valid_realm "$answer"; then
+        if [[ -z $answer ]] || lifeline_cli config init --realm "$answer" >/dev/null; then
             REALM=$answer
             break
         fi
-        say "  no spaces, quotes or backslashes, please"
     done
 }
 
-render_config() {
-    cat <<EOF
-# Lifeline configuration, written by install.sh on $(date -u +%Y-%m-%d).
-# All keys: firmware/lifeline.toml.example in the source. Restart after editing:
-#   systemctl restart lifeline
-
-[sip]
-listen = "$SIP_LISTEN"
-port = $SIP_PORT
-
-[cloud]
-EOF
-    if [[ -n $CLOUD_SBC ]]; then
-        printf 'sbc = "%s"\n' "$CLOUD_SBC"
+# The lifeline CLI that checks and writes the config (gateway/config.py holds the rules): the app's, or in
+# a scratch root, where no venv is built, this checkout's code run with its .venv (CI has one).
+lifeline_cli() {
+    if [[ -z $ROOT ]]; then
+        "$APP_VENV/bin/lifeline" "$@"
     else
-        printf '# No cloud SBC: Lifeline serves the phones itself (survival only).\n'
-        printf '# sbc = "sip:sbc.example.com:5060;transport=udp"\n'
+        need_checkout_venv
+        PYTHONPATH=$REPO_DIR "$REPO_DIR/.venv/bin/lifeline" "$@"
     fi
-    if [[ -n $REALM ]]; then
-        printf 'realm = "%s"\n' "$REALM"
-    fi
-    cat <<EOF
+}
 
-[paths]
-data_dir = "$DATA_DIR"
-run_dir = "$RUN_DIR"
-EOF
-    if [[ -n $PI_MODEL ]]; then
-        cat <<EOF
-
-[hardware]
-# $PI_MODEL: status LEDs, button and bypass relay on the Lifeline HAT (README: "Status LEDs").
-enabled = true
-pinmap = "$PINMAP_DEST"
-EOF
-    fi
+need_checkout_venv() {
+    [[ -x $REPO_DIR/.venv/bin/lifeline ]] ||
+        die "a scratch root needs this checkout's .venv to check and write the config: run ./install.sh --dev first"
 }
 
 CONFIG_CHANGED=0
 write_config() {
-    local tmp
+    local args rc=0
     ensure_dir "$CONF_DIR" 750 "root:$APP_USER"
     if ((!CLOUD_SBC_GIVEN)) && [[ -f $ROOT$PROVISION_FILE ]]; then
         say "config: applying the provisioning file $PROVISION_FILE"
@@ -732,11 +671,22 @@ write_config() {
         fi
     fi
     say "config: writing $CONF_FILE (cloud SBC: ${CLOUD_SBC:-none})"
-    tmp=$(mktemp "$ROOT$CONF_DIR/.lifeline.toml.XXXXXX")
-    render_config >"$tmp"
-    [[ -n $ROOT ]] || chown "$APP_USER:$APP_USER" "$tmp"
-    chmod 0600 "$tmp"
-    mv "$tmp" "$ROOT$CONF_FILE"
+    args=(--written-by install.sh --sip-listen "$SIP_LISTEN" --sip-port "$SIP_PORT"
+        --data-dir "$DATA_DIR" --run-dir "$RUN_DIR" --output "$ROOT$CONF_FILE")
+    [[ -z $CLOUD_SBC ]] || args+=(--cloud-sbc "$CLOUD_SBC")
+    [[ -z $REALM ]] || args+=(--realm "$REALM")
+    if [[ -n $PI_MODEL ]]; then
+        args+=(--hardware --pinmap "$PINMAP_DEST"
+            --comment "$PI_MODEL: status LEDs, button and bypass relay on the Lifeline HAT (README: \"Status LEDs\").")
+    fi
+    # Written atomically, 0600; exit 2: a value is refused, and lifeline's message above names its key.
+    lifeline_cli config init "${args[@]}" >/dev/null || rc=$?
+    case $rc in
+        0) ;;
+        2) usage_error "config: $CONF_FILE not written: fix the option named above" ;;
+        *) die "config: $CONF_FILE not written: \`lifeline config init\` failed (above)" ;;
+    esac
+    [[ -n $ROOT ]] || chown "$APP_USER:$APP_USER" "$CONF_FILE"
     CONFIG_CHANGED=1
     CHANGED=1
 }
@@ -821,18 +771,14 @@ detect_platform() {
 }
 
 # Apply a provisioning file (a complete lifeline.toml) with firmware/bin/lifeline-provision.
+# The file is checked by the same lifeline as lifeline_cli.
 provision() {
-    local python=$APP_VENV/bin/python
-    if [[ -n $ROOT ]]; then
-        # No venv in a scratch root: validate with this checkout's (CI has .venv).
-        python=$REPO_DIR/.venv/bin/python
-        [[ -x $python ]] || python=python3
-    fi
-    if [[ -n $ROOT ]]; then
-        LIFELINE_ROOT=$ROOT LIFELINE_PYTHON=$python LIFELINE_OWNER="" PYTHONPATH=$REPO_DIR \
-            "$REPO_DIR/firmware/bin/lifeline-provision" "$1"
+    if [[ -z $ROOT ]]; then
+        LIFELINE_CLI=$APP_VENV/bin/lifeline "$REPO_DIR/firmware/bin/lifeline-provision" "$1"
     else
-        LIFELINE_PYTHON=$python "$REPO_DIR/firmware/bin/lifeline-provision" "$1"
+        need_checkout_venv
+        LIFELINE_ROOT=$ROOT LIFELINE_CLI=$REPO_DIR/.venv/bin/lifeline LIFELINE_OWNER="" PYTHONPATH=$REPO_DIR \
+            "$REPO_DIR/firmware/bin/lifeline-provision" "$1"
     fi
 }
 

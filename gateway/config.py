@@ -7,7 +7,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -71,7 +71,15 @@ class CloudConfig(_Section):
     """The cloud PBX that Lifeline relays to while it is reachable."""
 
     sbc: str | None = Field(None, description="SIP URI such as sip:sbc.example.com:5060;transport=udp")
-    realm: str = Field("asterisk", min_length=1, pattern=r"^[^\s\"]+$")
+    realm: str = Field("asterisk", description="the digest realm: no spaces, quotes or backslashes")
+
+    @field_validator("realm")
+    @classmethod
+    def _realm(cls, value: str) -> str:
+        # Kamailio's config has it inside "...": a quote, or a backslash before the closing one, ends it wrong.
+        if not re.fullmatch(r'[^\s"\\]+', value):
+            raise ValueError("must not be empty or contain spaces, quotes or backslashes")
+        return value
 
     @field_validator("sbc")
     @classmethod
@@ -484,23 +492,63 @@ class Config(_Section):
 DEFAULT_PATHS = (Path("/etc/lifeline/lifeline.toml"),)
 
 
+SECRET_SHOWN = "**********"  # what pydantic's SecretStr shows in place of a secret
+URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@")
+
+
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, error["loc"][:-1])
+        section = _model_at(model, error["loc"][:-1])[0]
+        allowed = sorted(section.model_fields) if section is not None else []
         return f"{key}: unknown key (allowed here: {', '.join(allowed)})"
-    value = error.get("input")
-    return f"{key} = {value!r}: {error['msg']}"
+    if error["type"] == "missing":
+        return f"{key}: {error['msg']}"  # its input is the table around the key, not a value of it
+    section, secret = _model_at(model, error["loc"])
+    if secret:
+        # A token written unquoted, or as a list, must not end up in a terminal, a log or an errors file.
+        return f"{key} (a secret: its value is not shown): {error['msg']}"
+    return f"{key} = {_hide_secrets(error.get('input'), section)!r}: {error['msg']}"
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: Any = model
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The model inside an annotation such as X, X | None or tuple[X, ...], if there is one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_submodel, get_args(annotation)) if m is not None), None)
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(map(_is_secret, get_args(annotation)))
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, bool]:
+    """The model of the table at loc (None: not a table of the config), and whether loc is a secret field."""
+    current: type[BaseModel] | None = model
+    secret = False
     for part in loc:
-        field = current.model_fields.get(part)
-        if field is None or not isinstance(field.annotation, type):
-            return []
-        current = field.annotation
-    return sorted(current.model_fields)
+        if isinstance(part, int):
+            continue  # an item of a list of tables (trunk.modems) has the list's model
+        field = current.model_fields.get(part) if current is not None else None
+        if field is None:
+            return None, secret
+        current, secret = _submodel(field.annotation), _is_secret(field.annotation)
+    return current, secret
+
+
+def _hide_secrets(value: Any, model: type[BaseModel] | None) -> Any:
+    """value (a whole table, when the table is refused) with its secret fields shown as SecretStr shows them."""
+    if isinstance(value, str):
+        return URL_PASSWORD.sub(rf"\1{SECRET_SHOWN}@", value)  # https://user:password@host, refused as a URL
+    if isinstance(value, list):
+        return [_hide_secrets(item, model) for item in value]
+    if not isinstance(value, dict):
+        return value
+    shown = {}
+    for name, item in value.items():
+        inner, secret = _model_at(model, (name,)) if model is not None else (None, False)
+        shown[name] = SECRET_SHOWN if secret else _hide_secrets(item, inner)
+    return shown
 
 
 def parse(data: dict[str, Any], source: str = "config") -> Config:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,35 @@ def test_a_valid_file_loads(tmp_path: Path) -> None:
     assert used == path
     assert cfg.cloud.sbc == "sip:sbc.example.com:5060;transport=tcp"
     assert cfg.cloud.realm == "pbx.example.com"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"mirror": {"source": "wazo", "url": "https://w.example", "token": 9876543210}},
+        {"mirror": {"source": "freepbx", "url": "https://f.example", "client_secret": "s3cr3t-value"}},
+        {"cdr": {"webhook": {"secret": "whsec_s3cr3t-value"}}},
+        {"cdr": {"fusionpbx": {"url": "https://f", "username": "u", "password": ["s3cr3t-value"], "domain": "d"}}},
+        {"mirror": {"source": "wazo", "url": "https://admin:s3cr3t-value@pbx.example.com/api", "token": "t"}},
+        {"health": {"api_url": "ftp://admin:s3cr3t-value@cloud.example.com"}},
+    ],
+)
+def test_an_error_never_shows_a_secret_value(data: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.parse(data)
+    message = str(err.value)
+    assert "s3cr3t-value" not in message and "9876543210" not in message
+    assert next(iter(data)) in message  # the error is still reported, under its table's name
+
+
+def test_a_table_refused_as_a_whole_is_shown_with_its_secrets_masked() -> None:
+    with pytest.raises(ConfigError) as err:
+        config.parse({"mirror": {"source": "freepbx", "url": "https://f.example", "client_secret": "s3cr3t"}})
+    assert "'client_secret': '**********'" in str(err.value) and "needs client_id" in str(err.value)
+
+
+def test_realm_refuses_what_would_break_kamailios_quoted_define() -> None:
+    for realm in ("", "a b", 'a"b', "trailing\\"):
+        with pytest.raises(ConfigError, match=r"cloud.realm = .*spaces, quotes or backslashes"):
+            config.parse({"cloud": {"realm": realm}})
+    assert config.parse({"cloud": {"realm": "pbx.example.com"}}).cloud.realm == "pbx.example.com"

@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway import config as config_mod
-from gateway.cli import backup_cmd, cdr_cmd, mirror_cmd, trunk_cmd
+from gateway.cli import backup_cmd, cdr_cmd, config_cmd, doctor_cmd, mirror_cmd, trunk_cmd
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.mode import Override
@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     cdr_cmd.add_parser(sub)
     trunk_cmd.add_parser(sub)
     backup_cmd.add_parser(sub)
+    doctor_cmd.add_parser(sub)
+    config_cmd.add_parser(sub)
     return parser
 
 
@@ -242,9 +244,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "config":
+        return config_cmd.run(args)  # it checks or writes the file it is given, not the config in use
     try:
         config, config_path = config_mod.load(args.config)
     except ConfigError as err:
+        if args.command == "doctor":
+            return doctor_cmd.run_invalid(args, err)  # the doctor reports a bad config among its checks
         print(f"lifeline: {err}", file=sys.stderr)
         return EXIT_CONFIG
     logs.configure(config.log.level, config.log.format)
@@ -266,6 +272,8 @@ def _run(argv: list[str] | None) -> int:
             return trunk_cmd.run(args, config)
         if args.command == "backup":
             return backup_cmd.run(args, config, config_path)
+        if args.command == "doctor":
+            return doctor_cmd.run(args, config, config_path)
         return _cmd_extensions(args, config)
     except ImportRowsError as err:
         print(f"lifeline: {err}", file=sys.stderr)

@@ -73,8 +73,10 @@ class Lab:
         self.kills.append(f"{target}@{where}")
         if target == "daemon":
             os.kill(status["pid"], signal.SIGKILL)
-            # systemd (KillMode=control-group) kills what is left of the unit before the restart.
-            os.killpg(kamailio["pid"], signal.SIGKILL)
+            # systemd (KillMode=control-group) kills what is left of the unit before the restart;
+            # Kamailio may have gone already (its supervisor asked the kernel to end it with the daemon).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(kamailio["pid"], signal.SIGKILL)
             wait_until(lambda: gone(status["pid"]) and gone(kamailio["pid"]), 10, "the killed processes to go", self.ep)
             self.daemon.stop()  # reaps it
             self.daemon.start()

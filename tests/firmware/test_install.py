@@ -103,6 +103,39 @@ def test_plain_debian_gets_no_hardware_and_no_watchdog_dropin(tmp_path: Path) ->
     assert not (root / "etc/systemd/system.conf.d/lifeline-watchdog.conf").exists()
 
 
+def test_the_config_is_written_by_lifeline_config_init_with_the_installers_header(tmp_path: Path) -> None:
+    root = scratch(tmp_path)
+    done = run("--yes", "--sip-port", "05070", "--realm", "pbx.example.com", root=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (root / "etc/lifeline/lifeline.toml").read_text()
+    assert text.startswith("# Lifeline configuration, written by install.sh on ")
+    assert "#   systemctl restart lifeline\n" in text and f"# {PI4}: status LEDs, button and bypass relay" in text
+    assert "# No cloud SBC: Lifeline serves the phones itself" in text
+    config, _ = load(root / "etc/lifeline/lifeline.toml")
+    assert (config.sip.listen, config.sip.port, config.cloud.sbc) == ("0.0.0.0", 5070, None)
+    assert config.paths.data_dir == Path("/var/lib/lifeline") and config.paths.run_dir == Path("/run/lifeline")
+    assert [p.name for p in (root / "etc/lifeline").iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "named"),
+    [
+        ("--cloud-sbc", "http://sbc.example.com", "cloud.sbc = 'http://sbc.example.com'"),
+        ("--realm", "my realm", "cloud.realm = 'my realm'"),
+        ("--sip-listen", "everywhere", "sip.listen = 'everywhere'"),
+        ("--sip-port", "0", "sip.port = 0"),
+    ],
+)
+def test_a_bad_option_is_refused_with_lifelines_message_and_no_config(
+    flag: str, value: str, named: str, tmp_path: Path
+) -> None:
+    root = scratch(tmp_path, model=None)
+    done = run("--yes", flag, value, root=root)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in done.stderr and f"{flag}" in done.stderr and "not written" in done.stderr
+    assert [p.name for p in (root / "etc/lifeline").iterdir()] == ["pinmap.toml"]  # no config, no temp file
+
+
 def test_provisioning_file_on_the_boot_partition_becomes_the_config(tmp_path: Path) -> None:
     root = scratch(tmp_path)
     provision = root / "boot/firmware/lifeline.toml"
@@ -127,6 +160,18 @@ def test_a_bad_provisioning_file_is_refused_with_reasons_beside_it(tmp_path: Pat
     assert "cloud.sbc = 'http://not-sip'" in errors and "sip.portt: unknown key" in errors
     assert (root / "boot/firmware/lifeline.toml.invalid").exists()
     assert not (root / "etc/lifeline/lifeline.toml").exists()
+
+
+def test_a_provisioning_file_that_cannot_be_checked_stays_as_it_is(tmp_path: Path) -> None:
+    provision = tmp_path / "lifeline.toml"
+    provision.write_text('[cloud]\nsbc = "sip:sbc.vendor.example"\n')
+    env = {**os.environ, "LIFELINE_ROOT": str(tmp_path), "LIFELINE_CLI": str(tmp_path / "no-lifeline")}
+    done = subprocess.run(
+        [str(ROOT / "firmware/bin/lifeline-provision"), str(provision)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1 and "could not be checked" in done.stdout
+    assert provision.exists() and not (tmp_path / "lifeline.toml.invalid").exists()
+    assert not (tmp_path / "etc/lifeline/lifeline.toml").exists()
 
 
 def test_uninstall_keeps_call_records_unless_purged(tmp_path: Path) -> None:
