@@ -30,7 +30,7 @@ from multidict import CIMultiDict
 from gateway.cdr import trunkinfo
 from gateway.config import load, parse
 from gateway.errors import ConfigError, ImportRowsError
-from gateway.mirror.adapters import freepbx, kazoo, lifeline_api, wazo
+from gateway.mirror.adapters import freepbx, kazoo, kazoo_groups, lifeline_api, wazo
 from gateway.mirror.errors import MirrorError, PayloadError
 from gateway.mirror.files import parse_extensions
 from gateway.mirror.http import Response
@@ -82,7 +82,9 @@ def raises_only(errors: tuple[type[BaseException], ...], call: Callable[[], T]) 
 JSON_KEYS = st.sampled_from(
     ["id", "uuid", "number", "password", "ha1", "realm", "name", "data", "items", "total", "users", "lines",
      "extensions", "exten", "sip", "username", "enabled", "status", "next", "cursor", "full", "groups", "members",
-     "auth_section_options", "caller_id", "internal", "fetchAllExtensions", "extension", "user", "extPassword"]
+     "auth_section_options", "caller_id", "internal", "fetchAllExtensions", "extension", "user", "extPassword",
+     "fetchAllRingGroups", "ringgroups", "groupNumber", "groupList", "flow", "module", "children", "endpoints",
+     "endpoint_type", "type", "_"]
 ) | st.text(max_size=8)  # fmt: skip
 SCALARS = (
     st.none()
@@ -291,7 +293,9 @@ def test_dle_shielding_round_trips_and_pcm_refuses_only_odd_lengths(samples: byt
 MODELS = [
     lifeline_api.DirectoryPage, lifeline_api.DirectoryExtension, freepbx.TokenReply, freepbx.GqlReply,
     kazoo.Envelope, kazoo.AuthReply, kazoo.Account, kazoo.DeviceSummary, kazoo.Device, kazoo.User,
-    wazo.Listing, wazo.Line, wazo.User, wazo.Endpoint, wazo.WazoGroup,
+    wazo.Listing, wazo.Line, wazo.User, wazo.Endpoint, wazo.WazoGroup, freepbx.GqlRingGroups,
+    kazoo_groups.CallflowSummary, kazoo_groups.Callflow, kazoo_groups.FlowNode, kazoo_groups.RingGroupData,
+    kazoo_groups.KazooGroup,
 ]  # fmt: skip
 
 
@@ -345,10 +349,11 @@ def vendor(name: str) -> Any:
     return json.loads((DATA / "mirror" / name).read_text())
 
 
-KAZOO, WAZO, FREEPBX = (
+KAZOO, WAZO, FREEPBX, FREEPBX_GROUPS = (
     vendor("kazoo_account.json"),
     vendor("wazo_confd.json"),
     vendor("freepbx_fetchAllExtensions.json"),
+    vendor("freepbx_fetchAllRingGroups.json"),
 )
 
 
@@ -364,6 +369,12 @@ def kazoo_route(method: str, path: str) -> Any:
     if "/devices/" in path:
         wanted = path.rsplit("/", 1)[-1]
         return {**envelope, "data": next((d for d in KAZOO["devices"] if d["id"] == wanted), KAZOO["devices"][0])}
+    if path.endswith("/callflows"):  # the listing's `modules`: every callflow may reach a ring group
+        return {**envelope, "data": [{"id": c["id"], "modules": ["ring_group"]} for c in KAZOO["callflows"]]}
+    for kind in ("callflows", "groups"):
+        if f"/{kind}/" in path:
+            wanted = path.rsplit("/", 1)[-1]
+            return {**envelope, "data": next((c for c in KAZOO[kind] if c["id"] == wanted), KAZOO[kind][0])}
     return {**envelope, "data": KAZOO["account"]}
 
 
@@ -377,7 +388,7 @@ def wazo_route(method: str, path: str) -> Any:
 def freepbx_route(method: str, path: str) -> Any:
     if path.endswith("token"):
         return {"token_type": "Bearer", "expires_in": 3600, "access_token": "t"}
-    return FREEPBX
+    return {"data": {**FREEPBX["data"], **FREEPBX_GROUPS["data"]}}
 
 
 ADAPTERS = {
@@ -401,7 +412,7 @@ def test_each_adapter_reads_its_vendors_undamaged_answer(name: str) -> None:
             return Response(200, CIMultiDict(), json.dumps(body).encode())
 
     batch = asyncio.run(make(Exact(None, route)).fetch(None, lambda *_a: None))
-    assert batch.entries  # the fuzz below starts from answers that really parse
+    assert batch.entries and batch.groups  # the fuzz below starts from answers that really parse, groups too
 
 
 @fuzz(60)

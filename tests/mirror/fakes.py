@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.mirror.fakes_groups import FreePbxGraphql, KazooCallflows
+
 Fault = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
@@ -164,7 +166,7 @@ def load(name: str) -> Any:
     return json.loads((DATA / name).read_text())
 
 
-class FakeFreePbx(FakeVendor):
+class FakeFreePbx(FreePbxGraphql, FakeVendor):
     """FreePBX's API module: OAuth2 client-credentials token endpoint and the GraphQL endpoint."""
 
     kind = "freepbx"
@@ -173,13 +175,19 @@ class FakeFreePbx(FakeVendor):
         super().__init__()
         self.client_id, self.client_secret = client_id, client_secret
         self.reply = load("freepbx_fetchAllExtensions.json")
-        self.tokens: set[str] = set()
+        self.ring_groups = load("freepbx_fetchAllRingGroups.json")
+        self.allowed_scopes = {"gql:core", "gql:ringgroups"}  # the API application's
+        self.tokens: dict[str, set[str]] = {}  # token -> its scopes
         self.app.router.add_post("/admin/api/api/token", self.token)
         self.app.router.add_post("/admin/api/api/gql", self.gql)
 
     @property
     def items(self) -> list[dict[str, Any]]:
         return list(self.reply["data"]["fetchAllExtensions"]["extension"])
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        return list(self.ring_groups["data"]["fetchAllRingGroups"]["ringgroups"])
 
     def set_password(self, number: str, password: str) -> None:
         for item in self.items:
@@ -194,30 +202,9 @@ class FakeFreePbx(FakeVendor):
     def mirror_config(self, url: str) -> dict[str, Any]:
         return {"source": "freepbx", "url": url, "client_id": self.client_id, "client_secret": self.client_secret}
 
-    async def token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        if (form.get("grant_type"), form.get("client_id"), form.get("client_secret")) != (
-            "client_credentials",
-            self.client_id,
-            self.client_secret,
-        ):
-            return web.json_response({"error": "invalid_client"}, status=401)
-        token = f"tok-{len(self.tokens)}"
-        self.tokens.add(token)
-        return web.json_response({"token_type": "Bearer", "expires_in": 3600, "access_token": token})
 
-    async def gql(self, request: web.Request) -> web.Response:
-        auth = request.headers.get("Authorization", "")
-        if auth.removeprefix("Bearer ") not in self.tokens:
-            return web.json_response({"error": "access_denied"}, status=401)
-        body = await request.json()
-        if "fetchAllExtensions" not in body.get("query", ""):
-            return web.json_response({"errors": [{"message": "unknown query"}]})
-        return web.json_response(self.reply)
-
-
-class FakeKazoo(FakeVendor):
-    """Kazoo crossbar v2: api_auth, the account, users, devices (paginated with start keys) and phone numbers."""
+class FakeKazoo(KazooCallflows, FakeVendor):
+    """Kazoo crossbar v2: api_auth, account, users, devices (paginated with start keys), phone numbers, callflows."""
 
     kind = "kazoo"
 
@@ -237,6 +224,7 @@ class FakeKazoo(FakeVendor):
         self.app.router.add_get(base + "/devices", self.list_devices)
         self.app.router.add_get(base + "/devices/{device_id}", self.get_device)
         self.app.router.add_get(base + "/phone_numbers/{number}", self.get_phone_number)
+        self.add_callflows(doc, base)
 
     def set_password(self, number: str, password: str) -> None:
         for dev in self.devices.values():

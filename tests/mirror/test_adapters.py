@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,91 @@ async def test_an_empty_password_is_still_refused_and_the_last_good_mirror_stays
             await engine.run()
         assert ha1s(store) == before
         assert "password" in engine.health()["last_error"].lower()
+
+
+def groups_of(store: Store) -> dict[str, tuple[str, list[str]]]:
+    return {g["number"]: (g["name"], g["members"]) for g in store.ring_groups()}
+
+
+async def test_freepbx_ring_groups_keep_only_mirrored_extensions(store: Store) -> None:
+    fake = FakeFreePbx()
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        assert (await engine.run()).groups == 2
+        # 600 is "2001-2002-2099-015112345678#": 2099 is no extension here, the '#' number an external one.
+        # 601 is "2003#-2002": 2003's Follow-Me ('#'), so 2003 itself rings.
+        assert groups_of(store) == {"600": ("Sales", ["2001", "2002"]), "601": ("Back office", ["2003", "2002"])}
+        assert set(map(frozenset, fake.tokens.values())) == {frozenset({"gql:core", "gql:ringgroups:read"})}
+        fake.groups[1]["id"] = "cmluZ2dyb3VwOjA2MDE="  # ringgroup:0601, which the Int groupNumber 601 cannot say
+        await engine.run()
+        assert set(groups_of(store)) == {"600", "0601"}
+
+
+async def test_freepbx_without_the_ring_group_scope_mirrors_extensions_and_leaves_groups(store: Store) -> None:
+    fake = FakeFreePbx()
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        await engine.run()
+        fake.allowed_scopes = {"gql:core"}  # an API application granted only what Lifeline asked for before
+        fake.set_password("2002", "changed-secret-2002")
+        del fake.requests[:]
+        result = await engine.run()
+        assert (result.changed, result.groups, len(groups_of(store))) == (1, 2, 2)
+        assert [path for _, path, _ in fake.requests] == ["/admin/api/api/token"] * 2 + ["/admin/api/api/gql"]
+
+
+async def test_kazoo_ring_group_callflows_resolve_users_devices_and_groups(store: Store) -> None:
+    fake = FakeKazoo()
+    # A ring group on an extension's own number is left to the extension (it would otherwise clash).
+    fake.callflows["c0000000000000000000000000002002"] = {
+        "id": "c0000000000000000000000000002002", "name": "Ben's phones", "numbers": ["2002"],
+        "flow": {"module": "ring_group", "children": {}, "data": {"endpoints": [
+            {"endpoint_type": "user", "id": "u0000000000000000000000000002002"}]}},
+    }  # fmt: skip
+    async with running(fake.app) as url:
+        assert (await engine_for(store, fake.mirror_config(url)).run()).groups == 3
+    # 600 (SmartPBX: a `callflow` branch to the base group's ring_group of two users) and its DID; 601 behind
+    # record_call rings a device and the devices of group a1; the disabled fax, an unknown device and the
+    # unknown group b2 (404) ring nobody. The main number's ring group is behind a time rule: not a group.
+    assert groups_of(store) == {
+        "600": ("Sales Ring Group", ["2001", "2002"]),
+        "+4930123600": ("Sales Ring Group", ["2001", "2002"]),
+        "601": ("Warehouse", ["2003", "2001"]),
+    }
+    fetched = sorted(path.rsplit("/", 1)[1] for _, path, _ in fake.requests if "/groups/" in path)
+    assert fetched == ["g00000000000000000000000000000a1", "g00000000000000000000000000000b2"]
+
+
+@pytest.mark.parametrize(
+    ("vendor", "damage", "error"),
+    [
+        (
+            "freepbx",
+            lambda fake: fake.groups[0].update(groupList=["2001", "2002"]),
+            r"POST http://127\.0\.0\.1:\d+/admin/api/api/gql: data\.fetchAllRingGroups\.ringgroups\[0\]\.groupList: "
+            r"Input should be a valid string \(got list\)",
+        ),
+        (
+            "kazoo",
+            lambda fake: fake.callflows["c0000000000000000000000000000601"]["flow"]["children"]["_"]["data"].update(
+                endpoints={"d1": {}}
+            ),
+            r"GET http://127\.0\.0\.1:\d+/v2/accounts/\w+/callflows/c0000000000000000000000000000601: "
+            r"data\.flow\.children\._\.data\.endpoints: Input should be a valid list \(got dict\)",
+        ),
+    ],
+)
+async def test_a_malformed_ring_group_is_a_clear_error_and_the_last_good_mirror_stays(
+    vendor: str, damage: Any, error: str, store: Store
+) -> None:
+    fake = VENDORS[vendor]()
+    async with running(fake.app) as url:
+        engine = engine_for(store, fake.mirror_config(url))
+        await engine.run()
+        before = (ha1s(store), groups_of(store))
+        damage(fake)
+        fake.set_password("2002", "changed-secret-2002")
+        with pytest.raises(PayloadError, match=error):
+            await engine.run()
+        assert (ha1s(store), groups_of(store)) == before
+        assert re.search(error, engine.health()["last_error"])

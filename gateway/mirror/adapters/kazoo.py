@@ -1,4 +1,4 @@
-"""Kazoo (2600Hz) crossbar v2: devices (+ users for names), per-device realm, API-key authentication.
+"""Kazoo (2600Hz) crossbar v2: devices (+ users for names), ring groups, per-device realm, API-key authentication.
 
 Crossbar has no change feed we can page through, so every sync is a full snapshot diffed by
 content hash; Kazoo's `object` webhooks (doc_created/edited/deleted on devices) can point at
@@ -12,6 +12,8 @@ per distinct emergency caller ID. Sources (2600hz/kazoo, master): `caller_id.eme
 applications/crossbar/priv/couchdb/schemas/caller_id.json, `e911.*` in
 https://github.com/2600hz/kazoo/blob/master/applications/crossbar/doc/phone_numbers.md, the lookup in
 applications/stepswitch/src/stepswitch_bridge.erl (`set_emergency_address_meta`).
+
+Ring groups are callflows; how they are found and resolved is in kazoo_groups.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.mirror.adapters.kazoo_groups import Callflow, CallflowSummary, KazooGroup, Members, ring_groups, wanted
+from gateway.mirror.engine import NUMBER
 from gateway.mirror.errors import PayloadError
 from gateway.mirror.http import HttpClient, redact
-from gateway.mirror.model import Batch, DirectoryEntry
+from gateway.mirror.model import Batch, DirectoryEntry, Group
 from gateway.mirror.payload import validate
 from gateway.mirror.records import MAX_LOCATION_ADDRESS, Extension, cid_number, is_short_password
 from gateway.mirror.source import Progress
@@ -143,6 +147,11 @@ def _join(separator: str, *parts: str | None) -> str:
     return separator.join(p.strip() for p in parts if p and p.strip())
 
 
+def device_number(device: Device) -> str:
+    """The extension number of a device: its internal caller ID, else its SIP user name."""
+    return device.caller_id.internal.number or device.sip.username
+
+
 def e911_address(e911: E911) -> str:
     """The address on one line, with the parts Kazoo's emergency notice uses (street 1 and 2, city, region, code)."""
     legacy = e911.legacy_data or LegacyE911()
@@ -192,15 +201,23 @@ class KazooDirectory:
             start = str(reply.next_start_key)
         raise PayloadError(f"GET {redact(self.url)}{path}: more than {MAX_PAGES} pages")
 
-    async def _location(self, path: str, token: str) -> str:
-        """The E911 address of one of the account's numbers; "" when the number has none."""
+    async def _get_or_none(self, path: str, token: str) -> Envelope | None:
+        """GET path; None when it is not found (404)."""
         where = f"GET {redact(self.url)}{path}"
         resp = await self.http.request("GET", self.url + path, headers={"X-Auth-Token": token}, ok=(200, 404))
         if resp.status == 404:
-            return ""  # not the account's number (a carrier's, say): Kazoo's own notice has no address either
+            return None
         reply = validate(Envelope, resp.json(where), where)
         if reply.status != "success":
             raise PayloadError(f"{where}: status is {reply.status!r}")
+        return reply
+
+    async def _location(self, path: str, token: str) -> str:
+        """The E911 address of one of the account's numbers; "" when the number has none."""
+        where = f"GET {redact(self.url)}{path}"
+        reply = await self._get_or_none(path, token)
+        if reply is None:
+            return ""  # not the account's number (a carrier's, say): Kazoo's own notice has no address either
         number = validate(PhoneNumber, reply.data, where, "data")
         address = e911_address(number.e911) if number.e911 else ""
         if len(address) > MAX_LOCATION_ADDRESS:
@@ -210,8 +227,43 @@ class KazooDirectory:
             )
         return address
 
+    async def _ring_groups(
+        self, base: str, token: str, devices: list[Device], gate: asyncio.Semaphore
+    ) -> tuple[Group, ...]:
+        """The account's ring groups, members resolved to the numbers of the mirrored devices."""
+        listing = f"{base}/callflows"
+        summaries = [
+            validate(CallflowSummary, raw, f"GET {listing}", f"data[{i}]")
+            for i, raw in enumerate(await self._list(listing, token))
+        ]
+
+        async def callflow(summary: CallflowSummary) -> Callflow:
+            path = f"{listing}/{quote(summary.id, safe='')}"
+            async with gate:
+                reply = await self._get(path, token)
+            return validate(Callflow, reply.data, f"GET {redact(self.url)}{path}", "data")
+
+        fetched = await asyncio.gather(*(callflow(s) for s in summaries if wanted(s)))
+
+        async def group(group_id: str) -> KazooGroup | None:
+            # A group that is gone rings nobody, as in Kazoo (cf_ring_group logs it and goes on).
+            path = f"{base}/groups/{quote(group_id, safe='')}"
+            reply = await self._get_or_none(path, token)
+            return None if reply is None else validate(KazooGroup, reply.data, f"GET {redact(self.url)}{path}", "data")
+
+        members = Members(
+            {d.id: device_number(d) for d in devices}, {d.id: d.owner_id for d in devices if d.owner_id}, group
+        )
+        return await ring_groups(
+            summaries,
+            {c.id: c for c in fetched},
+            members,
+            lambda number: bool(NUMBER.fullmatch(number)),
+            lambda callflow_id: f"GET {redact(self.url)}{listing}/{quote(callflow_id, safe='')}",
+        )
+
     async def fetch(self, cursor: str | None, progress: Progress) -> Batch:
-        """Authenticate with the API key, then the account, its users and every enabled device."""
+        """Authenticate with the API key, then the account, its users, every enabled device and the ring groups."""
         base = f"/v2/accounts/{self.account_id}"
         async with self.http:
             where = f"PUT {redact(self.url)}/v2/api_auth"
@@ -258,9 +310,10 @@ class KazooDirectory:
                     return await self._location(f"{base}/phone_numbers/{quote(number, safe='')}", token)
 
             locations = dict(zip(numbers, await asyncio.gather(*(location(n) for n in numbers)), strict=True))
+            groups = await self._ring_groups(base, token, devices, gate)
         entries = []
         for dev in devices:
-            number = dev.caller_id.internal.number or dev.sip.username
+            number = device_number(dev)
             owner = users.get(dev.owner_id or "")
             name = " ".join(p for p in (owner.first_name, owner.last_name) if p) if owner else dev.name
             emergency = cid_number(dev.caller_id.emergency.number)
@@ -275,4 +328,4 @@ class KazooDirectory:
                 location_address=locations.get(emergency, ""),
             )
             entries.append(DirectoryEntry(dev.id, ext, short_password=is_short_password(dev.sip.password)))
-        return Batch(full=True, entries=tuple(entries))
+        return Batch(full=True, entries=tuple(entries), groups=groups)
