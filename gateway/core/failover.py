@@ -7,18 +7,9 @@ whether the mode should change and why.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
 from gateway.config import HealthConfig
-from gateway.core.mode import Mode
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A mode change the evidence calls for."""
-
-    mode: Mode
-    reason: str
+from gateway.core.mode import Decision, Mode
 
 
 class FailoverPolicy:

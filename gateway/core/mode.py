@@ -6,14 +6,11 @@ import enum
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
 from gateway.store import Store
-
-if TYPE_CHECKING:
-    from gateway.core.failover import FailoverPolicy
 
 log = structlog.get_logger("mode")
 
@@ -66,6 +63,24 @@ class ModeStatus:
 ModeListener = Callable[[Mode, Mode, str], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A mode change the evidence calls for."""
+
+    mode: Mode
+    reason: str
+
+
+class Policy(Protocol):
+    """What turns probe outcomes into mode changes (gateway.core.failover.FailoverPolicy)."""
+
+    def resume(self, mode: Mode, now: float) -> None:
+        """Start from a mode restored at boot."""
+
+    def observe(self, ok: bool, mode: Mode, now: float) -> Decision | None:
+        """One probe outcome; a Decision when the mode should move."""
+
+
 class ModeController:
     """Holds the mode, persists it, logs and records every change, and tells the listeners.
 
@@ -74,9 +89,7 @@ class ModeController:
     over detection until it is set back to auto; detection keeps tracking meanwhile.
     """
 
-    def __init__(
-        self, store: Store, policy: FailoverPolicy | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, store: Store, policy: Policy | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._policy = policy
         self._clock = clock
