@@ -28,8 +28,8 @@ from gateway.hw.controller import HardwareController, Health
 from gateway.hw.heartbeat import Heartbeat, power_faults, storage_faults
 from gateway.hw.patterns import FaultClass
 from gateway.hw.watchdog import SystemdNotifier
+from gateway.mirror.build import build_source
 from gateway.mirror.service import MirrorService
-from gateway.mirror.sources import build_source
 from gateway.sip.render import TlsInputs, edge_keys, free_port, resolve_cloud_host
 from gateway.sip.supervisor import KamailioState, KamailioSupervisor
 from gateway.sip.tls import tls_files

@@ -12,11 +12,11 @@ from typing import Any
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.errors import DaemonRequestError, DaemonUnreachableError
+from gateway.mirror.build import build_source
 from gateway.mirror.engine import SyncEngine, state_key
 from gateway.mirror.errors import MirrorError
 from gateway.mirror.records import SHORT_PASSWORD
 from gateway.mirror.service import MirrorHealth, status_from_health
-from gateway.mirror.sources import build_source
 from gateway.store import Store
 
 EXIT_ERROR = 1

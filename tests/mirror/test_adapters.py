@@ -13,11 +13,11 @@ from aiohttp import web
 
 from gateway import config as config_mod
 from gateway.cli.mirror_cmd import status_lines
+from gateway.mirror.build import build_source
 from gateway.mirror.engine import SyncEngine
 from gateway.mirror.errors import FetchError, PayloadError
 from gateway.mirror.records import ha1_md5
 from gateway.mirror.service import MirrorService
-from gateway.mirror.sources import build_source
 from gateway.store import Store
 from tests.mirror.conftest import PASSWORDS, REALM
 from tests.mirror.fakes import FakeFreePbx, FakeKazoo, FakeWazo, LifelineVendor, running
