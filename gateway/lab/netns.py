@@ -1,7 +1,8 @@
 """A branch office in network namespaces: phones — branch (Lifeline) — router — cloud, joined by veth pairs.
 
-Outages are nftables rules in the router's forward chain, or a link set down. Everything lives in
-namespaces this process creates and removes; no packet reaches the host's own interfaces.
+Outages are nftables rules in the router's forward chain (the cloud goes silent), in the branch's own
+output chain (a send to the cloud fails at once), or a link set down. Everything lives in namespaces
+this process creates and removes; no packet reaches the host's own interfaces.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ OUTAGES = {
     "sip": ["udp dport 5060 drop", "udp sport 5060 drop", "tcp dport 5060 drop", "tcp sport 5060 drop"],
     "dns": ["udp dport 53 drop", "udp sport 53 drop", "tcp dport 53 drop", "tcp sport 53 drop"],
     "api": ["tcp dport 443 drop", "tcp sport 443 drop"],
+}
+# In the branch itself: its packets to the cloud are refused on their way out, so every send fails at
+# once (EPERM), as a dead WAN route or an ICMP error makes it, instead of going unanswered.
+BRANCH_OUTAGES = {
+    "send-error": ["ip daddr {cloud} drop"],
 }
 
 
@@ -97,19 +103,27 @@ class Topology:
             (conf / "resolv.conf").write_text(f"nameserver {resolver}\noptions timeout:1 attempts:1\n")
 
     def outage(self, kind: str) -> None:
-        """Start an outage in the router: all, sip, dns, api, or loss:PERCENT."""
+        """Start an outage: all, sip, dns, api, loss:PERCENT (in the router), or send-error (in the branch)."""
         self.restore()
-        rules = [f"numgen random mod 100 < {int(kind[5:])} drop"] if kind.startswith("loss:") else OUTAGES[kind]
+        role, hook = "rt", "forward"
+        if kind.startswith("loss:"):
+            rules = [f"numgen random mod 100 < {int(kind[5:])} drop"]
+        elif kind in BRANCH_OUTAGES:
+            role, hook = "br", "output"
+            rules = [rule.format(cloud=self.addr.cloud) for rule in BRANCH_OUTAGES[kind]]
+        else:
+            rules = OUTAGES[kind]
         body = "\n".join(f"    {rule}" for rule in rules)
         script = (
-            "table inet outage {\n  chain forward {\n    type filter hook forward priority 0; policy accept;\n"
+            f"table inet outage {{\n  chain {hook} {{\n    type filter hook {hook} priority 0; policy accept;\n"
             f"{body}\n  }}\n}}\n"
         )
-        subprocess.run([*self.exec_prefix("rt"), "nft", "-f", "-"], input=script, check=True, text=True, timeout=30)
+        subprocess.run([*self.exec_prefix(role), "nft", "-f", "-"], input=script, check=True, text=True, timeout=30)
 
     def restore(self) -> None:
         """End any outage."""
-        self.run("rt", "nft", "delete", "table", "inet", "outage", check=False)
+        for role in ("rt", "br"):
+            self.run(role, "nft", "delete", "table", "inet", "outage", check=False)
 
     def link(self, role_pair: str, up: bool) -> None:
         """Set the branch–router ("wan") or phones–branch ("lan") link up or down."""

@@ -188,6 +188,26 @@ def test_the_first_invite_after_a_cut_connects_before_detection(
     assert "serving 1002 locally" in lab.lifeline.log_path.read_text()
 
 
+def test_the_first_invite_after_a_cut_that_fails_every_send_is_served_locally_at_once(
+    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+) -> None:
+    # The branch's own packets to the cloud are refused on the way out (a dead WAN route, an ICMP error):
+    # Kamailio cannot even send the INVITE. Detection made slow on purpose, as above.
+    lab = make_branch(fail_after_misses=100, window=1000, window_loss=1.0, suspect_interval_s=1.0)
+    in_phones_ns(lab)
+    ep = sip_endpoint
+    alice, bob = registered_pair(ep, lab)
+    lab.topology.outage("send-error")
+    cut_at = time.monotonic()
+    call = alice.call("1002")
+    connect(ep, call, bob.ringing_call)
+    print(f"send-error cut → call answered in {time.monotonic() - cut_at:.2f} s")
+    assert not {477, 478} & set(call.record.codes), call.record.codes  # tm's send error never reached alice
+    assert lab.status()["mode"]["mode"] in ("normal", "suspect")
+    assert lab.lifeline is not None
+    assert "sending to the cloud failed (477); serving 1002 locally" in lab.lifeline.log_path.read_text()
+
+
 def test_ten_percent_loss_for_a_minute_does_not_fail_over(make_branch: Callable[..., BranchLab]) -> None:
     lab = make_branch()  # the defaults
     lab.topology.outage("loss:10")

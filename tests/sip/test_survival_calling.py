@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pjsua2 as pj
@@ -15,9 +17,12 @@ from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phone_proc import PhoneProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.sip.render import free_port
 from tests.conftest import CLOUD_HOST, PASSWORDS
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
+
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def phone_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str, **kw: str) -> Phone:
@@ -235,3 +240,84 @@ def test_a_ring_group_rings_its_members_at_once_and_the_first_answer_wins(
         ep.wait_for(lambda: carol.has("disconnected"), what="carol to see the hang-up")
     finally:
         carol.close()
+
+
+def test_a_phone_that_went_away_gets_the_caller_a_480_not_a_long_wait(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    assert alice.register() == 200
+    # Carol registers in SURVIVAL, then freezes (a phone switched off keeps its binding until it expires).
+    proxy = f"sip:127.0.0.1:{lifeline.sip_port};lr"
+    carol = PhoneProcess("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy)
+    try:
+        assert carol.wait("registered")["code"] == 200
+        os.kill(carol.proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        call = alice.call("1003")
+        ep.wait_for(lambda: call.state == "DISCONNECTED", timeout=40, what="the call to the frozen phone to end")
+        print(
+            f"call to a phone that went away ended with {call.record.last_code} in {time.monotonic() - started:.2f} s"
+        )
+        assert call.record.last_code == 480
+        assert not carol.has("ringing")
+    finally:
+        os.kill(carol.proc.pid, signal.SIGCONT)
+        carol.close()
+
+
+def sipp(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
+    """One sipp call; its messages and errors are logged in cwd."""
+    return subprocess.Popen(
+        ["sipp", *args, "-trace_msg", "-trace_err", "-nostdin", "-m", "1", "-timeout", "30", "-timeout_error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+    )
+
+
+def wait_udp_bound(port: int, timeout: float = 10.0) -> None:
+    """Wait until something listens on UDP 127.0.0.1:port (read from /proc: binding it ourselves would race)."""
+    local = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(line.split()[1] == local for line in Path("/proc/net/udp").read_text().splitlines()[1:]):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"nothing bound UDP port {port} within {timeout:.0f} s")
+
+
+def test_a_phone_that_rings_late_is_not_cut_short(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess, tmp_path: Path
+) -> None:
+    # A second, independent SIP stack (sipp) plays a slow phone: 100 at once, 180 after 2.5 s, 200 after
+    # 2.5 s more. Only silence may end a call early; a phone that answered rings its full time.
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    assert alice.register() == 200
+    port = free_port("127.0.0.1")
+    common = ("-i", "127.0.0.1", "-p", str(port), "-s", "1003")
+    register = sipp(
+        f"127.0.0.1:{lifeline.sip_port}", "-sf", str(DATA / "sipp_register.xml"), *common,
+        "-key", "cloud", f"{CLOUD_HOST}:{cloud.port}", "-au", "1003", "-ap", PASSWORDS["1003"],
+        "-auth_uri", f"{CLOUD_HOST}:{cloud.port}", cwd=tmp_path,
+    )  # fmt: skip
+    assert register.wait(30) == 0, "sipp could not register 1003"
+    slow = sipp("-sf", str(DATA / "sipp_uas_rings_late.xml"), *common, cwd=tmp_path)
+    try:
+        wait_udp_bound(port)
+        started = time.monotonic()
+        call = alice.call("1003")
+        ep.wait_for(lambda: call.state in ("CONFIRMED", "DISCONNECTED"), timeout=20, what="the slow phone to answer")
+        print(f"the slow phone answered after {time.monotonic() - started:.2f} s")
+        assert call.state == "CONFIRMED", f"cut short: {call.record.last_code} {call.record.last_reason}"
+        assert 180 in call.record.codes
+        call.hang_up()
+        assert slow.wait(15) == 0, "sipp did not see the call through to the BYE"
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
