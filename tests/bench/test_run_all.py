@@ -242,7 +242,7 @@ def test_benches_run_one_at_a_time_with_a_timeout_and_their_saved_logs_rebuild_t
     (benches / "notes.txt").write_text("not a bench")
     fake_bench(benches, "good", """echo working\necho '{"bench": "good", "figures": {"n": 1}, "met": true}'\n""")
     fake_bench(benches, "broken", "echo starting\necho 'Traceback: boom' >&2\nexit 3\n")
-    fake_bench(benches, "slow", "echo waiting\nexec sleep 30\n")
+    fake_bench(benches, "slow", "echo waiting\nexec sleep 600\n")
     # A bench with a long form (its source names "--full") says what it was given.
     fake_bench(
         benches,
@@ -252,10 +252,11 @@ def test_benches_run_one_at_a_time_with_a_timeout_and_their_saved_logs_rebuild_t
     names = run_all.discover(benches)
     assert names == ["broken", "good", "long", "slow"]
     meta: dict[str, Any] = {}
-    runs = run_all.run_benches(names, benches, 1, True, 2.0, out, meta)
+    # The limit leaves a loaded machine time to start the quick ones; only "slow" reaches it.
+    runs = run_all.run_benches(names, benches, 1, True, 15.0, out, meta)
     codes = {r.bench: ("timeout" if r.timed_out else r.exit_code) for r in runs}
     assert codes == {"broken": 3, "good": 0, "long": 0, "slow": "timeout"}
-    assert next(r for r in runs if r.bench == "slow").wall_s < 20  # SIGINT ended it; no SIGKILL grace needed
+    assert next(r for r in runs if r.bench == "slow").wall_s < 34  # SIGINT ended it, no SIGKILL grace
     assert [r["args"] for r in meta["runs"]] == [[], [], ["--full"], []]
     assert run_all.long_form_note(meta, set(names)) == (
         "Long form (`--full`); broken, good, slow have none and ran as they are."
