@@ -10,6 +10,7 @@ import pytest
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import SipEndpoint
+from gateway.lab.sipclient import SipClient
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
@@ -54,3 +55,12 @@ def test_phones_seen_by_the_cloud_are_admitted_by_their_binding_and_strangers_ar
     # A phone the cloud never accepted through Lifeline gets a challenge it cannot answer.
     stranger = ep.phone("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy)
     assert stranger.register() == 401
+
+    # Another LAN host writing alice's number, with a contact of its own address, is not alice.
+    with SipClient(("127.0.0.1", learning_lifeline.sip_port), "127.0.0.21") as forger:
+        uri = f"sip:1002@{CLOUD_HOST}"
+        invite = forger.request("INVITE", uri, from_uri=f"<sip:1001@{CLOUD_HOST}>", to_uri=f"<{uri}>")
+        answer = forger.final(invite, timeout=5)
+    assert answer is not None and answer.code in (401, 407), answer
+    ep.pump(200)
+    assert len(bob.incoming) == 1, "bob's phone rang for a host that only wrote alice's number"

@@ -32,6 +32,7 @@ def rendered(tmp_path: Path, data: dict[str, dict[str, object]], survival: bool,
         ),
         ({"cloud": {"sbc": "sip:127.0.0.2"}, "emergency": {"normal": "trunk"}}, False, "127.0.0.2"),
         ({"cloud": {"sbc": "sip:127.0.0.2"}, "emergency": {"normal": "cloud"}}, False, "127.0.0.2"),
+        ({"cloud": {"sbc": "sip:127.0.0.2"}, "mirror": {"learned": True}}, False, "127.0.0.2"),
     ],
 )
 def test_rendered_config_passes_kamailios_own_check(

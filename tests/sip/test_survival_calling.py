@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -17,12 +18,15 @@ from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phone_proc import PhoneProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.lab.sipclient import SipClient
 from gateway.sip.render import free_port
+from gateway.sip.rpc import KamailioRpc
 from tests.conftest import CLOUD_HOST, PASSWORDS
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
 
 
 def phone_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str, **kw: str) -> Phone:
@@ -182,6 +186,49 @@ def test_invite_falls_back_locally_when_the_cloud_stops_answering(
         call.hang_up()
         ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="bob to see the hang-up")
         assert lifeline.status()["mode"]["mode"] == "normal"
+    finally:
+        cloud.resume()
+
+
+def bound_contact(daemon: LifelineProcess, number: str) -> str:
+    """The contact URI Lifeline keeps for number's binding (what an eavesdropper on the LAN would copy)."""
+    text = json.dumps(
+        KamailioRpc(daemon.workdir / "run" / "kamailio-rpc.sock").call_blocking("ul.lookup", "location", number)
+    )
+    found = re.search(rf"sip:{number}@127\.0\.0\.1:\d+[^\"]*", text)
+    assert found, text
+    return found[0]
+
+
+@pytest.mark.parametrize("source", ["127.0.0.21", "127.0.0.1"])
+def test_fallback_serves_a_caller_only_from_the_address_of_its_binding(
+    sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess, source: str
+) -> None:
+    # While the cloud is silent Lifeline vouches for a caller by its binding. Another LAN host (or
+    # another program on alice's own host) writing alice's number and contact in its INVITE is not alice.
+    ep = sip_endpoint
+    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
+    bob = phone_via_lifeline(ep, lifeline, cloud, "1002")
+    assert alice.register() == 200
+    assert bob.register() == 200
+    lifeline.set_mode("normal")
+    cloud.pause()
+    try:
+        with SipClient(("127.0.0.1", lifeline.sip_port), source) as attacker:
+            uri = f"sip:1002@{CLOUD_HOST}"
+            forged = attacker.request(
+                "INVITE", uri, from_uri=f"<sip:1001@{CLOUD_HOST}>", to_uri=f"<{uri}>",
+                headers=(f"Contact: <{bound_contact(lifeline, '1001')}>", "Content-Type: application/sdp"), body=SDP,
+            )  # fmt: skip
+            answer = attacker.final(forged, timeout=20)
+        assert answer is not None and answer.code >= 400, answer
+        ep.pump(200)
+        assert len(bob.incoming) == 0, "bob's phone rang for a caller who only wrote alice's name"
+        # alice herself, from her own address, is served locally as before.
+        call = alice.call("1002")
+        ep.wait_for(lambda: len(bob.incoming) == 1, timeout=15, what="bob's phone to ring via fallback")
+        call.hang_up()
+        ep.wait_for(lambda: call.state == "DISCONNECTED", what="alice's call to end")
     finally:
         cloud.resume()
 

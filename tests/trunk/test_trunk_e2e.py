@@ -344,6 +344,31 @@ def test_blind_transfer_of_a_trunk_call_to_another_extension(
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
 
 
+def test_a_trunk_call_cannot_be_transferred_to_an_outside_number(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread
+) -> None:
+    # An outside caller passed on to another outside number would hold two modem lines under nobody's
+    # reach or limits: the classic toll-fraud trombone. The call stays with the phone that tried.
+    ep = sip_endpoint
+    alice = phone(ep, trunked, "1001")
+    call = dial(alice, "0301234567")
+    ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the trunk call")
+    dialled = sim.call(lambda: len(sim.sim.far_end.dialled))
+    refused_before = len(refusals(trunked))
+    call.transfer(f"sip:0307654321@{DOMAIN}")
+    ep.wait_for(lambda: len(refusals(trunked)) > refused_before, 15, "Kamailio to refuse the transfer")
+    ep.pump(500)  # the agent hears the 403 and keeps the call with alice
+    assert call.state == "CONFIRMED"
+    assert sim.call(lambda: len(sim.sim.far_end.dialled)) == dialled  # no second line was dialled
+    call.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+
+
+def refusals(daemon: LifelineProcess) -> list[str]:
+    """Kamailio's log lines that refused a transfer to an outside number."""
+    return [line for line in daemon.log_path.read_text().splitlines() if "transfer to an outside number" in line]
+
+
 def noise_runs(pcm: bytes, tone: float, block_ms: int = 20) -> list[int]:
     """Lengths (ms) of the runs of blocks that are not `tone` at its usual level, from its first to its last hearing."""
     size = 8000 * block_ms // 1000 * 2
