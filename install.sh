@@ -21,6 +21,8 @@ readonly STAMP_NAME=.lifeline-installed
 readonly FIRSTBOOT_UNIT=lifeline-firstboot.service
 # Scheduled backups: installed, never enabled here (the operator enables the timer once [backup] is set).
 readonly BACKUP_UNITS=(lifeline-backup.service lifeline-backup.timer)
+# Scheduled drills: the same (the timer is enabled once [drill] names the test extensions).
+readonly DRILL_UNITS=(lifeline-drill.service lifeline-drill.timer)
 readonly PROVISION_BIN=$APP_DIR/bin/lifeline-provision
 readonly PINMAP_DEST=$CONF_DIR/pinmap.toml
 readonly UDEV_RULES=/etc/udev/rules.d/90-lifeline.rules
@@ -858,6 +860,7 @@ install_appliance() {
     write_config
     install_service
     install_backup_units
+    install_drill_units
     run_doctor
     finish
     if ((${#TODO[@]})); then
@@ -887,6 +890,20 @@ install_backup_units() {
     fi
 }
 
+# The monthly drill's service and timer, not enabled: `systemctl enable --now lifeline-drill.timer` once
+# [drill] names the two test extensions (README: Drills).
+install_drill_units() {
+    local unit changed=0
+    for unit in "${DRILL_UNITS[@]}"; do
+        if install_file "$REPO_DIR/firmware/systemd/$unit" "/etc/systemd/system/$unit" 0644; then
+            changed=1
+        fi
+    done
+    if ((changed)) && [[ -z $ROOT ]] && systemd_running; then
+        systemctl daemon-reload
+    fi
+}
+
 # ---------------------------------------------------------------- uninstall
 
 uninstall() {
@@ -898,9 +915,14 @@ uninstall() {
     if systemd_running && systemctl is-enabled --quiet "${BACKUP_UNITS[1]}" 2>/dev/null; then
         systemctl disable --now "${BACKUP_UNITS[1]}"
     fi
+    if systemd_running && systemctl is-enabled --quiet "${DRILL_UNITS[1]}" 2>/dev/null; then
+        systemctl disable --now "${DRILL_UNITS[1]}"
+    fi
     for file in "/etc/systemd/system/$FIRSTBOOT_UNIT" "/etc/systemd/system/multi-user.target.wants/$FIRSTBOOT_UNIT" \
         "/etc/systemd/system/${BACKUP_UNITS[0]}" "/etc/systemd/system/${BACKUP_UNITS[1]}" \
         "/etc/systemd/system/timers.target.wants/${BACKUP_UNITS[1]}" \
+        "/etc/systemd/system/${DRILL_UNITS[0]}" "/etc/systemd/system/${DRILL_UNITS[1]}" \
+        "/etc/systemd/system/timers.target.wants/${DRILL_UNITS[1]}" \
         "$UDEV_RULES" "$JOURNALD_DROPIN" "$WATCHDOG_DROPIN"; do
         remove_file "$file" || true
     done

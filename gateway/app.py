@@ -19,8 +19,11 @@ from gateway.cdr.service import CdrService
 from gateway.config import Config
 from gateway.core.alerts import Alert, AlertChannel, AlertQueue, WebhookChannel
 from gateway.core.failover import FailoverPolicy
+from gateway.core.fallback import FallbackTimers
 from gateway.core.health import HealthMonitor, build_probes
 from gateway.core.mode import Mode, ModeController, Override
+from gateway.drill.routes import add_drill_routes
+from gateway.drill.service import DrillService
 from gateway.emergency import build_notice, lookup_caller
 from gateway.errors import ConfigError, RpcError, SipError
 from gateway.fsmode import private_dir
@@ -37,6 +40,9 @@ from gateway.store import Store
 from gateway.trunk.errors import TrunkError
 from gateway.trunk.supervisor import SmsChannel, TrunkSupervisor, limit_event_message
 from gateway.web.api import add_mirror_routes, add_trunk_routes, build_api
+from gateway.web.network import NetworkApi
+from gateway.web.openapi import add_openapi_route
+from gateway.web.tokens import TokenStore, add_token_routes
 
 log = structlog.get_logger("app")
 
@@ -63,6 +69,9 @@ class App:
         self.port = config.sip.port or free_port(config.sip.listen)
         self.kamailio: KamailioSupervisor | None = None
         self._runner: web.AppRunner | None = None
+        # The same API over HTTPS on the LAN for vendors, with bearer tokens ([api]).
+        self.tokens = TokenStore(self.store)
+        self.network = NetworkApi(config, self.tokens)
         # The directory mirror: staleness only matters while the cloud answers (NORMAL).
         self.mirror = MirrorService(
             self.store,
@@ -90,6 +99,8 @@ class App:
             trunk_extension=config.trunk.extension,  # calls from it come in from the trunk
             emergency=config.trunk.emergency_list,  # the dial plan's and Kamailio's list
         )
+        # `lifeline drill`: forced SURVIVAL, checks and a test call, back to automatic, a report.
+        self.drill = DrillService(self)
 
     async def status(self) -> dict[str, Any]:
         """Everything `lifeline status` shows."""
@@ -123,12 +134,14 @@ class App:
             "mirror": await self.mirror.status(),
             "cdr": await self.cdr.status(),
             "trunk": await self.trunk.status() if self.trunk is not None else None,
+            "drill": self.drill.summary(),
             "paths": {
                 "config": str(self.config_path) if self.config_path else None,
                 "database": str(self.config.db_path),
                 "run_dir": str(self.config.run_dir),
                 "api_socket": str(self.config.api_socket),
             },
+            "api": self.network.status(),
             "events": await asyncio.to_thread(self.store.recent_events, 10),
         }
 
@@ -176,6 +189,11 @@ class App:
                 log.error("emergency notification not sent to every extension", results=results)
         await self.alerts.raise_alert(Alert.new("emergency.call", notice.data))
         await asyncio.to_thread(self.store.add_event, "emergency", notice.summary, notice.data)
+
+    async def _on_fallback(self, timers: FallbackTimers) -> None:
+        # The cloud's round trip moved (or a probe went unanswered): Kamailio waits that much less or more.
+        if self.kamailio is not None:
+            await self.kamailio.set_cloud_timers(timers.wait_ms, timers.t1_ms)
 
     async def _on_ban(self, ban: dict[str, Any]) -> None:
         # Kamailio banned an address for failed logins: the status page's events say so.
@@ -228,9 +246,11 @@ class App:
         # The caller key is new on every start: Kamailio and the trunk agent get it, nobody else.
         keys = await asyncio.to_thread(edge_keys, self.config.data_dir)
         tls: TlsInputs | None = None
+        # Where the network API listens: Lifeline's own certificate names that address too when it is made.
+        api_address = await asyncio.to_thread(self.network.resolve)
         if "tls" in self.config.sip.transports:
             # The operator's certificate, or Lifeline's own, made on the first start.
-            files = await asyncio.to_thread(tls_files, self.config)
+            files = await asyncio.to_thread(tls_files, self.config, (api_address,) if api_address else ())
             port = self.config.sip.tls_port or free_port(self.config.sip.listen)
             tls = TlsInputs(port, files, self.config.run_dir / "kamailio-tls.cfg")
         self.kamailio = KamailioSupervisor(
@@ -242,6 +262,7 @@ class App:
             tls=tls,
         )
         self.kamailio.on_ban = self._on_ban
+        self.health.on_fallback = self._on_fallback
         self.mode.add_listener(self._on_mode)
         self.mode.add_listener(self._cdr_on_mode)
         # Kamailio reads the CDR settings from the store when it starts.
@@ -258,6 +279,14 @@ class App:
         add_mirror_routes(api, self.mirror)
         if self.trunk is not None:
             add_trunk_routes(api, self.trunk)
+        add_drill_routes(api, self.drill)
+        await self.drill.start()  # a drill a restart cut short gives the override back
+        add_token_routes(api, self.tokens)
+        add_openapi_route(api)
+        self.network.install(api)  # bearer tokens and scopes for what comes over TCP; the socket stays trusted
+        from gateway.web.metrics import add_metrics_routes
+
+        add_metrics_routes(api, self.status)
         runner = web.AppRunner(api, access_log=None)
         await runner.setup()
         sock = self.config.api_socket
@@ -266,6 +295,7 @@ class App:
         await web.UnixSite(runner, str(sock)).start()
         sock.chmod(0o660)
         self._runner = runner
+        await self.network.start(runner)
         if self.config.hardware.enabled:
             from gateway.hw.build import build_hardware
 
@@ -284,6 +314,7 @@ class App:
             override=status.override.value,
             database=str(self.config.db_path),
             api_socket=str(sock),
+            api=self.network.url or self.network.error or "off",
             kamailio_config=str(self.kamailio.cfg_path),
             config=str(self.config_path) if self.config_path else "embedded defaults",
         )
@@ -292,6 +323,7 @@ class App:
         """Stop the API, then Kamailio, then close the store."""
         # First the heartbeat (STOPPING=1) and the relay: the analog line goes back to the PSTN at once.
         await self.heartbeat.stop()
+        await self.drill.stop()  # a running drill puts the mode back while Kamailio is still there
         await self.mirror.stop()
         await self.cdr.stop()
         if self.hw is not None:

@@ -9,7 +9,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.errors import ConfigError
 from gateway.numbering import NumberType, check_region, emergency_numbers
@@ -47,6 +56,8 @@ class SipConfig(_Section):
     max_contacts: int = Field(10, ge=1, le=1000, description="registered contacts per extension")
     max_message_bytes: int = Field(16384, ge=2048, le=65535, description="larger SIP messages are refused (513)")
     tcp_max_connections: int = Field(1024, ge=16, le=65536, description="open TCP connections, all sources")
+    # Enforced by nftables (gateway/sip/firewall.py, `lifeline firewall`): Kamailio 5.6 has no per-source limit.
+    tcp_per_source: int = Field(32, ge=1, le=10000, description="open TCP/TLS connections from one address")
     tcp_idle_s: int = Field(30, ge=5, le=3600, description="a TCP connection idle this long is closed")
     tls_port: int = Field(5061, ge=0, le=65535, description="TLS listener (tls in transports); 0 picks a free port")
     tls_certificate: Path | None = Field(None, description="PEM chain; without it Lifeline makes its own once")
@@ -72,6 +83,12 @@ class CloudConfig(_Section):
 
     sbc: str | None = Field(None, description="SIP URI such as sip:sbc.example.com:5060;transport=udp")
     realm: str = Field("asterisk", description="the digest realm: no spaces, quotes or backslashes")
+    ca_file: Path | None = Field(
+        None, description="CA bundle for a cloud with a private CA (default: the system's CAs)"
+    )
+    tls_verify: bool = Field(
+        True, description="check the SBC's TLS certificate; false only for a lab or a self-signed SBC"
+    )
 
     @field_validator("realm")
     @classmethod
@@ -90,9 +107,25 @@ class CloudConfig(_Section):
 
 
 class FallbackConfig(_Section):
-    """Per-request fallback while the mode is NORMAL."""
+    """Per-request fallback while the mode is NORMAL: an INVITE the cloud leaves unanswered is served here."""
 
-    invite_timeout_ms: int = Field(2000, ge=200, le=30000)
+    invite_timeout_ms: int = Field(
+        2000,
+        ge=200,
+        le=30000,
+        description="the longest wait for the cloud's first answer (and before its RTT is known)",
+    )
+    adaptive: bool = Field(
+        True, description="wait a few of the cloud's round trips (the SIP probe's), not always the most"
+    )
+    rtt_factor: float = Field(4.0, ge=1.5, le=50, description="round trips to wait, plus four times their deviation")
+    floor_ms: int = Field(300, ge=50, le=30000, description="the shortest wait, also once the cloud missed a probe")
+
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> FallbackConfig:
+        if self.floor_ms > self.invite_timeout_ms:
+            raise ValueError(f"floor_ms ({self.floor_ms}) must not exceed invite_timeout_ms ({self.invite_timeout_ms})")
+        return self
 
 
 class SurvivalConfig(_Section):
@@ -427,6 +460,33 @@ class EmergencyConfig(_Section):
         return value
 
 
+class DrillConfig(_Section):
+    """`lifeline drill`: the test call's dedicated extensions and numbers (README: Drills)."""
+
+    caller: str | None = Field(None, pattern=EXTENSION, description="dedicated test extension that places the calls")
+    callee: str | None = Field(None, pattern=EXTENSION, description="dedicated test extension that answers")
+    trunk_number: str | None = Field(
+        None, pattern=r"^\+?[0-9]{2,24}$", description="also call this number through the trunk: answered = pass"
+    )
+    emergency_test_number: str | None = Field(
+        None, pattern=r"^[0-9]{2,8}$", description="the network's emergency TEST number (--emergency-test), never 112"
+    )
+    failover_timeout_s: float = Field(10.0, ge=1, le=120, description="failover or failback slower than this fails")
+    call_timeout_s: float = Field(30.0, ge=5, le=120, description="each test call must be answered within this")
+    listen_s: float = Field(1.5, ge=0.5, le=10, description="how long each side of the test call listens for its tone")
+    records_timeout_s: float = Field(30.0, ge=1, le=600, description="the test calls' records delivered within this")
+
+    @model_validator(mode="after")
+    def _two_extensions(self) -> DrillConfig:
+        if (self.caller is None) != (self.callee is None):
+            raise ValueError("caller and callee go together (two dedicated test extensions)")
+        if self.caller is not None and self.caller == self.callee:
+            raise ValueError("caller and callee must be two different extensions")
+        if self.caller is None and (self.trunk_number or self.emergency_test_number):
+            raise ValueError("trunk_number and emergency_test_number are called from caller: set caller and callee")
+        return self
+
+
 class BackupConfig(_Section):
     """Encrypted backups (`lifeline backup create`, lifeline-backup.timer): the key, and where they go."""
 
@@ -443,6 +503,45 @@ class BackupConfig(_Section):
     def _one_secret(self) -> BackupConfig:
         if self.key_file is not None and self.passphrase_file is not None:
             raise ValueError("give key_file or passphrase_file, not both")
+        return self
+
+
+class ApiConfig(_Section):
+    """The daemon's JSON API over HTTPS on the LAN, for vendors (bearer tokens); the CLI's unix socket is always on."""
+
+    enabled: bool = True
+    listen: str | None = Field(
+        None, description="default: sip.listen, or the LAN address (the default route's) when that is every address"
+    )
+    port: int = Field(8443, ge=0, le=65535, description="0 picks a free port")
+    certificate: Path | None = Field(
+        None, description="PEM chain; default: the SIP TLS certificate (or Lifeline's own)"
+    )
+    private_key: Path | None = Field(None, description="PEM key of certificate")
+    # Failed authentications per source address: the address is refused (429) for a time that doubles per block.
+    auth_failures: int = Field(10, ge=1, le=1000, description="failed authentications from one address that block it")
+    auth_window_s: float = Field(60.0, ge=1, le=86400, description="how long a failure counts towards a block")
+    auth_block_s: float = Field(
+        60.0, ge=1, le=86400, description="the first block; each further one within a day doubles"
+    )
+    auth_block_max_s: float = Field(3600.0, ge=1, le=604800, description="the longest block")
+
+    @field_validator("listen")
+    @classmethod
+    def _lan_only(cls, value: str | None) -> str | None:
+        if value is not None and ipaddress.ip_address(value).is_unspecified:
+            raise ValueError("must be one address of this box (the API is for the LAN), not every address")
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> ApiConfig:
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("certificate and private_key go together (or neither: the SIP TLS certificate is used)")
+        if self.auth_block_max_s < self.auth_block_s:
+            raise ValueError(
+                f"auth_block_max_s ({self.auth_block_max_s}) must not be shorter than"
+                f" auth_block_s ({self.auth_block_s})"
+            )
         return self
 
 
@@ -463,6 +562,18 @@ class Config(_Section):
     trunk: TrunkConfig = TrunkConfig()
     emergency: EmergencyConfig = EmergencyConfig()
     backup: BackupConfig = BackupConfig()
+    api: ApiConfig = ApiConfig()
+    drill: DrillConfig = DrillConfig()
+
+    @field_validator("drill")
+    @classmethod
+    def _not_a_real_emergency_number(cls, value: DrillConfig, info: ValidationInfo) -> DrillConfig:
+        # The drill dials emergency_test_number for real: it must never be the country's emergency number.
+        trunk = info.data.get("trunk")
+        number = value.emergency_test_number
+        if number is not None and isinstance(trunk, TrunkConfig) and number in trunk.emergency_list:
+            raise ValueError(f"emergency_test_number {number!r} is a real emergency number in {trunk.country}")
+        return value
 
     @property
     def data_dir(self) -> Path:

@@ -96,6 +96,7 @@ def referenced_files(config: Config) -> list[tuple[str, Path]]:
         ("alerts.webhook_secret_file", config.alerts.webhook_secret_file),
         ("alerts.webhook_ca_file", config.alerts.webhook_ca_file),
         ("health.api_ca_file", config.health.api_ca_file),
+        ("cloud.ca_file", config.cloud.ca_file),
         ("mirror.ca_file", config.mirror.ca_file),
     ]
     found += [(f"trunk.modems[{m.name}].sim_pin_file", m.sim_pin_file) for m in config.trunk.modems]

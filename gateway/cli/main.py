@@ -14,7 +14,17 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway import config as config_mod
-from gateway.cli import backup_cmd, cdr_cmd, config_cmd, doctor_cmd, mirror_cmd, trunk_cmd
+from gateway.cli import (
+    backup_cmd,
+    cdr_cmd,
+    config_cmd,
+    doctor_cmd,
+    drill_cmd,
+    firewall_cmd,
+    mirror_cmd,
+    token_cmd,
+    trunk_cmd,
+)
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.mode import Override
@@ -56,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     trunk_cmd.add_parser(sub)
     backup_cmd.add_parser(sub)
     doctor_cmd.add_parser(sub)
+    drill_cmd.add_parser(sub)
     config_cmd.add_parser(sub)
+    token_cmd.add_parser(sub)
+    firewall_cmd.add_parser(sub)
     return parser
 
 
@@ -90,6 +103,10 @@ def _print_status(data: dict[str, Any]) -> None:
     print(f"extensions:    {data['extensions']}")
     print("\n".join(mirror_cmd.status_lines(data.get("mirror"))))
     for line in trunk_cli.status_lines(data.get("trunk")):
+        print(line)
+    for line in drill_cmd.status_lines(data.get("drill")):
+        print(line)
+    for line in token_cmd.status_lines(data.get("api")):
         print(line)
     for key, value in data["paths"].items():
         print(f"{key + ':':15}{value}")
@@ -270,10 +287,16 @@ def _run(argv: list[str] | None) -> int:
             return cdr_cmd.run(args, config)
         if args.command == "trunk":
             return trunk_cmd.run(args, config)
+        if args.command == "token":
+            return token_cmd.run(args, config)
         if args.command == "backup":
             return backup_cmd.run(args, config, config_path)
         if args.command == "doctor":
             return doctor_cmd.run(args, config, config_path)
+        if args.command == "drill":
+            return drill_cmd.run(args, config)
+        if args.command == "firewall":
+            return firewall_cmd.run(args, config)
         return _cmd_extensions(args, config)
     except ImportRowsError as err:
         print(f"lifeline: {err}", file=sys.stderr)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,9 +14,11 @@ from urllib.parse import urlsplit
 import structlog
 
 from gateway.config import Config
+from gateway.core.fallback import FallbackTimers, RttEstimator, fallback_timers
 from gateway.core.mode import Mode, ModeController
 from gateway.core.probes import DnsProbe, HttpsProbe, LanProbe, Probe, ProbeResult, SipOptionsProbe, is_ip
 from gateway.sip.options import SipTarget
+from gateway.sip.tls import cloud_ca_list
 
 log = structlog.get_logger("health")
 
@@ -83,7 +86,11 @@ def diagnose(sip: bool | None, api: bool | None, dns: bool | None, lan: bool | N
 def build_probes(config: Config) -> tuple[SipOptionsProbe | None, list[Probe]]:
     """The probes this configuration calls for."""
     health = config.health
-    sip = SipOptionsProbe(config.cloud.sbc, health.sip_timeout_s) if config.cloud.sbc else None
+    sip = None
+    if config.cloud.sbc:
+        # Over TLS, checked as Kamailio checks it: a probe that trusts what Kamailio refuses says "up" wrongly.
+        ca_file, verify = cloud_ca_list(config), config.cloud.tls_verify
+        sip = SipOptionsProbe(config.cloud.sbc, health.sip_timeout_s, ca_file=ca_file, verify=verify)
     others: list[Probe] = []
     hosts = []
     if config.cloud.sbc:
@@ -115,6 +122,11 @@ class HealthMonitor:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._hurry = asyncio.Event()
+        # The per-request fallback's wait follows the cloud's round trip (gateway.core.fallback).
+        self.rtt = RttEstimator()
+        self.fallback = fallback_timers(self.rtt, config.fallback, suspect=False)
+        self._fallback_config = config.fallback
+        self.on_fallback: Callable[[FallbackTimers], Awaitable[None]] | None = None
 
     def where(self) -> str:
         """Where the break is, from the latest probe results."""
@@ -125,7 +137,12 @@ class HealthMonitor:
 
     def status(self) -> dict[str, Any]:
         """Each probe's last result, RTT and loss, and the diagnosis."""
-        return {"where": self.where(), "probes": {name: s.as_dict() for name, s in self.stats.items()}}
+        return {
+            "where": self.where(),
+            "probes": {name: s.as_dict() for name, s in self.stats.items()},
+            "fallback_wait_ms": self.fallback.wait_ms,
+            "cloud_srtt_ms": None if self.rtt.srtt_ms is None else round(self.rtt.srtt_ms, 1),
+        }
 
     def evidence(self) -> dict[str, Any]:
         """What a mode change is recorded with."""
@@ -171,12 +188,27 @@ class HealthMonitor:
 
     async def _sip_once(self, probe: SipOptionsProbe) -> None:
         result = await probe.check()
-        self.stats[probe.name].add(result)
+        stats = self.stats[probe.name]
+        stats.add(result)
         if not result.ok:
             log.info("probe missed", probe=probe.name, detail=result.detail)
+        elif result.rtt_ms is not None:
+            self.rtt.add(result.rtt_ms)
+        await self._update_fallback(suspect=stats.misses > 0)
         await self.controller.observe_probe(result.ok, self.evidence())
         if self.controller.status().detected is Mode.SUSPECT:
             self._hurry.set()
+
+    async def _update_fallback(self, *, suspect: bool) -> None:
+        timers = fallback_timers(self.rtt, self._fallback_config, suspect=suspect)
+        # Kamailio hears of a change worth an RPC only: more than a tenth, or down to the floor (a miss).
+        moved = abs(timers.wait_ms - self.fallback.wait_ms) > max(20, self.fallback.wait_ms // 10)
+        if timers == self.fallback or not (moved or timers.wait_ms == self._fallback_config.floor_ms):
+            return
+        log.info("fallback wait", old_ms=self.fallback.wait_ms, new_ms=timers.wait_ms, suspect=suspect)
+        self.fallback = timers
+        if self.on_fallback is not None:
+            await self.on_fallback(timers)
 
     async def _others_loop(self) -> None:
         previous = self.where()

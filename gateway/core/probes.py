@@ -70,14 +70,23 @@ class _DatagramAnswer(asyncio.DatagramProtocol):
 
 
 class SipOptionsProbe:
-    """OPTIONS to the cloud SBC; any 2xx–4xx answer means alive (a 404 or 403 is still an answer)."""
+    """OPTIONS to the cloud SBC; any 2xx–4xx answer means alive (a 404 or 403 is still an answer).
+
+    Over TLS the SBC's certificate must lead to ca_file (None: the system's CAs), the bundle Kamailio
+    checks its own connection against (gateway.sip.tls.cloud_tls), and name the SBC's host, which
+    Kamailio 5.6 does not check: a wrong name makes the cloud "down". verify=False checks neither.
+    """
 
     kind = "sip"
 
-    def __init__(self, uri: str, timeout: float, name: str = "cloud-sip") -> None:
+    def __init__(
+        self, uri: str, timeout: float, name: str = "cloud-sip", *, ca_file: Path | None = None, verify: bool = True
+    ) -> None:
         self.name = name
         self.target = SipTarget.from_uri(uri)
         self.timeout = timeout
+        self.ca_file, self.verify = ca_file, verify
+        self._ssl: ssl.SSLContext | None = None
         self._address: str | None = self.target.host if is_ip(self.target.host) else None
         self._resolved_at = 0.0
 
@@ -131,8 +140,17 @@ class SipOptionsProbe:
         finally:
             transport.close()
 
+    def _context(self) -> ssl.SSLContext:
+        # Made on first use (loading a CA bundle takes a while) and kept; a missing file fails the probe.
+        if self._ssl is None:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            if not self.verify:
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            self._ssl = context
+        return self._ssl
+
     async def _stream(self, address: str) -> int:
-        context = ssl.create_default_context() if self.target.transport == "tls" else None
+        context = self._context() if self.target.transport == "tls" else None
         reader, writer = await asyncio.open_connection(
             address, self.target.port, ssl=context, server_hostname=self.target.host if context else None
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.errors import RpcError, SipError
 from gateway.mirror.records import Extension
-from gateway.sip.render import KamailioTemplate, find_module_path, kamailio_command
+from gateway.sip.render import KamailioTemplate, find_module_path, free_port, kamailio_command
 from gateway.sip.rpc import KamailioRpc
 
 
@@ -32,8 +32,16 @@ class LabCloud:
         children: int = 4,
         debug: int = 1,
         prefix: tuple[str, ...] = (),
+        delay_ms: tuple[int, int] = (0, 0),
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.workdir = workdir
+        # (certificate chain, private key) PEM files: the cloud also listens for TLS on tls_port.
+        self.tls = tls
+        self.tls_port = free_port(host) if tls is not None else 0
+        self.tls_cfg_path = workdir / "cloud-tls.cfg"
+        # (round trip, jitter) a far-away cloud adds: every request is handled that late (no netem here).
+        self.delay_ms = delay_ms
         self.host, self.port, self.realm = host, port, realm
         self.children, self.debug = children, debug
         self.prefix = prefix  # e.g. ("ip", "netns", "exec", NAME) to run inside a namespace
@@ -54,6 +62,12 @@ class LabCloud:
     def uri(self) -> str:
         """The SIP URI phones and Lifeline send to."""
         return f"sip:{self.host}:{self.port}"
+
+    @property
+    def tls_uri(self) -> str:
+        """The SIP URI of the TLS listener (a certificate for the IP address: no name resolves to it)."""
+        assert self.tls is not None, "a lab cloud made without tls"
+        return f"sip:{self.host}:{self.tls_port};transport=tls"
 
     def add_subscribers(self, extensions: Iterable[Extension]) -> None:
         """Provision these extensions' HA1 in the cloud's own table."""
@@ -77,6 +91,8 @@ class LabCloud:
                 rpc_socket=self.rpc.server,
                 db_path=self.db_path,
                 nonce_secret=secrets.token_hex(16),
+                delay_defines=self._delay_defines(),
+                tls_section=self._tls_section(),
             )
         )
         if self.rpc.server.exists():
@@ -100,6 +116,27 @@ class LabCloud:
                 time.sleep(0.1)
         self.stop()
         raise SipError(f"lab cloud did not start; see {self.log_path}:\n{self.log_path.read_text()[-2000:]}")
+
+    def _tls_section(self) -> str:
+        if self.tls is None:
+            return ""
+        certificate, key = self.tls
+        # The cloud needs no client certificate, and reaches Lifeline's own TLS listener unchecked.
+        self.tls_cfg_path.write_text(
+            f"[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+            f"certificate = {certificate}\nprivate_key = {key}\n\n"
+            "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+        )
+        return (
+            f"enable_tls=yes\nlisten=tls:{self.host}:{self.tls_port}\n"
+            f'loadmodule "tls.so"\nmodparam("tls", "config", "{self.tls_cfg_path}")'
+        )
+
+    def _delay_defines(self) -> str:
+        rtt, jitter = self.delay_ms
+        if rtt <= 0:
+            return ""
+        return f"#!define DELAY_US {rtt * 1000}\n#!define JITTER_US {min(jitter, rtt) * 1000}"
 
     def pause(self) -> None:
         """Freeze every cloud process: it stops answering, as a hung or cut-off cloud does."""

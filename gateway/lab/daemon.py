@@ -32,6 +32,8 @@ class LifelineProcess:
         config.setdefault("log", {}).setdefault("format", "json")
         # The lab never pings the host's real default gateway: only what a test built is probed.
         config.setdefault("health", {}).setdefault("lan_target", "off")
+        # The network API on a free port: daemons of parallel tests (and a real one) never collide on 8443.
+        config.setdefault("api", {}).setdefault("port", 0)
         self.config_path = workdir / "lifeline.toml"
         self.config_path.write_text(to_toml(config))
         self.log_path = workdir / "lifeline.log"

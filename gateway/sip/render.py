@@ -15,7 +15,7 @@ from pathlib import Path
 from gateway.config import SIP_URI, Config
 from gateway.errors import SipError
 from gateway.numbering import emergency_pattern
-from gateway.sip.tls import TlsFiles
+from gateway.sip.tls import TlsFiles, cloud_server_name
 
 MODULE_DIRS = (
     "/usr/lib/*/kamailio/modules",
@@ -50,6 +50,7 @@ class RenderInputs:
     cloud_host_ip: str | None
     keys: EdgeKeys
     tls: TlsInputs | None = None  # required when sip.transports has tls
+    cloud_timers: tuple[int, int] | None = None  # (wait, T1) ms for the cloud's INVITE; None: the configured wait
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,10 @@ def render(config: Config, inputs: RenderInputs) -> str:
             f'#!define CLOUD_URI "{config.cloud.sbc}"\n'
             f'#!define CLOUD_HOST "{inputs.cloud_host_ip}"'
         )
+        server_name = cloud_server_name(config)
+        if tls and server_name is not None:
+            # SNI on the connection to the cloud: the tls module sends none of its own (route[TO_CLOUD]).
+            cloud += f'\n#!define CLOUD_SNI "{server_name}"'
     if config.mirror.learned:
         cloud += "\n#!define WITH_LEARNED"
     survival_expires = config.survival.register_expires
@@ -140,11 +145,13 @@ def render(config: Config, inputs: RenderInputs) -> str:
         "trunk": "#!define EMERGENCY_TRUNK",
         "cloud-then-trunk": f"#!define EMERGENCY_CLOUD_MS {config.emergency.cloud_timeout_ms}",
     }[config.emergency.normal]
+    wait_ms, t1_ms = inputs.cloud_timers or (config.fallback.invite_timeout_ms, 500)
     return template.substitute(
         cloud_defines=cloud,
         tls_defines=tls,
         realm=config.cloud.realm,
-        fallback_ms=config.fallback.invite_timeout_ms,
+        cloud_wait_ms=wait_ms,
+        cloud_t1_ms=t1_ms,
         auth_column="ha1_sha256" if sip.auth_algorithm == "SHA-256" else "ha1",
         algorithm=sip.auth_algorithm,
         debug=sip.debug,

@@ -18,9 +18,10 @@ import structlog
 from gateway.config import Config
 from gateway.errors import RpcError, SipError
 from gateway.fsmode import write_private
+from gateway.sip.options import SipTarget
 from gateway.sip.render import EdgeKeys, RenderInputs, TlsInputs, find_module_path, kamailio_command, render
 from gateway.sip.rpc import KamailioRpc
-from gateway.sip.tls import tls_config
+from gateway.sip.tls import cloud_tls, tls_config
 
 log = structlog.get_logger("kamailio")
 
@@ -102,6 +103,7 @@ class KamailioSupervisor:
         self.tls = tls
         self.port = port
         self.cloud_host_ip = cloud_host_ip
+        self.cloud_timers: tuple[int, int] | None = None  # set by the health monitor as the RTT is learnt
         self._survival = survival
         self.cfg_path = config.run_dir / "kamailio.cfg"
         self.rpc = KamailioRpc(config.run_dir / "kamailio-rpc.sock")
@@ -136,13 +138,18 @@ class KamailioSupervisor:
             cloud_host_ip=self.cloud_host_ip,
             keys=self._keys,
             tls=self.tls,
+            cloud_timers=self.cloud_timers,
         )
         write_private(self.cfg_path, render(self.config, inputs))  # 0600 from its first byte: it holds a secret
         if self.tls is not None:
-            write_private(self.tls.config_path, tls_config(self.tls.files))
+            write_private(self.tls.config_path, tls_config(self.tls.files, cloud_tls(self.config)))
 
     async def start(self) -> None:
         """Start Kamailio and wait until it answers RPC; SipError if it cannot."""
+        cloud_tls(self.config)  # a missing cloud.ca_file stops the start, TLS listener or not
+        sbc = self.config.cloud.sbc
+        if sbc is not None and SipTarget.from_uri(sbc).transport == "tls" and not self.config.cloud.tls_verify:
+            log.warning("the cloud's TLS certificate is not checked (cloud.tls_verify = false)", sbc=sbc)
         await self._spawn("start")
         self._watch = asyncio.create_task(self._supervise(), name="kamailio-supervisor")
         self._edge_watch = asyncio.create_task(self._watch_edge(), name="kamailio-edge")
@@ -221,6 +228,15 @@ class KamailioSupervisor:
             except SipError as err:
                 log.error("kamailio restart failed", error=str(err))
                 backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def set_cloud_timers(self, wait_ms: int, t1_ms: int) -> None:
+        """The per-request fallback's wait for the cloud's first answer, and tm's first resend to it."""
+        self.cloud_timers = (wait_ms, t1_ms)  # a restarted Kamailio renders them
+        try:
+            await self.rpc.call("pv.shvSet", "cloud_wait", "int", wait_ms)
+            await self.rpc.call("pv.shvSet", "cloud_t1", "int", t1_ms)
+        except RpcError as err:
+            log.warning("fallback wait not pushed to kamailio", error=str(err), state=self.state.value)
 
     async def apply_mode(self, survival: bool) -> None:
         """Flip Kamailio between relaying to the cloud and serving locally, without a restart."""

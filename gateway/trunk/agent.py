@@ -38,7 +38,7 @@ from aiohttp import web
 from gateway import config as config_mod
 from gateway import logs
 from gateway.cdr import trunkinfo
-from gateway.config import EmergencyConfig, TrunkConfig, TrunkModemConfig
+from gateway.config import DrillConfig, EmergencyConfig, TrunkConfig, TrunkModemConfig
 from gateway.errors import UserAgentError
 from gateway.fsmode import write_private
 from gateway.pjsafe import SafeCall, UaAccount, UserAgent
@@ -264,11 +264,12 @@ class TrunkAgent:
         data_dir: Path,
         timeouts: Timeouts,
         emergency: EmergencyConfig | None = None,
+        drill: DrillConfig | None = None,
     ) -> None:
         self.config = config
         self.emergency = emergency or EmergencyConfig()
         self.secrets = secrets
-        self.policy = policy_from(config)
+        self.policy = policy_from(config, drill)
         self.ledger = MinutesLedger(data_dir / "trunk-minutes.json")
         self.guard = TrunkGuard()  # calls per minute per extension, and limit trips for the daemon's alerts
         self.timeouts = timeouts
@@ -956,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
     secrets = AgentSecrets(**json.loads(sys.stdin.readline()))
     trunk = config.trunk
     timeouts = Timeouts(command=trunk.command_timeout_s, call=trunk.call_timeout_s, poll=trunk.poll_s)
-    agent = TrunkAgent(config.trunk, secrets, config.data_dir, timeouts, config.emergency)
+    agent = TrunkAgent(config.trunk, secrets, config.data_dir, timeouts, config.emergency, config.drill)
     try:
         asyncio.run(agent.run())
     except TrunkError as err:

@@ -1,4 +1,8 @@
-"""The daemon's JSON API (aiohttp), served on a unix socket for the CLI."""
+"""The daemon's JSON API (aiohttp): on a unix socket for the CLI, and over HTTPS for vendors (gateway.web.network).
+
+Every endpoint has an entry in a route table next to its handlers (gateway.web.routes): the router, the
+network's scope check and the OpenAPI document (gateway.web.openapi) all read it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from aiohttp import web
 
 from gateway.core.mode import Override
 from gateway.errors import LifelineError
+from gateway.web.routes import Body, Route, Scope, add_routes
 
 StatusProvider = Callable[[], Awaitable[dict[str, Any]]]
 OverrideSetter = Callable[[Override, str], Awaitable[None]]
@@ -29,6 +34,56 @@ class MirrorControl(Protocol):
     async def status(self) -> dict[str, Any]:
         """The mirror's status document."""
         ...
+
+
+MIRROR_ROUTES = (
+    Route(
+        "GET",
+        "/api/v1/mirror",
+        "getMirror",
+        Scope.READ,
+        "The directory mirror's status",
+        "Source, health, counts, last good sync and last error of the mirror",
+    ),
+    Route(
+        "POST",
+        "/api/v1/mirror/sync",
+        "syncMirror",
+        Scope.OPERATE,
+        "Start a directory sync now",
+        "Whether a sync was started (false: one already runs), and the mirror's status",
+        status=202,
+        body=Body(
+            "Optional: `full` fetches the whole directory instead of the changes; `allow_empty` accepts an empty "
+            "directory (which deletes every mirrored extension)",
+            {
+                "type": "object",
+                "properties": {"full": {"type": "boolean"}, "allow_empty": {"type": "boolean"}},
+            },
+            required=False,
+        ),
+        errors={400: "The body is not a JSON object"},
+    ),
+    Route(
+        "POST",
+        "/api/v1/mirror/webhook",
+        "mirrorWebhook",
+        Scope.WEBHOOK,
+        "A vendor says its directory changed: pull now",
+        "Accepted: a pull starts as soon as possible",
+        status=202,
+        description=(
+            "Any body is accepted and only logged (`action` or `type`); the pull itself is authenticated against "
+            "the directory. A token of scope `webhook` may call this endpoint and nothing else: give that one to "
+            "the vendor's webhook configuration."
+        ),
+        body=Body(
+            "Optional: the vendor's notification",
+            {"type": "object", "properties": {"action": {"type": "string"}, "type": {"type": "string"}}},
+            required=False,
+        ),
+    ),
+)
 
 
 def add_mirror_routes(app: web.Application, mirror: MirrorControl) -> None:
@@ -57,9 +112,7 @@ def add_mirror_routes(app: web.Application, mirror: MirrorControl) -> None:
         mirror.trigger(f"vendor webhook: {what}")
         return web.json_response({"accepted": True}, status=202)
 
-    app.router.add_get("/api/v1/mirror", get_mirror)
-    app.router.add_post("/api/v1/mirror/sync", post_sync)
-    app.router.add_post("/api/v1/mirror/webhook", post_webhook)
+    add_routes(app, MIRROR_ROUTES, {"getMirror": get_mirror, "syncMirror": post_sync, "mirrorWebhook": post_webhook})
 
 
 class TrunkControl(Protocol):
@@ -72,6 +125,44 @@ class TrunkControl(Protocol):
     async def send_sms(self, numbers: list[str], text: str) -> dict[str, str]:
         """Send text to each number; per-number result."""
         ...
+
+
+TRUNK_ROUTES = (
+    Route(
+        "GET",
+        "/api/v1/trunk",
+        "getTrunk",
+        Scope.READ,
+        "The trunk's status",
+        "Modems, calls and minutes of the GSM/LTE/analog trunk",
+        description="Served only when a trunk is configured ([trunk] modems); 404 otherwise.",
+    ),
+    Route(
+        "POST",
+        "/api/v1/trunk/sms",
+        "sendTrunkSms",
+        Scope.OPERATE,
+        "Send a test SMS through the trunk",
+        "The result per number (`sent` or the error)",
+        description="Served only when a trunk is configured ([trunk] modems); 404 otherwise.",
+        body=Body(
+            "The numbers (E.164) and the text",
+            {
+                "type": "object",
+                "required": ["numbers", "text"],
+                "properties": {
+                    "numbers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "pattern": "^\\+[0-9]{6,15}$"},
+                    },
+                    "text": {"type": "string", "minLength": 1, "maxLength": 160},
+                },
+            },
+        ),
+        errors={400: "A number is not in E.164 form, or the text is empty or too long", 503: "The trunk cannot send"},
+    ),
+)
 
 
 def add_trunk_routes(app: web.Application, trunk: TrunkControl) -> None:
@@ -100,8 +191,39 @@ def add_trunk_routes(app: web.Application, trunk: TrunkControl) -> None:
             return web.json_response({"error": str(err)}, status=503)
         return web.json_response({"results": results})
 
-    app.router.add_get("/api/v1/trunk", get_trunk)
-    app.router.add_post("/api/v1/trunk/sms", post_sms)
+    add_routes(app, TRUNK_ROUTES, {"getTrunk": get_trunk, "sendTrunkSms": post_sms})
+
+
+STATUS_ROUTES = (
+    Route(
+        "GET",
+        "/api/v1/status",
+        "getStatus",
+        Scope.READ,
+        "Everything `lifeline status` shows",
+        "Mode, SIP, registrations, health, mirror, call records, trunk, network API, paths and recent events",
+    ),
+    Route(
+        "PUT",
+        "/api/v1/mode",
+        "setMode",
+        Scope.OPERATE,
+        "Set the mode by hand (a drill), or back to automatic",
+        "The status after the change",
+        body=Body(
+            "The override and why (recorded with the change)",
+            {
+                "type": "object",
+                "required": ["mode"],
+                "properties": {
+                    "mode": {"type": "string", "enum": [o.value for o in Override]},
+                    "reason": {"type": "string"},
+                },
+            },
+        ),
+        errors={400: "mode is not one of auto, normal, survival"},
+    ),
+)
 
 
 def build_api(status: StatusProvider, set_override: OverrideSetter) -> web.Application:
@@ -122,6 +244,5 @@ def build_api(status: StatusProvider, set_override: OverrideSetter) -> web.Appli
         await set_override(override, reason)
         return web.json_response(await status())
 
-    app.router.add_get("/api/v1/status", get_status)
-    app.router.add_put("/api/v1/mode", put_mode)
+    add_routes(app, STATUS_ROUTES, {"getStatus": get_status, "setMode": put_mode})
     return app
