@@ -34,8 +34,9 @@ readonly PROVISION_FILE=$BOOT_DIR/lifeline.toml
 # kamailio-tls-modules: TLS for phones on 5061 (sip.transports = [..., "tls"]).
 readonly RUNTIME_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules python3-venv sqlite3 nftables)
 # dnsmasq-base: the outage tests' DNS server inside a namespace (the binary only, no system service).
+# chromium, chromium-driver: the status page's browser test (Selenium drives /usr/bin/chromedriver).
 readonly DEV_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules sip-tester nftables iproute2 sqlite3
-    python3-venv python3-dev build-essential shellcheck dnsmasq-base)
+    python3-venv python3-dev build-essential shellcheck dnsmasq-base chromium chromium-driver)
 # Building pjproject + its SWIG binding on ARM (no pjsua2 wheel there); curl fetches the tarball.
 readonly PJ_BUILD_PACKAGES=(swig libasound2-dev libssl-dev libopus-dev pkg-config curl ca-certificates)
 
@@ -841,6 +842,7 @@ run_doctor() {
     fi
     TODO+=("import the extensions: sudo -u $APP_USER $lifeline --config $CONF_FILE extensions import FILE.csv")
     TODO+=("prove it: hold the front-panel button 3 s (a drill), or: $lifeline mode survival")
+    TODO+=("the status page (https://<this box>:8443/ui/): its admin password: sudo -u $APP_USER $lifeline --config $CONF_FILE admin password")
 }
 
 install_appliance() {

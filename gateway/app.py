@@ -24,7 +24,7 @@ from gateway.core.health import HealthMonitor, build_probes
 from gateway.core.mode import Mode, ModeController, Override
 from gateway.drill.routes import add_drill_routes
 from gateway.drill.service import DrillService
-from gateway.emergency import build_notice, lookup_caller
+from gateway.emergency import build_notice, lookup_caller, notify_extensions
 from gateway.errors import ConfigError, RpcError, SipError
 from gateway.fsmode import private_dir
 from gateway.hw.controller import HardwareController, Health
@@ -37,12 +37,12 @@ from gateway.sip.render import TlsInputs, edge_keys, free_port, resolve_cloud_ho
 from gateway.sip.supervisor import KamailioState, KamailioSupervisor
 from gateway.sip.tls import tls_files
 from gateway.store import Store
-from gateway.trunk.errors import TrunkError
 from gateway.trunk.supervisor import SmsChannel, TrunkSupervisor, limit_event_message
 from gateway.web.api import add_mirror_routes, add_trunk_routes, build_api
 from gateway.web.network import NetworkApi
 from gateway.web.openapi import add_openapi_route
 from gateway.web.tokens import TokenStore, add_token_routes
+from gateway.web.ui.page import StatusPage
 
 log = structlog.get_logger("app")
 
@@ -101,6 +101,17 @@ class App:
         )
         # `lifeline drill`: forced SURVIVAL, checks and a test call, back to automatic, a report.
         self.drill = DrillService(self)
+        # The status page on the network API's site (/ui/): admin password login, live figures, the actions.
+        self.status_page = StatusPage(
+            status=self.status,
+            set_override=self.mode.set_override,
+            drill=self.drill,
+            mirror=self.mirror,
+            store=self.store,
+            limiter=self.network.limiter,
+            health=self.health.status,
+            idle_s=config.api.session_idle_s,
+        )
 
     async def status(self) -> dict[str, Any]:
         """Everything `lifeline status` shows."""
@@ -174,19 +185,12 @@ class App:
 
     async def _on_emergency(self, event: dict[str, Any]) -> None:
         # Someone dialled an emergency number (the agent reports it as the dial goes out): the front
-        # desk by SIP MESSAGE first, then administrators by SMS and the webhook (urgent alerts).
+        # desk by SIP MESSAGE and ring first, then administrators by SMS and the webhook (urgent alerts).
         caller = await asyncio.to_thread(lookup_caller, self.store, str(event.get("extension") or ""))
         when = self.cdr.clock.from_wall(float(event["at"])).ts  # the network's time when NTP is gone
         notice = build_notice(event, caller, when)
-        notify = list(self.config.emergency.notify)
-        if notify and self.trunk is not None:
-            try:
-                results = await self.trunk.send_message(notify, notice.text)
-            except TrunkError as err:
-                results = dict.fromkeys(notify, str(err))
-            notice.data["notified"] = results
-            if any(result != "sent" for result in results.values()):
-                log.error("emergency notification not sent to every extension", results=results)
+        if (self.config.emergency.notify or self.config.emergency.ring) and self.trunk is not None:
+            notice.data["notified"] = await notify_extensions(self.trunk, self.config.emergency, notice)
         await self.alerts.raise_alert(Alert.new("emergency.call", notice.data))
         await asyncio.to_thread(self.store.add_event, "emergency", notice.summary, notice.data)
 
@@ -287,6 +291,8 @@ class App:
         from gateway.web.metrics import add_metrics_routes
 
         add_metrics_routes(api, self.status)
+        self.status_page.install(api)
+        await self.status_page.start()
         runner = web.AppRunner(api, access_log=None)
         await runner.setup()
         sock = self.config.api_socket
@@ -330,6 +336,7 @@ class App:
             await self.hw.stop()
         await self.health.stop()
         await self.alerts.stop()
+        await self.status_page.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.trunk is not None:

@@ -435,6 +435,10 @@ class EmergencyConfig(_Section):
     notify: tuple[str, ...] = Field(
         (), description="extensions (front desk, security) that get a SIP MESSAGE the moment one is dialled"
     )
+    ring: tuple[str, ...] = Field(
+        (), description="extensions rung the moment one is dialled, the caller on the display; answered: an alert tone"
+    )
+    ring_s: int = Field(30, ge=1, le=300, description="how long the ring extensions ring before it is cancelled")
     callback_window_s: int = Field(
         1800, ge=0, le=86400, description="a call to the SIM this long after an emergency call rings its caller, 0: off"
     )
@@ -451,7 +455,7 @@ class EmergencyConfig(_Section):
         1000, ge=100, le=10000, description="cloud-then-trunk: the cloud's first reply must come within this"
     )
 
-    @field_validator("notify")
+    @field_validator("notify", "ring")
     @classmethod
     def _extensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
@@ -525,6 +529,8 @@ class ApiConfig(_Section):
         60.0, ge=1, le=86400, description="the first block; each further one within a day doubles"
     )
     auth_block_max_s: float = Field(3600.0, ge=1, le=604800, description="the longest block")
+    # The status page (/ui/ on the same site): a login session ends after this long unused.
+    session_idle_s: float = Field(1800.0, ge=10, le=86400, description="a status page session unused this long ends")
 
     @field_validator("listen")
     @classmethod

@@ -1,4 +1,4 @@
-"""What an emergency call tells people: the front desk's SIP MESSAGE, the administrators' SMS, the webhook.
+"""What an emergency call tells people: the front desk's SIP MESSAGE and ring, the administrators' SMS, the webhook.
 
 The trunk agent reports the call the moment it is dialled (its /emergency-events long poll); the
 daemon adds who called and from where out of the directory, and sends the notice on every channel.
@@ -6,11 +6,18 @@ daemon adds who called and from where out of the directory, and sends the notice
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import structlog
+
+from gateway.config import EmergencyConfig
 from gateway.store import Store
+from gateway.trunk.errors import TrunkError
+
+log = structlog.get_logger("emergency")
 
 SMS_CHARS = 150  # one SMS (160) less the "Lifeline: " the SMS channel puts in front
 
@@ -59,6 +66,7 @@ class Notice:
     text: str  # the SIP MESSAGE to the front desk: every detail, one per line
     summary: str  # one SMS
     data: dict[str, Any]  # the webhook's data (and the status page's event)
+    display: str = ""  # a rung phone's display (emergency.ring); the agent trims and quotes it
 
 
 def build_notice(event: dict[str, Any], caller: Caller, when: float) -> Notice:
@@ -105,4 +113,58 @@ def build_notice(event: dict[str, Any], caller: Caller, when: float) -> Notice:
         "problem": event.get("problem"),
         "preempted": bool(event.get("preempted")),
     }
-    return Notice("\n".join(lines), summary[:SMS_CHARS], data)
+    return Notice("\n".join(lines), summary[:SMS_CHARS], data, ring_display(number, caller))
+
+
+def ring_display(number: str, caller: Caller) -> str:
+    """`EMERGENCY 112: 1001 Alice Example, Floor 2 Room 204`: floor and room first (the desk knows the address)."""
+    parts = [f"Floor {caller.floor}" if caller.floor else "", f"Room {caller.room}" if caller.room else ""]
+    where = " ".join(p for p in parts if p) or caller.address
+    who = f"{caller.extension} {caller.name}".strip()
+    return f"EMERGENCY {number}: {who}" + (f", {where}" if where else "")
+
+
+class Trunk(Protocol):
+    """What notify_extensions needs of the trunk (gateway.trunk.supervisor.TrunkSupervisor)."""
+
+    async def send_message(self, extensions: list[str], text: str) -> dict[str, str]:
+        """SIP MESSAGEs, per-extension result."""
+
+    async def ring(self, extensions: list[str], display: str, caller: str, ring_s: int) -> dict[str, str]:
+        """A ring, per-extension first reply."""
+
+
+RING_OK = ("ringing", "answered", "no reply yet")
+
+
+async def notify_extensions(trunk: Trunk, config: EmergencyConfig, notice: Notice) -> dict[str, str]:
+    """The SIP MESSAGE to config.notify and the ring of config.ring, at once; the notice's `notified`.
+
+    Keys: each notify extension ("sent" or why not), and "ring:" + each ring extension (its phone's
+    first reply: "ringing", or the refusal such as "480 Temporarily Unavailable"). Never raises.
+    """
+
+    async def message() -> dict[str, str]:
+        if not config.notify:
+            return {}
+        try:
+            return await trunk.send_message(list(config.notify), notice.text)
+        except TrunkError as err:
+            return dict.fromkeys(config.notify, str(err))
+
+    async def ring() -> dict[str, str]:
+        if not config.ring:
+            return {}
+        extension = str(notice.data.get("extension") or "")
+        try:
+            rung = await trunk.ring(list(config.ring), notice.display, extension, config.ring_s)
+        except TrunkError as err:
+            rung = dict.fromkeys(config.ring, str(err))
+        return {f"ring:{ext}": result for ext, result in rung.items()}
+
+    sent, rung = await asyncio.gather(message(), ring())
+    if any(result != "sent" for result in sent.values()):
+        log.error("emergency notification not sent to every extension", results=sent)
+    if any(result not in RING_OK for result in rung.values()):
+        log.error("emergency ring did not reach every extension", results=rung)
+    return {**sent, **rung}

@@ -65,6 +65,12 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         # One write per line (message and newline together): the daemon, its agent and Kamailio's relay
         # share one log file, and print()'s two writes let another process's line land in between.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=_current_stderr,
         cache_logger_on_first_use=False,
     )
+
+
+def _current_stderr(*_args: object) -> structlog.WriteLogger:
+    # Whatever sys.stderr is at the time of the line, not when configure() ran: a caller that swaps it
+    # (a test capturing output, a daemon redirecting it) must never leave the log writing to a closed file.
+    return structlog.WriteLogger(sys.stderr)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from phonenumbers import shortnumberinfo
 
-from gateway.cdr.capture import Capture, acc_path
+from gateway.cdr.acc import acc_path
+from gateway.cdr.capture import Capture
 from gateway.cdr.clock import BestClock, FakeClockSource
 from gateway.cdr.records import ClockKind
 from gateway.config import TrunkConfig, parse

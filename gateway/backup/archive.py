@@ -36,7 +36,8 @@ from typing import Any
 
 from gateway import __version__
 from gateway import config as config_mod
-from gateway.cdr.capture import CURSOR_KEY, acc_path
+from gateway.cdr.acc import acc_path
+from gateway.cdr.capture import CURSOR_KEY
 from gateway.config import Config
 from gateway.errors import BackupError, LifelineError
 from gateway.fsmode import SQLITE_SUFFIXES, private_database, private_dir, write_private

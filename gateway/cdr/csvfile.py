@@ -9,10 +9,13 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.cdr.records import CdrRecord, Disposition
 from gateway.cdr.sinks import Ack, AckStatus, SinkError
+
+if TYPE_CHECKING:
+    from gateway.store import Store
 
 MASTER_CSV_COLUMNS = (
     "clid",
@@ -80,6 +83,18 @@ def master_csv(records: Iterable[CdrRecord]) -> str:
     for record in records:
         writer.writerow(master_csv_row(record))
     return out.getvalue()
+
+
+def export_final(store: Store, since: float = 0.0) -> tuple[int, str]:
+    """The final records that started after `since` as Master.csv text, oldest first: (how many, the text).
+
+    `lifeline cdr export` and the status page's download.
+    """
+    with store.read() as conn:
+        cursor = conn.execute("SELECT * FROM cdrs WHERE state = 'final' AND start_ts >= ? ORDER BY seq", [since])
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    return len(rows), master_csv(CdrRecord.from_row(r) for r in rows)
 
 
 def write_durably(path: Path, text: str) -> None:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cdr.csvfile import master_csv, write_durably
-from gateway.cdr.records import CdrRecord, iso
+from gateway.cdr.csvfile import export_final, write_durably
+from gateway.cdr.records import iso
 from gateway.cdr.service import purge
 from gateway.config import Config
 from gateway.logs import mask_number
@@ -58,13 +58,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print(f"purged {purge(store, days)} delivered record(s) older than {days:g} day(s)")
             return 0
         if args.cdr_command == "export":
-            rows = _rows(store, "SELECT * FROM cdrs WHERE state = 'final' AND start_ts >= ? ORDER BY seq", [args.since])
-            text = master_csv(CdrRecord.from_row(r) for r in rows)
+            count, text = export_final(store, args.since)
             if args.out is None:
                 sys.stdout.write(text)
             else:
                 write_durably(args.out, text)
-                print(f"exported {len(rows)} record(s) to {args.out}", file=sys.stderr)
+                print(f"exported {count} record(s) to {args.out}", file=sys.stderr)
             return 0
         limit = args.limit or -1  # SQLite: a negative LIMIT means none
         rows = _rows(store, "SELECT * FROM (SELECT * FROM cdrs ORDER BY seq DESC LIMIT ?) ORDER BY seq", [limit])

@@ -15,6 +15,7 @@ from typing import Any
 from gateway import __version__, logs
 from gateway import config as config_mod
 from gateway.cli import (
+    admin_cmd,
     backup_cmd,
     cdr_cmd,
     config_cmd,
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     config_cmd.add_parser(sub)
     token_cmd.add_parser(sub)
     firewall_cmd.add_parser(sub)
+    admin_cmd.add_parser(sub)
     return parser
 
 
@@ -297,6 +299,8 @@ def _run(argv: list[str] | None) -> int:
             return drill_cmd.run(args, config)
         if args.command == "firewall":
             return firewall_cmd.run(args, config)
+        if args.command == "admin":
+            return admin_cmd.run(args, config)
         return _cmd_extensions(args, config)
     except ImportRowsError as err:
         print(f"lifeline: {err}", file=sys.stderr)

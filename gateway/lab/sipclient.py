@@ -115,17 +115,18 @@ class SipClient:
         call_id: str | None = None,
         cseq: int = 1,
         to_tag: str | None = None,
+        from_tag: str | None = None,
         headers: tuple[str, ...] = (),
         body: str = "",
     ) -> str:
-        """The text of a request from this socket (a new branch each time)."""
+        """The text of a request from this socket (a new branch each time; a new From tag unless given)."""
         host, port = self.local
         branch = "z9hG4bK" + secrets.token_hex(8)
         lines = [
             f"{method} {uri} SIP/2.0",
             f"Via: SIP/2.0/UDP {host}:{port};rport;branch={branch}",
             "Max-Forwards: 70",
-            f"From: {from_uri};tag={secrets.token_hex(4)}",
+            f"From: {from_uri};tag={from_tag or secrets.token_hex(4)}",
             f"To: {to_uri}" + (f";tag={to_tag}" if to_tag else ""),
             f"Call-ID: {call_id or secrets.token_hex(12)}",
             f"CSeq: {cseq} {method}",

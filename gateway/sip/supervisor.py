@@ -18,6 +18,7 @@ import structlog
 from gateway.config import Config
 from gateway.errors import RpcError, SipError
 from gateway.fsmode import write_private
+from gateway.sip.location import prepare_location
 from gateway.sip.options import SipTarget
 from gateway.sip.render import EdgeKeys, RenderInputs, TlsInputs, find_module_path, kamailio_command, render
 from gateway.sip.rpc import KamailioRpc
@@ -158,6 +159,8 @@ class KamailioSupervisor:
         self._set_state(KamailioState.STARTING, reason)
         # Rendered on every start so a restart comes up in the current mode at once.
         self._write_config()
+        # usrloc loads the bindings it wrote back before a restart (or makes its file on the first start).
+        await asyncio.to_thread(prepare_location, self.config.db_path)
         with contextlib.suppress(FileNotFoundError):
             self.rpc.server.unlink()
         args = kamailio_command(self.config.sip.kamailio, self.cfg_path, self.config.run_dir)

@@ -43,6 +43,7 @@ from gateway.errors import UserAgentError
 from gateway.fsmode import write_private
 from gateway.pjsafe import SafeCall, UaAccount, UserAgent
 from gateway.sip.stamp import stamped_call
+from gateway.trunk.alerting import EmergencyRinger
 from gateway.trunk.bridge import ModemBridge
 from gateway.trunk.call import CallEvent, CallState, EndReason
 from gateway.trunk.dialplan import decide, policy_from
@@ -285,6 +286,7 @@ class TrunkAgent:
         self._callbacks: dict[str, tuple[str, float]] = {}  # modem → (emergency caller, monotonic end of the window)
         self.ua: UserAgent | None = None  # pjsua2, its calls and ports (gateway.pjsafe keeps the lifecycle rules)
         self.account: Account | None = None
+        self.ringer: EmergencyRinger | None = None  # emergency.ring: the daemon's POST /ring
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
 
@@ -301,11 +303,12 @@ class TrunkAgent:
             log.error("agent task failed", error=repr(task.exception()))
 
     def _start_pjsua(self) -> UserAgent:
+        # 16 kHz when a modem delivers it, so its audio is not squeezed through 8 kHz; the
+        # conference bridge resamples the 8 kHz ports (other modems, narrowband calls).
+        clock_rate = 16000 if any(m.wideband for m in self.config.modems) else 8000
         ua = UserAgent(
             "Lifeline trunk agent",
-            # 16 kHz when a modem delivers it, so its audio is not squeezed through 8 kHz; the
-            # conference bridge resamples the 8 kHz ports (other modems, narrowband calls).
-            clock_rate=16000 if any(m.wideband for m in self.config.modems) else 8000,
+            clock_rate=clock_rate,
             ptime_ms=self.config.audio_ptime_ms,
             ec_tail_ms=0,  # GSM modules cancel echo themselves; analog lines get none anyway
         )
@@ -334,6 +337,7 @@ class TrunkAgent:
         account = Account(self, ua)
         ua.add_account(account, acfg)
         self.account = account
+        self.ringer = EmergencyRinger(account, f"{s.sip_host}:{s.sip_port}", s.realm, clock_rate)
         return ua
 
     def _build_modems(self, ua: UserAgent) -> None:
@@ -384,6 +388,8 @@ class TrunkAgent:
             await slot.modem.stop()
         for slot in self.slots:
             slot.bridge.disconnect()
+        if self.ringer is not None:
+            self.ringer.stop()
         if self.ua is not None:
             # Hangs up what is left, lets the BYEs go, takes the bridges out of the conference and
             # destroys every call and port before the library (gateway.pjsafe, rule 5). Before the
@@ -937,6 +943,21 @@ class TrunkAgent:
 
         app.router.add_get("/emergency-events", get_emergency_events)
         app.router.add_post("/message", post_message)
+
+        async def post_ring(request: web.Request) -> web.Response:
+            # emergency.ring: the daemon asks once the emergency call's dial is under way (gateway/trunk/alerting.py).
+            body = await request.json()
+            to, display, caller, ring_s = body.get("to"), body.get("display"), body.get("caller"), body.get("ring_s")
+            if not (isinstance(to, list) and isinstance(display, str) and isinstance(caller, str)) or not (
+                isinstance(ring_s, int | float) and 1 <= ring_s <= 300
+            ):
+                error = "to (list), display, caller and ring_s (1-300) are required"
+                return web.json_response({"error": error}, status=400)
+            if self.ringer is None:
+                return web.json_response({"results": dict.fromkeys(map(str, to), "no SIP account")})
+            return web.json_response({"results": await self.ringer.ring([str(t) for t in to], display, caller, ring_s)})
+
+        app.router.add_post("/ring", post_ring)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         path = self.secrets.control_socket

@@ -256,6 +256,15 @@ class TrunkSupervisor:
         reply = await self.request("POST", "/message", {"to": extensions, "text": text}, limit=5.0)
         return dict(reply["results"])
 
+    async def ring(self, extensions: list[str], display: str, caller: str, ring_s: int) -> dict[str, str]:
+        """Ring extensions for up to ring_s, display and caller in From (the agent's SIP account, through Kamailio).
+
+        Answers with each phone's first reply (ringing, a refusal), within a second (gateway/trunk/alerting.py).
+        """
+        body = {"to": extensions, "display": display, "caller": caller, "ring_s": ring_s}
+        reply = await self.request("POST", "/ring", body, limit=5.0)
+        return dict(reply["results"])
+
     async def _forward_inbox(self) -> None:
         if self.on_sms is None:
             return

@@ -142,6 +142,23 @@ def bearer(header: str | None) -> str | None:
     return value if scheme.lower() == "bearer" and value else None
 
 
+def page_route(request: web.Request) -> bool:
+    """Whether the request is for the status page (gateway.web.ui), which checks its own login and session.
+
+    Decided by the route the router matched (the root redirect, /ui and its pages and static files), not by
+    the raw path; a path under /ui/ that matches nothing gets the router's own 404 or 405.
+    """
+    resource = request.match_info.route.resource
+    if resource is not None:
+        return is_page_path(resource.canonical)
+    return request.match_info.http_exception is not None and request.path.startswith("/ui/")
+
+
+def is_page_path(path: str) -> bool:
+    """Whether a route's path belongs to the status page: /, /ui and what is under /ui/ (not in the API's tables)."""
+    return path in ("/", "/ui") or path.startswith("/ui/")
+
+
 def _from_unix_socket(request: web.Request) -> bool:
     transport = request.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
@@ -189,7 +206,9 @@ class NetworkApi:
 
     async def start(self, runner: web.AppRunner) -> None:
         """Serve runner's app over HTTPS; a failure is logged and shown in the status, SIP service goes on."""
-        self.socket_only = [f"{m} {p}" for m, p in registered(runner.app) if (m, p) not in BY_KEY]
+        # The status page's routes are not the API's: no bearer token, no OpenAPI entry (they check a session).
+        served = [(m, p) for m, p in registered(runner.app) if not is_page_path(p)]
+        self.socket_only = [f"{m} {p}" for m, p in served if (m, p) not in BY_KEY]
         if self.socket_only:
             log.error("routes missing from the API's route table: unix socket only", routes=self.socket_only)
         if not self.api.enabled:
@@ -258,6 +277,8 @@ class NetworkApi:
     async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if _from_unix_socket(request):
             return await handler(request)
+        if page_route(request):
+            return await handler(request)  # the status page: its own login (rate-limited here too) and session
         address = request.remote or "unknown"
         wait = self.limiter.blocked(address)
         if wait:

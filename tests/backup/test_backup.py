@@ -21,7 +21,8 @@ import trustme
 from aiohttp import web
 
 from gateway.backup import archive, crypto, upload
-from gateway.cdr.capture import CURSOR_KEY, acc_path
+from gateway.cdr.acc import acc_path
+from gateway.cdr.capture import CURSOR_KEY
 from gateway.cdr.schema import ACC_TABLE
 from gateway.cli import backup_cmd
 from gateway.cli.main import main

@@ -1,4 +1,4 @@
-"""bench/run_all: its pure parts on saved bench outputs, running fake benches, and --from-logs end to end.
+"""bench/run_all and bench/report_*.py: the pure parts on saved outputs, fake benches, --from-logs end to end.
 
 tests/data/bench holds one output per bench as run_all saves it: register_storm_1.log is a captured run
 of bench/register_storm, the others are shaped after their bench's prints (each file's first line says
@@ -19,6 +19,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from bench.report_anchors import ANCHORS, RATIOS
+from bench.report_charts import chart_panels, make_charts
+from bench.report_markdown import Context, codes_text, met_text, render_report, walls_text
+from bench.report_results import Run, aggregate, aggregate_all, last_json, summary_json, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "run_all"
@@ -45,8 +50,8 @@ def saved(name: str) -> str:
 
 def data_report(rounds: int = 1) -> str:
     runs, _ = run_all.load_logs(DATA, None)
-    ctx = run_all.Context("test", rounds, 366.1, 600.0, {}, "matplotlib is not importable (hidden)")
-    return str(run_all.render_report(run_all.aggregate_all(runs), ctx))
+    ctx = Context("test", rounds, 366.1, 600.0, {}, "matplotlib is not importable (hidden)")
+    return str(render_report(aggregate_all(runs), ctx))
 
 
 def section(report: str, bench: str) -> str:
@@ -71,7 +76,7 @@ def storm_output(rate: float, ratio: float) -> str:
 
 
 def test_the_captured_register_storm_output_gives_its_summary() -> None:
-    summary, why = run_all.last_json(saved("register_storm_1.log") + "\n\n  \n")
+    summary, why = last_json(saved("register_storm_1.log") + "\n\n  \n")
     assert why is None
     assert summary["bench"] == "register_storm" and summary["met"] is True
     assert summary["figures"]["lifeline_register_per_s"] == 6200.3
@@ -92,7 +97,7 @@ def test_the_captured_register_storm_output_gives_its_summary() -> None:
     ],
 )
 def test_an_output_whose_last_line_is_no_summary_has_none(output: str, why: str) -> None:
-    assert run_all.last_json(output) == (None, why)
+    assert last_json(output) == (None, why)
 
 
 def test_the_summary_table_gives_met_exit_codes_and_wall_time_per_bench() -> None:
@@ -154,57 +159,55 @@ def test_the_goal_a_bench_missed_is_marked() -> None:
 
 def test_a_bench_that_printed_no_json_shows_why_and_the_tail_of_its_output() -> None:
     runs, _ = run_all.load_logs(DATA, {"failover"})
-    [result] = run_all.aggregate_all(runs)
+    [result] = aggregate_all(runs)
     assert (result.met, result.failed_runs, result.summaries) == (False, 1, (None,))
     failover = section(data_report(), "failover")
     assert "Round 1 failed: exit 1; no JSON summary: the last line is not JSON." in failover
-    tail = failover.split("```\n", 1)[1].split("```", 1)[0]
-    assert "cut  2: cut→survival  3.87 s" in tail  # stdout first
-    assert tail.rstrip().endswith("AssertionError: the call failed: 486 Busy Here")  # then stderr
+    shown = failover.split("```\n", 1)[1].split("```", 1)[0]
+    assert "cut  2: cut→survival  3.87 s" in shown  # stdout first
+    assert shown.rstrip().endswith("AssertionError: the call failed: 486 Busy Here")  # then stderr
     assert "No figures: no round printed a JSON summary." in failover
     assert "| figure |" not in failover
     assert "Cisco SRST: 3 missed 30 s keepalives ≈ 90 s" in failover
 
 
 def test_rounds_give_medians_every_exit_code_and_met_only_when_every_round_met() -> None:
-    one = run_all.Run("register_storm", 1, saved("register_storm_1.log"), "", 0, 14.37)
-    two = run_all.Run("register_storm", 2, storm_output(4100.0, 0.671), "", 0, 15.1)
+    one = Run("register_storm", 1, saved("register_storm_1.log"), "", 0, 14.37)
+    two = Run("register_storm", 2, storm_output(4100.0, 0.671), "", 0, 15.1)
     progress = "\n".join(saved("register_storm_1.log").splitlines()[1:3]) + "\n"
-    three = run_all.Run("register_storm", 3, progress, "", -2, 300.2, timed_out=True)
-    result = run_all.aggregate("register_storm", [three, one, two])
+    three = Run("register_storm", 3, progress, "", -2, 300.2, timed_out=True)
+    result = aggregate("register_storm", [three, one, two])
     assert [r.round for r in result.runs] == [1, 2, 3]
-    assert run_all.codes_text(result) == "0, 0, timeout"
-    assert run_all.walls_text(result) == "14.4, 15.1, 300.2 s"
+    assert codes_text(result) == "0, 0, timeout"
+    assert walls_text(result) == "14.4, 15.1, 300.2 s"
     assert (result.met, result.met_rounds, result.failed_runs) == (False, 1, 1)
-    assert run_all.met_text(result) == (
+    assert met_text(result) == (
         "**no** (1 of 3 rounds): round 2: its JSON says not met; "
         "round 3: timed out; no JSON summary: the last line is not JSON"
     )
     assert result.section("figures")["lifeline_register_per_s"] == statistics.median([6200.3, 4100.0])
-    ctx = run_all.Context("test", 3, 329.7, 1800.0, {}, None)
-    report = run_all.render_report([result], ctx)
+    ctx = Context("test", 3, 329.7, 1800.0, {}, None)
+    report = render_report([result], ctx)
     assert "| `lifeline_register_per_s` | 5,150.15 | 6,200.3 / 4,100 / — |  |" in report
     assert "| `ratio` | 0.85 | 1.029 / 0.671 / — | ≥ 0.8 ✓ |" in report  # the median; round 2 alone missed
     assert "reported by the bench as `ratio` (median over rounds)" in report
     assert "Figures are medians over 3 rounds" in report
-    assert run_all.summary_json([result], 329.7, 1800.0)["figures"] == {
+    assert summary_json([result], 329.7, 1800.0)["figures"] == {
         "benches": 1,
         "met": 0,
         "failed_runs": 1,
         "wall_s": 329.7,
     }
-    both = run_all.aggregate(
-        "register_storm", [one, run_all.Run("register_storm", 2, storm_output(6100.0, 1.01), "", 0)]
-    )
-    assert (both.met, run_all.met_text(both)) == (True, "yes (2 of 2 rounds)")
-    crashed_after_json = run_all.aggregate("register_storm", [run_all.Run("register_storm", 1, one.stdout, "", 1)])
-    assert (crashed_after_json.met, run_all.met_text(crashed_after_json)) == (False, "**no**: exit 1")
+    both = aggregate("register_storm", [one, Run("register_storm", 2, storm_output(6100.0, 1.01), "", 0)])
+    assert (both.met, met_text(both)) == (True, "yes (2 of 2 rounds)")
+    crashed_after_json = aggregate("register_storm", [Run("register_storm", 1, one.stdout, "", 1)])
+    assert (crashed_after_json.met, met_text(crashed_after_json)) == (False, "**no**: exit 1")
 
 
 def test_run_all_meets_its_goal_only_when_every_bench_met_within_the_wall_time() -> None:
     runs, _ = run_all.load_logs(DATA, None)
-    results = run_all.aggregate_all(runs)
-    assert run_all.summary_json(results, 366.1, 600.0) == {
+    results = aggregate_all(runs)
+    assert summary_json(results, 366.1, 600.0) == {
         "bench": "run_all",
         "figures": {"benches": 6, "met": 4, "failed_runs": 1, "wall_s": 366.1},
         "baseline": {},
@@ -212,8 +215,8 @@ def test_run_all_meets_its_goal_only_when_every_bench_met_within_the_wall_time()
         "met": False,
     }
     good = [r for r in results if r.met]
-    assert run_all.summary_json(good, 599.0, 600.0)["met"] is True
-    assert run_all.summary_json(good, 601.0, 600.0)["met"] is False
+    assert summary_json(good, 599.0, 600.0)["met"] is True
+    assert summary_json(good, 601.0, 600.0)["met"] is False
 
 
 def test_every_bench_is_found_but_run_all_and_the_scenarios() -> None:
@@ -221,8 +224,8 @@ def test_every_bench_is_found_but_run_all_and_the_scenarios() -> None:
     assert {"register_storm", "failover", "emergency", "sip_edge", "mirror", "cdr_sync", "trunk_audio"} <= set(names)
     assert not {"run_all", "scenarios", "__pycache__"} & set(names)
     # The reference and ratio tables name real benches, and every reference names its source.
-    assert set(run_all.ANCHORS) <= set(names) and set(run_all.RATIOS) <= set(names)
-    assert {a.source for anchors in run_all.ANCHORS.values() for a in anchors} == {
+    assert set(ANCHORS) <= set(names) and set(RATIOS) <= set(names)
+    assert {a.source for anchors in ANCHORS.values() for a in anchors} == {
         "vendor documentation",
         "chan_dongle / chan_quectel issue threads",
     }
@@ -267,17 +270,17 @@ def test_benches_run_one_at_a_time_with_a_timeout_and_their_saved_logs_rebuild_t
 
     rebuilt, saved_meta = run_all.load_logs(out, None)
     assert saved_meta["runs"] == meta["runs"]
-    results = {r.bench: r for r in run_all.aggregate_all(rebuilt)}
-    assert {b: run_all.codes_text(r) for b, r in results.items()} == {
+    results = {r.bench: r for r in aggregate_all(rebuilt)}
+    assert {b: codes_text(r) for b, r in results.items()} == {
         "broken": "3",
         "good": "0",
         "long": "0",
         "slow": "timeout",
     }
     assert results["long"].section("figures") == {"args": "--full"}
-    assert run_all.met_text(results["broken"]) == "**no**: exit 3; no JSON summary: the last line is not JSON"
-    assert run_all.met_text(results["slow"]) == "**no**: timed out; no JSON summary: the last line is not JSON"
-    assert run_all.tail(results["broken"].runs[0]) == "starting\nTraceback: boom"
+    assert met_text(results["broken"]) == "**no**: exit 3; no JSON summary: the last line is not JSON"
+    assert met_text(results["slow"]) == "**no**: timed out; no JSON summary: the last line is not JSON"
+    assert tail(results["broken"].runs[0]) == "starting\nTraceback: boom"
 
 
 def hidden_matplotlib(tmp_path: Path) -> dict[str, str]:
@@ -322,26 +325,26 @@ def test_from_logs_writes_the_report_and_says_the_charts_were_skipped(tmp_path: 
 
 def test_a_chart_sets_each_figure_beside_its_baseline_and_goal() -> None:
     runs, _ = run_all.load_logs(DATA, None)
-    results = {r.bench: r for r in run_all.aggregate_all(runs)}
-    assert run_all.chart_panels(results["register_storm"]) == [
+    results = {r.bench: r for r in aggregate_all(runs)}
+    assert chart_panels(results["register_storm"]) == [
         ("lifeline_register_per_s", (("measured", 6200.3), ("baseline", 6023.9))),
         ("ratio", (("measured", 1.029), ("goal ≥", 0.8))),
     ]  # lifeline_failed 0 against 0 is left out: a chart of zeros shows nothing
-    preempt = next(p for p in run_all.chart_panels(results["emergency"]) if p.title == "preempt_invite_to_atd.p99_ms")
+    preempt = next(p for p in chart_panels(results["emergency"]) if p.title == "preempt_invite_to_atd.p99_ms")
     assert preempt.bars == (("measured", 1104.6), ("baseline", 197.5), ("goal ≤", 1000.0))
-    assert run_all.chart_panels(results["failover"]) == []
+    assert chart_panels(results["failover"]) == []
 
 
 def test_charts_are_drawn_when_matplotlib_is_there(tmp_path: Path) -> None:
     runs, _ = run_all.load_logs(DATA, None)
-    results = run_all.aggregate_all(runs)
-    charts, skipped = run_all.make_charts(results, tmp_path)
+    results = aggregate_all(runs)
+    charts, skipped = make_charts(results, tmp_path)
     assert skipped is None
     assert set(charts) == {"cdr_sync", "emergency", "mirror", "register_storm", "trunk_audio"}  # failover: no JSON
     assert all((tmp_path / name).read_bytes().startswith(b"\x89PNG") for name in charts.values())
-    ctx = run_all.Context("test", 1, None, None, charts, None)
+    ctx = Context("test", 1, None, None, charts, None)
     assert "![register_storm: each figure beside its baseline and goal](register_storm.png)" in (
-        run_all.render_report(results, ctx)
+        render_report(results, ctx)
     )
 
 

@@ -6,7 +6,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.cdr.capture import Capture, acc_path
+from gateway.cdr.acc import acc_path
+from gateway.cdr.capture import Capture
 from gateway.cdr.clock import BestClock, FakeClockSource
 from gateway.cdr.records import ClockKind
 from gateway.store import Store

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from gateway.cdr import trunkinfo
-from gateway.cdr.capture import Capture, acc_path
+from gateway.cdr.acc import acc_path
+from gateway.cdr.capture import Capture
 from gateway.cdr.clock import BestClock, FakeClockSource
 from gateway.cdr.records import ClockKind
 from gateway.mirror.records import Extension

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from gateway import config
+from gateway.drill.checks import call_check
 from gateway.drill.model import CallTest, Check, DrillResult, DrillState, Moment, Outcome
 from gateway.drill.report import new_id, render_html, render_json, report_paths, write_reports
-from gateway.drill.service import _call_check
 from gateway.errors import ConfigError
 from gateway.trunk.dialplan import decide, policy_from
 
@@ -40,7 +40,7 @@ def failed_result() -> DrillResult:
         calls=calls,
         records=[{"call_id": "abc@host", "state": "final", "delivery": {"csv": "delivered"}}],
         backlog={"before": 0, "after": 0},
-        checks=[Check("failover", Outcome.PASS, "0.012 s"), *(_call_check(c) for c in calls)],
+        checks=[Check("failover", Outcome.PASS, "0.012 s"), *(call_check(c) for c in calls)],
         timeline=[Moment(T0, "snapshot", "drill started"), Moment(T0 + 0.5, "failing_over", "override SURVIVAL")],
     )
 
@@ -94,7 +94,7 @@ def test_report_ids_are_times_and_nothing_else_names_a_file() -> None:
     ],
 )
 def test_each_failed_test_call_says_what_to_do(call: CallTest, outcome: Outcome, fix: str | None) -> None:
-    check = _call_check(call)
+    check = call_check(call)
     assert check.outcome is outcome
     if fix is None:
         assert check.fix is None

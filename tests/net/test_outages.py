@@ -68,7 +68,11 @@ def test_hard_cut_fails_over_phones_keep_calling_and_failback_waits_for_hold_dow
     events = {e["new"]: e for e in lab.mode_events()}
     assert events["normal"]["ts"] - events["recovering"]["ts"] >= 5.0
     assert "4 probes in a row unanswered" in events["survival"]["reason"]
-    assert events["survival"]["evidence"]["where"] == "wan"
+    # The failover records what the probes knew at that instant: the API probe (a 2 s timeout) may not
+    # have failed yet when the fourth SIP miss came; then it said cloud_sip, and wait_where saw wan later.
+    evidence = events["survival"]["evidence"]
+    api_failed = evidence["probes"]["cloud-api"]["ok"] is False
+    assert evidence["where"] == ("wan" if api_failed else "cloud_sip"), evidence
     # The failover alert waited out the outage and went out once the WAN was back.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and len(lab.hooks()) < 3:
@@ -166,10 +170,11 @@ def test_a_restart_during_an_outage_resumes_in_survival_at_once(
     assert lab.lifeline.stop() == 0
     first = lab.lifeline.start()
     assert first["mode"]["mode"] == "survival"
-    # The restarted Kamailio lost its bindings; the phones' next refresh is served locally at once.
-    assert alice.register() == 200 and bob.register() == 200
+    # The restarted Kamailio loaded the bindings it wrote back (the copies of what the cloud accepted):
+    # a call goes through before either phone refreshes, and a refresh is served locally.
     call = alice.call("1002")
     connect(ep, call, bob.ringing_call)
+    assert alice.register() == 200 and bob.register() == 200
 
 
 def test_the_first_invite_after_a_cut_connects_before_detection(

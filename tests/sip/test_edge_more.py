@@ -24,7 +24,7 @@ from gateway.trunk import tones
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, Outcome, SimConfig
 from gateway.trunk.sim.thread import SimThread
-from tests.sip.test_edge_attacks import ABROAD, log_lines, server, wait_log
+from tests.sip.test_edge_attacks import ABROAD, Listener, log_lines, server, wait_log
 from tests.trunk.lab import DOMAIN, PASSWORDS, phone, start_trunked
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
@@ -136,6 +136,78 @@ def test_a_replayed_invite_authorization_is_refused(
     ep.pump(1000)  # time for anything that did get through to ring or dial
     assert len(bob.incoming) == rang and dialled(sim) == dialled_after
     assert not [line for line in log_lines(edge, r"trunk call ") if any(r in line for r in replays)]
+
+
+# ------------------------------------------------------------------ relay
+
+
+def final_pumping(client: SipClient, ep: SipEndpoint, cseq: str, timeout: float) -> Response | None:
+    """The final answer to the request with this CSeq, the phones' events handled meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ep.pump(20)
+        answer = client.receive(0.02)
+        if answer is not None and answer.code >= 200 and answer.header("cseq") == cseq:
+            return answer
+    return None
+
+
+def test_a_dialogs_own_route_relays_to_its_parties_only(sip_endpoint: SipEndpoint, edge: LifelineProcess) -> None:
+    """A real party of a real call, with the signed Route it was given, cannot send to any other host."""
+    ep = sip_endpoint
+    bob = phone(ep, edge, "1002")
+    uri, caller = f"sip:1002@{DOMAIN}", f"<sip:1001@{DOMAIN}>"
+    call_id, tag = secrets.token_hex(8), secrets.token_hex(4)
+    target = Listener()
+    try:
+        with SipClient(server(edge), "127.0.0.140") as alice:  # a registered phone of the office
+            registered, _, _ = alice.register("1001", EXTENSIONS["1001"], DOMAIN)
+            assert registered is not None and registered.code == 200, registered
+
+            def send(
+                method: str, ruri: str, cseq: int, *headers: str, to_tag: str | None = None, body: str = ""
+            ) -> str:
+                text = alice.request(method, ruri, from_uri=caller, from_tag=tag, to_uri=f"<{uri}>", to_tag=to_tag,
+                                     call_id=call_id, cseq=cseq, headers=headers, body=body)  # fmt: skip
+                alice.send(text)
+                return text
+
+            first_text = send("INVITE", uri, 1, "Content-Type: application/sdp", body=SDP)
+            first = final_pumping(alice, ep, "1 INVITE", 5.0)
+            challenge = challenge_of(first) if first is not None else None
+            assert first is not None and challenge is not None, first
+            alice.send(ack_for(first_text, first))
+            auth = authorization(challenge, "INVITE", uri, "1001", EXTENSIONS["1001"])
+            send("INVITE", uri, 2, "Content-Type: application/sdp", auth, body=SDP)
+            answered = bob.ringing_call(5.0)
+            answered.answer_with(200)
+            ok = final_pumping(alice, ep, "2 INVITE", 10.0)
+            assert ok is not None and ok.code == 200, ok
+            # The dialog as alice's phone keeps it: bob's tag and contact, and the route set Lifeline signed.
+            bob_tag = re.search(r";tag=([^;>\s]+)", ok.header("to") or "")
+            contact = re.search(r"<([^>]+)>", ok.header("contact") or "")
+            record_route = re.findall(r"<[^>]+>[^,]*", ", ".join(ok.headers.get("record-route", [])))
+            assert bob_tag and contact and record_route and ";lls=" in record_route[0], ok
+            route = tuple(f"Route: {hop.strip()}" for hop in reversed(record_route))
+            send("ACK", contact[1], 2, *route, to_tag=bob_tag[1])
+            ep.wait_for(lambda: answered.state == "CONFIRMED", 5, "bob to see the ACK")
+            # The same Route, the same Call-ID and tags: to an arbitrary host, refused as outside our dialogs.
+            host, port = target.address
+            for cseq, method in enumerate(("INVITE", "MESSAGE", "OPTIONS"), start=3):
+                extra = ("Content-Type: application/sdp",) if method == "INVITE" else ()
+                send(method, f"sip:victim@{host}:{port}", cseq, *route, *extra, to_tag=bob_tag[1],
+                     body=SDP if method == "INVITE" else "")  # fmt: skip
+                refused = final_pumping(alice, ep, f"{cseq} {method}", 3.0)
+                assert refused is not None and (refused.code, refused.reason) == (404, "Not here"), refused
+            assert target.received() == []
+            assert answered.state == "CONFIRMED"
+            # The call itself goes on: its BYE reaches bob and ends it.
+            send("BYE", contact[1], 6, *route, to_tag=bob_tag[1])
+            bye = final_pumping(alice, ep, "6 BYE", 5.0)
+            assert bye is not None and bye.code == 200, bye
+            ep.wait_for(lambda: answered.state == "DISCONNECTED", 5, "bob's call to end")
+    finally:
+        target.sock.close()
 
 
 # ------------------------------------------------------------------ enumeration

@@ -1,8 +1,9 @@
-"""Emergency calls end to end: limited service, notification, the call back, the daily cap spent.
+"""Emergency calls end to end: limited service, notification, the ring, the call back, the daily cap spent.
 
 Real daemon and Kamailio, the trunk agent process, pjsua2 phones and the pty modem simulator (as in
 test_trunk_e2e.py). The daily cap is spent from the start (daily_minutes = 0): nothing here may
 depend on it. Alice (1001) is the caller, Bob (1002) the front desk; both are the trunk's ring group.
+The reception's phone (1003) is emergency.ring: it is rung (and, when not registered, refuses: 480).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import json
 import secrets
 import threading
 import time
+import wave
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pjsua2 as pj
 import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -23,15 +27,18 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.trunk import tones
+from gateway.trunk.alerting import ALERT_HZ, ALERT_S
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, Network, SimConfig
 from gateway.trunk.sim.thread import SimThread
-from tests.trunk.lab import PASSWORDS, leave_phones, phone, start_trunked
+from tests.trunk.lab import DOMAIN, PASSWORDS, leave_phones, phone, start_trunked
 
 ADMIN = "+4915199990000"
 SIM_NUMBER = "+4915100000009"
 PSAP = "+4989112112"
 CALLBACK_ALONE_S = 3
+RECEPTION = ("1003", "reception-trunk-1003")
+RING_S = 3
 
 
 class AlertSink:
@@ -103,14 +110,21 @@ def trunked(tmp_path_factory: pytest.TempPathFactory, sim: SimThread, sink: Aler
     secret.write_text(sink.secret)
     settings = {
         "alerts": {"webhook_url": f"http://127.0.0.1:{sink.port}/alerts", "webhook_secret_file": str(secret)},
-        "emergency": {"notify": ["1002"], "callback_window_s": 600, "callback_alone_s": CALLBACK_ALONE_S},
+        "emergency": {
+            "notify": ["1002"],
+            "ring": [RECEPTION[0]],
+            "ring_s": RING_S,
+            "callback_window_s": 600,
+            "callback_alone_s": CALLBACK_ALONE_S,
+        },
     }
     extra = f'sms_admins = ["{ADMIN}"]\ndaily_minutes = 0\npoll_s = 1.0\ncommand_timeout_s = 1.0\n'
     daemon = start_trunked(work, sim.sim.by_id_dir, settings, extra, modem_extra=f'number = "{SIM_NUMBER}"\n')
     # Alice's desk, from the installer's CSV: what the front desk is told.
     located = work / "located.csv"
     header = "number,password,name,location_address,location_floor,location_room\n"
-    located.write_text(header + f'1001,{PASSWORDS["1001"]},Alice Example,"Hauptstr. 1, 10115 Berlin",2,204\n')
+    alice = f'1001,{PASSWORDS["1001"]},Alice Example,"Hauptstr. 1, 10115 Berlin",2,204\n'
+    located.write_text(header + alice + f"{RECEPTION[0]},{RECEPTION[1]},Reception,,,\n")
     daemon.cli("extensions", "import", str(located))
     yield daemon
     daemon.stop()
@@ -230,7 +244,8 @@ def test_the_front_desk_admins_and_webhook_hear_of_an_emergency_call_at_once(
     assert (data["extension"], data["name"], data["number"]) == ("1001", "Alice Example", "112")
     assert data["location"] == {"address": "Hauptstr. 1, 10115 Berlin", "floor": "2", "room": "204"}
     assert data["callback_number"] == SIM_NUMBER and data["callback_rings"] == "1001"
-    assert data["service"] == "full" and data["notified"] == {"1002": "sent"}
+    assert data["service"] == "full" and data["notified"]["1002"] == "sent"
+    assert data["notified"]["ring:1003"].startswith("480")  # the reception's phone is not registered here
     assert sink.bad_signatures == 0
     hang_up(ep, sim, call)
     events = [e["message"] for e in trunked.status()["events"]]
@@ -264,3 +279,70 @@ def test_a_call_back_rings_the_emergency_caller_first_then_the_group(
     to_bob.answer_with(200)
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0), 10, "Bob's ATA")
     hang_up(ep, sim, to_bob)
+
+
+def reception(ep: SipEndpoint, lifeline: LifelineProcess) -> Phone:
+    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
+    desk = ep.phone(RECEPTION[0], RECEPTION[1], domain=DOMAIN, registrar=uri, proxy=uri + ";lr")
+    assert desk.register() == 200
+    return desk
+
+
+def wav_pcm(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getframerate() == 8000 and wav.getsampwidth() == 2
+        return wav.readframes(wav.getnframes())
+
+
+def ring_notified(sink: AlertSink, before: int) -> str:
+    return str(sink.of_type("emergency.call")[before]["data"]["notified"]["ring:1003"])
+
+
+@pytest.mark.usefixtures("fresh_phones")
+def test_the_reception_rings_with_the_caller_shown_and_hears_the_alert_when_it_answers(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, sink: AlertSink, tmp_path: Path
+) -> None:
+    ep = sip_endpoint
+    alice, desk = phone(ep, trunked, "1001"), reception(ep, trunked)
+    before = (len(sink.of_type("emergency.call")), sim.call(lambda: len(sim.sim.emergency_calls)))
+    call = dial(alice, "112")
+    rung = desk.ringing_call(10)
+    # The display says what happened and where; the history calls Alice back.
+    assert rung.remote_uri.startswith('"EMERGENCY 112: 1001 Alice Example, Floor 2 Room 204" <sip:1001@')
+    rung.answer_with(200)
+    ep.wait_for(lambda: rung.media_status == pj.PJSUA_CALL_MEDIA_ACTIVE, 5, "the answered ring's audio")
+    answered = time.monotonic()
+    wav = tmp_path / "alert.wav"
+    rung.record_to(wav)
+    ep.wait_for(lambda: rung.state == "DISCONNECTED", ALERT_S + 5, "Lifeline to end the alert")
+    assert ALERT_S - 1 <= time.monotonic() - answered <= ALERT_S + 3
+    rung.stop_recording()  # the WAV header is written as the recorder goes
+    ep.pump(50)
+    heard = tones.tone_sequence(wav_pcm(wav), (*ALERT_HZ, 440.0, 1000.0))
+    assert set(heard) == set(ALERT_HZ) and len(heard) >= 8, heard  # hi-lo, 4 a second; nothing else
+    # The emergency call went out regardless, and the notice says the reception rang.
+    ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer")
+    assert sim.call(lambda: list(sim.sim.emergency_calls))[before[1] :] == ["112"]
+    ep.wait_for(lambda: len(sink.of_type("emergency.call")) > before[0], 20, "the webhook")
+    assert ring_notified(sink, before[0]) == "ringing"
+    hang_up(ep, sim, call)
+
+
+@pytest.mark.usefixtures("fresh_phones")
+def test_an_unanswered_ring_is_cancelled_after_ring_s_and_the_emergency_call_goes_on(
+    sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, sink: AlertSink
+) -> None:
+    ep = sip_endpoint
+    alice, desk = phone(ep, trunked, "1001"), reception(ep, trunked)
+    before = (len(sink.of_type("emergency.call")), sim.call(lambda: len(sim.sim.emergency_calls)))
+    call = dial(alice, "112")
+    rung = desk.ringing_call(10)
+    rang = time.monotonic()
+    ep.wait_for(lambda: rung.state == "DISCONNECTED", RING_S + 5, "the ring to be cancelled")
+    assert RING_S - 1 <= time.monotonic() - rang <= RING_S + 2
+    assert rung.record.last_code == 487  # CANCEL: Request Terminated
+    assert call.state == "CONFIRMED"  # the PSAP answered meanwhile, and the call goes on
+    assert sim.call(lambda: list(sim.sim.emergency_calls))[before[1] :] == ["112"]
+    ep.wait_for(lambda: len(sink.of_type("emergency.call")) > before[0], 20, "the webhook")
+    assert ring_notified(sink, before[0]) == "ringing"
+    hang_up(ep, sim, call)

@@ -1,0 +1,95 @@
+"""What a drill looks at: whether Kamailio follows the mode, its registrations, the store's extensions and records."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from gateway.core.mode import Mode
+from gateway.drill.host import DrillHost
+from gateway.drill.runner import DrillError
+from gateway.errors import RpcError
+from gateway.sip.supervisor import KamailioSupervisor
+from gateway.store import Store
+
+POLL_S = 0.05
+
+
+async def wait_serving(host: DrillHost, want: Mode, timeout_s: float) -> bool:
+    """Whether the mode became want and Kamailio follows it (serving locally or relaying) within timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if host.mode.mode is want and await kamailio_local(host.kamailio) == want.serves_locally:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(POLL_S)
+
+
+async def kamailio_local(kamailio: KamailioSupervisor | None) -> bool | None:
+    """Whether Kamailio serves phones locally now ($shv(survival)); None if it does not answer."""
+    if kamailio is None:
+        return None
+    try:
+        value = await kamailio.rpc.call("pv.shvGet", "survival")
+    except RpcError:
+        return None
+    item = value[0] if isinstance(value, list) and value else value
+    return isinstance(item, dict) and int(item.get("value", 0)) == 1
+
+
+async def registered(kamailio: KamailioSupervisor | None) -> set[str]:
+    """The AORs with a live binding in Kamailio's location table."""
+    if kamailio is None:
+        raise DrillError("Kamailio is not running")
+    try:
+        dump = await kamailio.rpc.call("ul.dump")
+    except RpcError as err:
+        raise DrillError(f"cannot read Kamailio's registrations: {err}") from err
+    aors: set[str] = set()
+    for domain in (dump or {}).get("Domains", []):
+        for entry in domain.get("Domain", {}).get("AoRs", []):
+            info = entry.get("Info", {})
+            contacts = [c.get("Contact", {}) for c in info.get("Contacts", [])]
+            if any(str(c.get("Expires")) != "expired" for c in contacts):
+                aors.add(str(info.get("AoR")))
+    return aors
+
+
+def extensions(store: Store, numbers: list[str]) -> dict[str, dict[str, Any]]:
+    """The test extensions with their digests (worker thread)."""
+    marks = ",".join("?" * len(numbers))
+    with store.read() as conn:
+        cursor = conn.execute(
+            f"SELECT number, auth_user, realm, ha1, ha1_sha256 FROM extensions WHERE number IN ({marks})", numbers
+        )
+        names = [d[0] for d in cursor.description]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+
+
+def records(store: Store, call_ids: list[str]) -> list[dict[str, Any]]:
+    """The records of these calls, each with its delivery state per sink (worker thread)."""
+    marks = ",".join("?" * len(call_ids))
+    found: list[dict[str, Any]] = []
+    with store.read() as conn:
+        rows = conn.execute(
+            f"SELECT seq, call_id, state, disposition, mode FROM cdrs WHERE call_id IN ({marks})"
+            " AND state != 'merged' ORDER BY seq",
+            call_ids,
+        ).fetchall()
+        for seq, call_id, state, disposition, mode in rows:
+            outbox = conn.execute("SELECT sink, state FROM cdr_outbox WHERE cdr_seq = ?", [seq]).fetchall()
+            delivery = {str(sink): str(st) for sink, st in outbox}
+            found.append(
+                {"call_id": call_id, "seq": seq, "state": state, "disposition": disposition, "mode": mode}
+                | {"delivery": delivery}
+            )
+    return found
+
+
+def backlog(store: Store) -> int:
+    """Call records not yet delivered to every sink (worker thread)."""
+    with store.read() as conn:
+        row = conn.execute("SELECT COUNT(DISTINCT cdr_seq) FROM cdr_outbox WHERE state != 'delivered'").fetchone()
+    return int(row[0] or 0)
