@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +21,18 @@ _tags = itertools.count()
 
 
 @pytest.fixture
-def make_branch(tmp_path: Path) -> Iterator[Callable[..., BranchLab]]:
+def make_branch() -> Iterator[Callable[..., BranchLab]]:
     """Build and start a branch lab with the given health settings; removed after the test."""
     labs: list[BranchLab] = []
+    workdirs: list[Path] = []
 
     def make(sections: dict[str, Any] | None = None, **health: Any) -> BranchLab:
         tag = f"{os.getpid() % 1000}{next(_tags) % 100}"
-        lab = BranchLab(tmp_path / f"lab{len(labs)}", tag, PASSWORDS, health, sections)
+        # A short work directory: Kamailio's RPC socket lives in it, and a unix socket's path has room
+        # for about 100 bytes (a test worker's tmp_path alone can take most of that).
+        workdir = Path(tempfile.mkdtemp(prefix=f"ll{tag}-"))
+        workdirs.append(workdir)
+        lab = BranchLab(workdir, tag, PASSWORDS, health, sections)
         labs.append(lab)
         lab.start()
         return lab
@@ -33,6 +40,8 @@ def make_branch(tmp_path: Path) -> Iterator[Callable[..., BranchLab]]:
     yield make
     for lab in labs:
         lab.close()
+    for workdir in workdirs:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
