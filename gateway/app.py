@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -33,11 +34,13 @@ from gateway.hw.patterns import FaultClass
 from gateway.hw.watchdog import SystemdNotifier
 from gateway.mirror.build import build_source
 from gateway.mirror.service import MirrorService
+from gateway.sip.cloud_side import cloud_port, standby_addresses
 from gateway.sip.render import TlsInputs, edge_keys, free_port, resolve_cloud_host
 from gateway.sip.supervisor import KamailioState, KamailioSupervisor
 from gateway.sip.tls import tls_files
 from gateway.store import Store
 from gateway.trunk.supervisor import SmsChannel, TrunkSupervisor, limit_event_message
+from gateway.web import phones
 from gateway.web.api import add_mirror_routes, add_trunk_routes, build_api
 from gateway.web.network import NetworkApi
 from gateway.web.openapi import add_openapi_route
@@ -58,6 +61,7 @@ class App:
             private_dir(directory)
         self.store = Store(config.db_path)
         self.mode = ModeController(self.store, FailoverPolicy(config.health))
+        self.phones = phones.PhoneList(self)  # the status's list of registered phones, built at most every few s
         sip_probe, other_probes = build_probes(config)
         self.health = HealthMonitor(config, self.mode, sip_probe, other_probes)
         # The GSM/LTE/analog trunk: its agent runs as a child process; alerts also go out as SMS.
@@ -113,13 +117,11 @@ class App:
             idle_s=config.api.session_idle_s,
         )
 
-    async def status(self) -> dict[str, Any]:
-        """Everything `lifeline status` shows."""
-        registrations: dict[str, Any] | None = None
+    async def status(self, phones: bool = True) -> dict[str, Any]:
+        """Everything `lifeline status` shows (/metrics leaves out the list of phones: counts suffice)."""
+        registrations = await self.phones.registrations(with_list=phones)
         edge: dict[str, Any] | None = None
         if self.kamailio is not None:
-            with contextlib.suppress(RpcError):
-                registrations = await self.kamailio.registrations()
             with contextlib.suppress(RpcError):
                 edge = await self.kamailio.edge()
         return {
@@ -133,6 +135,7 @@ class App:
                 "transports": list(self.config.sip.transports),
                 "tls_port": self.kamailio.tls.port if self.kamailio and self.kamailio.tls else None,
                 "cloud": self.config.cloud.sbc,
+                "cloud_port": self.kamailio.cloud_port if self.kamailio else None,
                 "realm": self.config.cloud.realm,
                 "kamailio": self.kamailio.status() if self.kamailio else None,
                 "edge": edge,
@@ -175,8 +178,7 @@ class App:
         if self.kamailio is None:
             return
         for number in numbers:
-            with contextlib.suppress(RpcError):  # no binding: nothing to drop
-                await self.kamailio.rpc.call("ul.rm", "location", number)
+            await self.kamailio.drop_bindings(number)
 
     async def _on_trunk_limit(self, event: dict[str, Any]) -> None:
         # Toll fraud shows as calls refused by a limit: administrators hear of it (webhook, and SMS if configured).
@@ -198,6 +200,11 @@ class App:
         # The cloud's round trip moved (or a probe went unanswered): Kamailio waits that much less or more.
         if self.kamailio is not None:
             await self.kamailio.set_cloud_timers(timers.wait_ms, timers.t1_ms)
+
+    async def _on_sbcs(self, up: list[bool]) -> None:
+        # Which cloud SBCs answer the probes: Kamailio's dispatcher relays to the first of them.
+        if self.kamailio is not None:
+            await self.kamailio.set_sbc_states(up)
 
     async def _on_ban(self, ban: dict[str, Any]) -> None:
         # Kamailio banned an address for failed logins: the status page's events say so.
@@ -260,6 +267,8 @@ class App:
         self.kamailio = KamailioSupervisor(
             self.config,
             port=self.port,
+            cloud_port=await cloud_port(self.store, self.config, self.port) if cloud_ip is not None else 0,
+            standby_ips=await standby_addresses(self.store, self.config) if cloud_ip is not None else (),
             cloud_host_ip=cloud_ip,
             survival=lambda: self.mode.mode.serves_locally,
             keys=keys,
@@ -267,6 +276,7 @@ class App:
         )
         self.kamailio.on_ban = self._on_ban
         self.health.on_fallback = self._on_fallback
+        self.health.on_sbcs = self._on_sbcs
         self.mode.add_listener(self._on_mode)
         self.mode.add_listener(self._cdr_on_mode)
         # Kamailio reads the CDR settings from the store when it starts.
@@ -276,7 +286,7 @@ class App:
             self.trunk.on_sms = self._on_sms
             self.trunk.on_limit = self._on_trunk_limit
             self.trunk.on_emergency = self._on_emergency
-            await self.trunk.start(self.port, self.kamailio.rpc.call, keys.caller)
+            await self.trunk.start(self.port, keys.caller)
         await self.alerts.start()
         await self.health.start()
         api = build_api(self.status, self.mode.set_override)
@@ -290,7 +300,7 @@ class App:
         self.network.install(api)  # bearer tokens and scopes for what comes over TCP; the socket stays trusted
         from gateway.web.metrics import add_metrics_routes
 
-        add_metrics_routes(api, self.status)
+        add_metrics_routes(api, functools.partial(self.status, phones=False))
         self.status_page.install(api)
         await self.status_page.start()
         runner = web.AppRunner(api, access_log=None)

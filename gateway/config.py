@@ -81,7 +81,10 @@ class SipConfig(_Section):
 class CloudConfig(_Section):
     """The cloud PBX that Lifeline relays to while it is reachable."""
 
-    sbc: str | None = Field(None, description="SIP URI such as sip:sbc.example.com:5060;transport=udp")
+    # A list is the cloud's SBCs in order of preference (primary region, secondary, ...): sbc keeps the
+    # first, standby the rest; Lifeline relays to the first one that answers (Kamailio's dispatcher).
+    sbc: str | None = Field(None, description="SIP URI such as sip:sbc.example.com:5060;transport=udp, or a list")
+    standby: tuple[str, ...] = Field((), description="the SBCs after the first, in order (sbc = [...] sets it)")
     realm: str = Field("asterisk", description="the digest realm: no spaces, quotes or backslashes")
     ca_file: Path | None = Field(
         None, description="CA bundle for a cloud with a private CA (default: the system's CAs)"
@@ -89,6 +92,9 @@ class CloudConfig(_Section):
     tls_verify: bool = Field(
         True, description="check the SBC's TLS certificate; false only for a lab or a self-signed SBC"
     )
+    # The cloud's traffic is told from the phones' by the socket it arrives on (and its source), so the
+    # cloud may share an address with phones; 0: a free port, picked once and kept in the store.
+    local_port: int = Field(0, ge=0, le=65535, description="Lifeline's own SIP port towards the cloud; 0 picks one")
 
     @field_validator("realm")
     @classmethod
@@ -98,12 +104,58 @@ class CloudConfig(_Section):
             raise ValueError("must not be empty or contain spaces, quotes or backslashes")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sbc_list(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("sbc"), list):
+            return data
+        sbcs = data["sbc"]
+        if not sbcs:
+            raise ValueError("sbc = []: name at least one SBC, or leave sbc out")
+        for index, uri in enumerate(sbcs):
+            if not isinstance(uri, str) or not SIP_URI.match(uri):
+                raise ValueError(
+                    f"sbc[{index}] = {uri!r}: must be a SIP URI like sip:host[:port][;transport=udp|tcp|tls]"
+                )
+        return {**data, "sbc": sbcs[0], "standby": tuple(sbcs[1:])}
+
     @field_validator("sbc")
     @classmethod
     def _sip_uri(cls, value: str | None) -> str | None:
         if value is not None and not SIP_URI.match(value):
             raise ValueError("must be a SIP URI like sip:host[:port][;transport=udp|tcp|tls]")
         return value
+
+    @field_validator("standby")
+    @classmethod
+    def _sip_uris(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for index, uri in enumerate(value):
+            if not SIP_URI.match(uri):
+                raise ValueError(f"[{index}] = {uri!r}: must be a SIP URI like sip:host[:port][;transport=udp|tcp|tls]")
+        return value
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> CloudConfig:
+        # Lifeline talks to every SBC from one socket of its own (gateway/sip/kamailio.cfg.tmpl's top).
+        kinds = {_transport(uri) for uri in self.sbcs}
+        if len(kinds) > 1:
+            raise ValueError(f"sbc: every SBC must use the same transport, not {' and '.join(sorted(kinds))}")
+        if self.standby and self.sbc is None:
+            raise ValueError("standby: needs sbc (the first SBC)")
+        return self
+
+    @property
+    def sbcs(self) -> tuple[str, ...]:
+        """Every SBC in order of preference (none without a cloud)."""
+        return (self.sbc, *self.standby) if self.sbc is not None else ()
+
+
+def _transport(uri: str) -> str:
+    """A SIP URI's transport (udp unless it says otherwise, tls for sips:)."""
+    match = SIP_URI.match(uri)
+    if match is None:
+        return "udp"
+    return match["transport"] or ("tls" if uri.startswith("sips:") else "udp")
 
 
 class FallbackConfig(_Section):

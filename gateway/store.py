@@ -14,32 +14,14 @@ from typing import Any
 
 import sqlite_utils
 
-from gateway.cdr.schema import CDR_SCHEMA, CDRS_ADDED_COLUMNS, CDRS_LATE_INDEXES
+from gateway import schema
 from gateway.errors import StoreError
 from gateway.fsmode import private_database
 from gateway.mirror.records import Extension
 
-SCHEMA_VERSION = 1
-
-# Kamailio's auth_db reads credentials through this view, so the daemon's table
-# stays the one source of truth and Kamailio never needs a copy.
-SUBSCRIBER_VIEW = """
-CREATE VIEW IF NOT EXISTS subscriber AS
-SELECT auth_user AS username, realm AS domain, ha1, ha1_sha256, number
-FROM extensions
-"""
-# Ring groups as Kamailio's GROUP route reads them: members as one comma-separated string.
-GROUPS_VIEW = """
-CREATE VIEW IF NOT EXISTS kamailio_groups AS
-SELECT g.number AS number, (SELECT group_concat(value, ',') FROM json_each(g.members)) AS members
-FROM ring_groups g
-"""
-# The same rows keyed by extension number: "is this number one of ours?" for 404 versus 480.
-NUMBERS_VIEW = """
-CREATE VIEW IF NOT EXISTS numbers AS
-SELECT number AS username, realm AS domain, ha1, ha1_sha256, number
-FROM extensions
-"""
+# The version this Lifeline migrates every database to (SQLite's user_version); gateway/schema.py
+# holds the steps, each in the module of the capability that owns the table.
+SCHEMA_VERSION = schema.LATEST
 
 
 def _enable_wal(db: sqlite_utils.Database, within_s: float = 10.0) -> None:
@@ -82,75 +64,23 @@ class Store:
     def _migrate(self) -> None:
         with self._lock, self.db.conn:
             # One write transaction from the start: two processes migrating at once take turns
-            # (the busy wait applies) instead of one failing halfway with "database is locked".
+            # (the busy wait applies) instead of one failing halfway with "database is locked";
+            # SQLite's DDL is transactional, so a failed step leaves the database as it was.
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.table("extensions").create(
-                {
-                    "number": str,
-                    "auth_user": str,
-                    "realm": str,
-                    "ha1": str,
-                    "ha1_sha256": str,
-                    "display_name": str,
-                    "groups": str,
-                    "emergency_cid": str,
-                    "source": str,
-                    "updated_at": float,
-                },
-                pk="number",
-                not_null={"auth_user", "realm", "ha1", "ha1_sha256"},
-                if_not_exists=True,
-            )
-            self.db.table("extensions").create_index(["auth_user"], unique=True, if_not_exists=True)
-            self._migrate_mirror()
-            self.db.table("events").create(
-                {"id": int, "ts": float, "kind": str, "message": str, "data": str},
-                pk="id",
-                if_not_exists=True,
-            )
-            self.db.table("state").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            self.db.table("alerts").create(
-                {
-                    "id": int,
-                    "alert_id": str,
-                    "channel": str,
-                    "payload": str,
-                    "created": float,
-                    "attempts": int,
-                    "next_at": float,
-                    "delivered_at": float,
-                    "last_error": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            self.db.table("alerts").create_index(["delivered_at", "next_at"], if_not_exists=True)
-            self.db.execute(SUBSCRIBER_VIEW)
-            self.db.execute(NUMBERS_VIEW)
-            for statement in CDR_SCHEMA:
-                self.db.execute(statement)
-            have = self.db.table("cdrs").columns_dict
-            for name, sql_type in CDRS_ADDED_COLUMNS:
-                if name not in have:
-                    self.db.execute(f"ALTER TABLE cdrs ADD COLUMN {name} {sql_type}")
-            for statement in CDRS_LATE_INDEXES:
-                self.db.execute(statement)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    def _migrate_mirror(self) -> None:
-        # The directory mirror keys rows by the vendor's stable id (tombstones name it) and
-        # keeps the vendor's own updated-at; added in place so older stores keep their rows.
-        columns = self.db.table("extensions").columns_dict
-        for name in ("vendor_id", "vendor_updated_at", "location_address", "location_floor", "location_room"):
-            if name not in columns:
-                self.db.execute(f"ALTER TABLE extensions ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
-        self.db.table("ring_groups").create(
-            {"number": str, "name": str, "members": str, "source": str, "vendor_id": str},
-            pk="number",
-            not_null={"members", "source"},
-            if_not_exists=True,
-        )
-        self.db.execute(GROUPS_VIEW)
+            have = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+            if have > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: written by a newer Lifeline (schema version {have}; this one knows up to"
+                    f" {SCHEMA_VERSION}): upgrade Lifeline, or restore a backup made by this version"
+                )
+            try:
+                for version in range(have + 1, SCHEMA_VERSION + 1):
+                    for _owner, step in schema.steps(version):
+                        step(self.db.conn)
+            except sqlite3.Error as err:
+                raise StoreError(f"{self.path}: cannot migrate from schema version {have}: {err}") from err
+            if have != SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the connection."""

@@ -78,3 +78,16 @@ def test_realm_refuses_what_would_break_kamailios_quoted_define() -> None:
         with pytest.raises(ConfigError, match=r"cloud.realm = .*spaces, quotes or backslashes"):
             config.parse({"cloud": {"realm": realm}})
     assert config.parse({"cloud": {"realm": "pbx.example.com"}}).cloud.realm == "pbx.example.com"
+
+
+def test_cloud_sbc_takes_a_list_in_order_and_a_bad_entry_is_named_by_its_index() -> None:
+    cfg = config.parse({"cloud": {"sbc": ["sip:sbc-a.example.com", "sip:192.0.2.7:5080"]}})
+    assert cfg.cloud.sbc == "sip:sbc-a.example.com" and cfg.cloud.sbcs == (
+        "sip:sbc-a.example.com",
+        "sip:192.0.2.7:5080",
+    )
+    assert config.parse({"cloud": {"sbc": "sip:sbc-a.example.com"}}).cloud.sbcs == ("sip:sbc-a.example.com",)
+    with pytest.raises(ConfigError, match=r"cloud .*sbc\[1\] = 'http://b'.*SIP URI"):
+        config.parse({"cloud": {"sbc": ["sip:a", "http://b"]}})
+    with pytest.raises(ConfigError, match=r"same transport"):
+        config.parse({"cloud": {"sbc": ["sip:a", "sip:b;transport=tcp"]}})

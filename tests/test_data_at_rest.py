@@ -11,7 +11,7 @@ import pytest
 
 from gateway.fsmode import private_database, private_dir, private_file, write_private
 from gateway.lab.daemon import LifelineProcess
-from gateway.trunk.agent import MinutesLedger
+from gateway.trunk.agent.model import MinutesLedger
 
 
 def mode(path: Path) -> int:

@@ -1,6 +1,6 @@
 """Hypothesis fuzz of the pure parsers: each raises only its documented error, and none is slow on any input.
 
-AT lines and replies (gateway/trunk/at.py: ValueError), DLE streams (gateway/trunk/dle.py: ValueError),
+AT lines and replies (gateway/trunk/at/: ValueError), DLE streams (gateway/trunk/dle.py: ValueError),
 directory payloads and the vendor adapters fed mutated answers (gateway/mirror: MirrorError, PayloadError
 is also a ValueError), extension files (ImportRowsError), the config (ConfigError), the caller stamp
 (never raises: None for anything not signed by Kamailio) and the trunk header (ValueError).

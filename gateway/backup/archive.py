@@ -11,7 +11,7 @@ A backup is a gzip'd tar (then sealed by gateway.backup.crypto) of:
   files/N                  files the config names: the operator's TLS certificate and key, CA bundles,
                            the webhook secret, SIM PIN files
 Never a clear SIP password: the store holds HA1 digests only, and a directory mirror's `file` (which
-may hold clear passwords) is left out.
+may hold clear passwords) is left out. Putting one back is gateway.backup.restore.
 """
 
 from __future__ import annotations
@@ -22,26 +22,19 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
-import re
-import secrets
-import shutil
 import socket
 import sqlite3
 import tarfile
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway import config as config_mod
 from gateway.cdr.acc import acc_path
 from gateway.cdr.capture import CURSOR_KEY
 from gateway.config import Config
-from gateway.errors import BackupError, LifelineError
-from gateway.fsmode import SQLITE_SUFFIXES, private_database, private_dir, write_private
-from gateway.store import SCHEMA_VERSION, Store
+from gateway.errors import BackupError
+from gateway.store import SCHEMA_VERSION
 
 FORMAT = 1
 STORE = "lifeline.db"
@@ -77,18 +70,6 @@ class Contents:
         return dict(self.manifest.get("counts", {}))
 
 
-@dataclasses.dataclass
-class RestoreReport:
-    """What a restore wrote, and where the files it replaced went."""
-
-    data_dir: Path
-    config_path: Path | None
-    counts: dict[str, int]
-    written: list[Path] = dataclasses.field(default_factory=list)
-    moved_aside: Path | None = None
-    replaced_files: list[Path] = dataclasses.field(default_factory=list)
-
-
 def referenced_files(config: Config) -> list[tuple[str, Path]]:
     """(config key, path) of every file the config names that a restore needs; a mirror file is not one."""
     found: list[tuple[str, Path | None]] = [
@@ -107,7 +88,8 @@ def referenced_files(config: Config) -> list[tuple[str, Path]]:
 # --------------------------------------------------------------------------- making one
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
+def count_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
+    """The one number a COUNT query answers; 0 for a table an older store does not have yet."""
     try:
         return int(conn.execute(sql, params).fetchone()[0])
     except sqlite3.OperationalError:  # a table an older store does not have yet
@@ -115,7 +97,8 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> i
 
 
 @contextlib.contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the SQLite database at path."""
     # Read-only: never checkpoints or truncates a WAL that the daemon or Kamailio is writing.
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -129,7 +112,7 @@ def _snapshot(path: Path, prune: tuple[tuple[str, tuple[Any, ...]], ...] = ()) -
     """A consistent copy of a live database in memory, pruned and vacuumed (no deleted rows left in free pages)."""
     memory = sqlite3.connect(":memory:")
     try:
-        with _read_only(path) as source:
+        with read_only(path) as source:
             source.backup(memory)
         for sql, params in prune:
             memory.execute(sql, params)
@@ -157,11 +140,11 @@ def collect(config: Config, config_path: Path | None) -> tuple[bytes, dict[str, 
             cursor_row = memory.execute("SELECT value FROM state WHERE key = ?", [CURSOR_KEY]).fetchone()
             cursor = int(json.loads(cursor_row[0])) if cursor_row else 0
             counts = {
-                "extensions": _rows(memory, "SELECT COUNT(*) FROM extensions"),
-                "ring_groups": _rows(memory, "SELECT COUNT(*) FROM ring_groups"),
-                "records": _rows(memory, "SELECT COUNT(*) FROM cdrs WHERE state != 'merged'"),
-                "pending_deliveries": _rows(memory, "SELECT COUNT(*) FROM cdr_outbox WHERE state = 'pending'"),
-                "pending_alerts": _rows(memory, "SELECT COUNT(*) FROM alerts"),
+                "extensions": count_rows(memory, "SELECT COUNT(*) FROM extensions"),
+                "ring_groups": count_rows(memory, "SELECT COUNT(*) FROM ring_groups"),
+                "records": count_rows(memory, "SELECT COUNT(*) FROM cdrs WHERE state != 'merged'"),
+                "pending_deliveries": count_rows(memory, "SELECT COUNT(*) FROM cdr_outbox WHERE state = 'pending'"),
+                "pending_alerts": count_rows(memory, "SELECT COUNT(*) FROM alerts"),
             }
         members[f"data/{STORE}"] = store
         acc = acc_path(db)
@@ -169,7 +152,7 @@ def collect(config: Config, config_path: Path | None) -> tuple[bytes, dict[str, 
             # After the store: an event folded in between is still here, above the copy's cursor.
             events, memory = _snapshot(acc, (("DELETE FROM acc WHERE id <= ?", (cursor,)),))
             with contextlib.closing(memory):
-                counts["call_events"] = _rows(memory, "SELECT COUNT(*) FROM acc")
+                counts["call_events"] = count_rows(memory, "SELECT COUNT(*) FROM acc")
             members[f"data/{ACC}"] = events
     except (sqlite3.Error, ValueError) as err:
         raise BackupError(f"{db}: cannot copy the store: {err}") from err
@@ -264,210 +247,3 @@ def check_store(data: bytes, where: str) -> None:
         raise BackupError(f"{where}: the store inside lacks {', '.join(sorted(missing))}")
     if version > SCHEMA_VERSION:
         raise BackupError(f"{where}: made by a newer Lifeline (store schema {version}); upgrade first")
-
-
-# --------------------------------------------------------------------------- restoring one
-
-
-_PATHS_TABLE = re.compile(r"\s*\[\s*paths\s*\]\s*(#.*)?$")
-_ANY_TABLE = re.compile(r"\s*\[")
-
-
-def carry_paths(text: str, paths: dict[str, str]) -> str:
-    """The backed-up config with this install's [paths] instead of its own (every other line kept as written)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise BackupError(f"the backed-up config is not valid TOML: {err}") from err
-    old = {k: str(Path(v)) for k, v in data.get("paths", {}).items()} if isinstance(data.get("paths"), dict) else None
-    if (old or {}) == paths:
-        return text
-    kept: list[str] = []
-    inside = False
-    for line in text.splitlines(keepends=True):
-        if _ANY_TABLE.match(line):
-            inside = bool(_PATHS_TABLE.match(line))
-        if not inside:
-            kept.append(line)
-    result = "".join(kept).rstrip("\n") + "\n"
-    if paths:
-        lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in sorted(paths.items()))
-        was = ", ".join(f"{k} = {v}" for k, v in sorted((old or {}).items())) or "the defaults"
-        result += f"\n# This install's own paths: a restore keeps them (the backup's were {was}).\n"
-        result += f"[paths]\n{lines}"
-    expected = {k: v for k, v in data.items() if k != "paths"} | ({"paths": paths} if paths else {})
-    try:
-        ok = tomllib.loads(result) == expected
-    except tomllib.TOMLDecodeError:
-        ok = False
-    if not ok:
-        raise BackupError("the backed-up config sets its paths in a form restore cannot replace: use a [paths] table")
-    return result
-
-
-def current_paths(config: Config) -> dict[str, str]:
-    """This install's [paths] as set in its config (unset keys left out)."""
-    return {k: str(v) for k, v in (("data_dir", config.paths.data_dir), ("run_dir", config.paths.run_dir)) if v}
-
-
-def _holdings(data_dir: Path) -> dict[str, int]:
-    """Extensions, call records and call events already in a data dir (what a restore would replace)."""
-    found = {"extensions": 0, "records": 0, "call_events": 0}
-    for name, queries in (
-        (STORE, (("extensions", "extensions"), ("records", "cdrs"))),
-        (ACC, (("call_events", "acc"),)),
-    ):
-        path = data_dir / name
-        if not path.is_file():
-            continue
-        try:
-            with _read_only(path) as conn:
-                for key, table in queries:
-                    found[key] = _rows(conn, f"SELECT COUNT(*) FROM {table}")
-        except sqlite3.Error as err:
-            raise BackupError(f"{path}: cannot tell what it holds ({err}); move it away by hand") from err
-    return found
-
-
-def _targets(data_dir: Path) -> list[Path]:
-    """Every file of the data dir a restore writes, SQLite's companions included."""
-    names = [f"{db}{suffix}" for db in (STORE, ACC) for suffix in SQLITE_SUFFIXES] + list(DATA_FILES)
-    return [data_dir / name for name in names]
-
-
-def _write_store(path: Path, data: bytes) -> None:
-    private_database(path)
-    with contextlib.closing(sqlite3.connect(":memory:")) as memory, contextlib.closing(sqlite3.connect(path)) as out:
-        memory.deserialize(data)
-        memory.backup(out)
-        out.execute("PRAGMA journal_mode=WAL")
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-
-
-def _chown_like(path: Path, like: os.stat_result) -> None:
-    # Run as root, a restore gives its files to the user the daemon runs as (who owns the directory).
-    if os.geteuid() == 0:
-        os.chown(path, like.st_uid, like.st_gid)
-
-
-def restore(contents: Contents, config: Config, config_path: Path | None, *, replace: bool) -> RestoreReport:
-    """Put a checked backup onto this install: data dir, config (keeping this install's [paths]), named files."""
-    # Nothing is written until every check passed; what is there already is moved aside, never deleted.
-    # The caller has made sure no daemon runs: while one does, it is the only writer of the data dir.
-    members = contents.members
-    where = "the backup"
-    check_store(members[f"data/{STORE}"], where)
-    new_config, new_text = config, None
-    if "config/lifeline.toml" in members:
-        if config_path is None:
-            raise BackupError(
-                "the backup holds a config, and this install has none to replace: create it empty "
-                "(touch /etc/lifeline/lifeline.toml) and name it with --config"
-            )
-        try:
-            text = members["config/lifeline.toml"].decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise BackupError("the backed-up config is not UTF-8 text") from err
-        new_text = carry_paths(text, current_paths(config))
-        try:
-            new_config = config_mod.parse(tomllib.loads(new_text), "the backed-up config")
-        except LifelineError as err:
-            raise BackupError(
-                f"{err}\n(the backup's config does not suit this Lifeline; nothing was restored)"
-            ) from err
-    data_dir = new_config.data_dir
-    held = _holdings(data_dir)
-    if any(held.values()) and not replace:
-        raise BackupError(
-            f"{data_dir} is in use ({held['extensions']} extension(s), {held['records']} call record(s), "
-            f"{held['call_events']} call event(s)): --replace restores over it, moving these files aside first"
-        )
-    report = RestoreReport(data_dir, config_path if new_text is not None else None, contents.counts)
-    private_dir(data_dir)
-    owner = data_dir.stat()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    staging = data_dir / f".restore-{secrets.token_hex(4)}"
-    try:
-        private_dir(staging)
-        staged: list[tuple[Path, Path]] = []
-        for name, data in members.items():
-            if not name.startswith("data/"):
-                continue
-            relative = name.removeprefix("data/")
-            if relative not in (STORE, ACC, *DATA_FILES):
-                continue  # a later version's file this one does not know: left out rather than guessed at
-            path = staging / relative
-            if relative in (STORE, ACC):
-                _write_store(path, data)
-            else:
-                _write_new(path, data)
-            staged.append((path, data_dir / relative))
-        Store(staging / STORE).close()  # brings an older backup's schema up to this version's
-        existing = [p for p in _targets(data_dir) if p.exists()]
-        if existing:
-            aside = data_dir / f"before-restore-{stamp}"
-            for path in existing:
-                dest = aside / path.relative_to(data_dir)
-                private_dir(dest.parent)
-                path.rename(dest)
-            report.moved_aside = aside
-        for source, dest in staged:
-            private_dir(dest.parent)
-            # SQLite's companions (none after a clean close, but be sure) go before their database.
-            for suffix in SQLITE_SUFFIXES[1:]:
-                companion = Path(f"{source}{suffix}")
-                if companion.exists():
-                    companion.rename(f"{dest}{suffix}")
-                    _chown_like(Path(f"{dest}{suffix}"), owner)
-            source.rename(dest)
-            _chown_like(dest, owner)
-            report.written.append(dest)
-    except (OSError, sqlite3.Error) as err:
-        raise BackupError(f"{data_dir}: restore failed: {err}") from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if new_text is not None and config_path is not None:
-        report.replaced_files += _restore_named_files(contents, stamp)
-        _write_config(config_path, new_text)
-        report.written.append(config_path)
-    return report
-
-
-def _restore_named_files(contents: Contents, stamp: str) -> list[Path]:
-    """The files the config names, back where it names them; a different file there is moved aside."""
-    moved: list[Path] = []
-    for item in contents.manifest.get("referenced", []):
-        path, data = Path(item["path"]), contents.members[item["name"]]
-        try:
-            if path.is_file() and path.read_bytes() == data:
-                continue
-            if path.exists():
-                aside = path.with_name(f"{path.name}.before-restore-{stamp}")
-                path.rename(aside)
-                moved.append(aside)
-            # Only a missing directory is made: an existing one (/etc/ssl/certs) keeps its mode.
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.chmod(path, 0o600 | (int(item.get("mode", 0)) & 0o044))
-            _chown_like(path, path.parent.stat())
-        except OSError as err:
-            raise BackupError(f"{item['key']} = '{path}': cannot restore it: {err.strerror}") from err
-    return moved
-
-
-def _write_config(path: Path, text: str) -> None:
-    try:
-        like = path.stat() if path.exists() else None
-        write_private(path, text)
-        if like is not None:
-            _chown_like(path, like)
-    except OSError as err:
-        raise BackupError(f"{path}: cannot write the restored config: {err.strerror}") from err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import time
@@ -13,13 +12,12 @@ from typing import Any
 import structlog
 import uuid6
 
-from gateway.cdr.acc import AccEvent, acc_path, trunk_caller, trunk_details
+from gateway.cdr.acc import trunk_caller, trunk_details
 from gateway.cdr.clock import BestClock, Stamp
 from gateway.cdr.records import ClockKind, Direction, Disposition, disposition_for
-from gateway.cdr.schema import ACC_ADDED_COLUMNS, ACC_TABLE
 from gateway.config import TrunkConfig
-from gateway.fsmode import private_database
 from gateway.logs import mask_number
+from gateway.sip.accounting import AccEvent, AccReader, acc_path, prepare_acc_file
 from gateway.store import Store
 
 log = structlog.get_logger("cdr.capture")
@@ -59,7 +57,7 @@ class Capture:
         self.max_call_s = max_call_s
         self.captured = 0  # records made final by this process
         self.skipped = 0
-        self._acc: sqlite3.Connection | None = None
+        self._acc: AccReader | None = None
 
     # --- Kamailio's event file ---------------------------------------------------------------
 
@@ -69,31 +67,13 @@ class Capture:
         return acc_path(self.store.path)
 
     def prepare(self) -> None:
-        """Before Kamailio starts: create its event file (WAL) and drop the events already folded."""
-        cursor = int(self.store.get_state(CURSOR_KEY, 0))
-        private_database(self.acc_path)  # call events hold numbers: 0600 like the store
-        with contextlib.closing(sqlite3.connect(self.acc_path, isolation_level=None)) as acc:
-            acc.execute("PRAGMA journal_mode=WAL")
-            acc.execute("PRAGMA busy_timeout=5000")
-            acc.execute(ACC_TABLE)
-            have = {row[1] for row in acc.execute("PRAGMA table_info(acc)")}
-            for name, sql_type in ACC_ADDED_COLUMNS:
-                if name not in have:  # Kamailio's insert names every db_extra column
-                    acc.execute(f"ALTER TABLE acc ADD COLUMN {name} {sql_type}")
-            # Only now, with no Kamailio writing, may the daemon write to this file.
-            acc.execute("DELETE FROM acc WHERE id <= ?", [cursor])
+        """Before Kamailio starts: create its event file and drop the events already folded."""
+        prepare_acc_file(self.acc_path, int(self.store.get_state(CURSOR_KEY, 0)))
 
     def _read_events(self, after: int) -> list[dict[str, Any]]:
         if self._acc is None:
-            if not self.acc_path.exists():
-                return []
-            self._acc = sqlite3.connect(f"file:{self.acc_path}?mode=ro", uri=True, check_same_thread=False)
-        try:
-            return _rows(self._acc.execute("SELECT * FROM acc WHERE id > ? ORDER BY id LIMIT ?", [after, BATCH]))
-        except sqlite3.Error:
-            self._acc.close()
-            self._acc = None
-            raise
+            self._acc = AccReader(self.acc_path)
+        return self._acc.after(after, BATCH)
 
     # --- one pass ---------------------------------------------------------------------------
 

@@ -1,35 +1,9 @@
-"""SQL schema of call records: Kamailio's raw `acc` events, the folded `cdrs`, and the delivery outbox."""
+"""SQL schema of call records: the folded `cdrs`, their delivery outbox, and what Kamailio reads of them."""
 
 from __future__ import annotations
 
-# Kamailio's acc module inserts one row per accounted event through db_sqlite (time_mode 2:
-# `time_attr` holds seconds.milliseconds of the wall clock) into lifeline.db.acc, a file only
-# Kamailio writes (db_sqlite has no busy timeout: an insert meeting another writer is lost).
-# The extra columns are set in kamailio.cfg.tmpl (db_extra). The daemon only reads it and keeps
-# its cursor (the last folded id) in the main store, in the same transaction as the records.
-ACC_TABLE = """
-CREATE TABLE IF NOT EXISTS acc (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    method VARCHAR(16),
-    from_tag VARCHAR(128),
-    to_tag VARCHAR(128),
-    callid VARCHAR(255),
-    sip_code VARCHAR(3),
-    sip_reason VARCHAR(128),
-    time TIMESTAMP,
-    time_attr DOUBLE,
-    src_user VARCHAR(64),
-    dst_user VARCHAR(64),
-    start_time VARCHAR(32),
-    cdr_mode VARCHAR(16),
-    src_name VARCHAR(128),
-    pai VARCHAR(255),
-    trunk VARCHAR(512)
-)
-"""
-
-# Columns added to `acc` after the first release: (name, SQL type), added to older files at start.
-ACC_ADDED_COLUMNS = (("src_name", "VARCHAR(128)"), ("pai", "VARCHAR(255)"), ("trunk", "VARCHAR(512)"))
+import sqlite3
+from collections.abc import Callable, Mapping
 
 # seq is the stable delivery order; id the gateway-unique UUIDv7 the sinks dedupe on.
 # *_mono are CLOCK_BOOTTIME seconds of the same boot (boot_id): they let a later, better
@@ -90,10 +64,9 @@ CREATE TABLE IF NOT EXISTS cdr_settings (
 )
 """
 
-# Columns added to `cdrs` after the first release, added in place to older stores; then indexes
-# that need them. trunk_call joins the ring-group legs of one inbound trunk call (capture.py).
-CDRS_ADDED_COLUMNS = (("trunk_call", "TEXT"),)
-CDRS_LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS cdrs_trunk_call ON cdrs (trunk_call) WHERE trunk_call IS NOT NULL",)
+# trunk_call joins the ring-group legs of one inbound trunk call (capture.py); stores from before it
+# have `cdrs` without the column, added in place, then the index that needs it.
+CDRS_TRUNK_CALL_INDEX = "CREATE INDEX IF NOT EXISTS cdrs_trunk_call ON cdrs (trunk_call) WHERE trunk_call IS NOT NULL"
 
 CDR_SCHEMA = (
     CDRS_TABLE,
@@ -102,3 +75,15 @@ CDR_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS cdr_outbox_state ON cdr_outbox (sink, state, cdr_seq)",
     "CREATE INDEX IF NOT EXISTS cdrs_state ON cdrs (state, final_at)",
 )
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    """Call records, their outbox and Kamailio's settings table, from any shape of the first week."""
+    for statement in CDR_SCHEMA:
+        conn.execute(statement)
+    if "trunk_call" not in {row[1] for row in conn.execute("PRAGMA table_info(cdrs)")}:
+        conn.execute("ALTER TABLE cdrs ADD COLUMN trunk_call TEXT")
+    conn.execute(CDRS_TRUNK_CALL_INDEX)
+
+
+STEPS: Mapping[int, Callable[[sqlite3.Connection], None]] = {2: _v2}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.backup import archive, crypto, upload
+from gateway.backup.restore import restore as restore_backup
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.errors import BackupError, DaemonRequestError, DaemonUnreachableError
@@ -198,7 +199,7 @@ def _refuse_if_running(config: Config) -> None:
 def _restore(args: argparse.Namespace, config: Config, config_path: Path | None) -> int:
     _refuse_if_running(config)
     contents = _open(args.file, _secret(args, config, confirm=False))
-    report = archive.restore(contents, config, config_path, replace=args.replace)
+    report = restore_backup(contents, config, config_path, replace=args.replace)
     counts = report.counts
     print(
         f"restored {args.file} (made {contents.manifest['created']} on {contents.manifest['host']}): "

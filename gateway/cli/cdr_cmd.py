@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cdr.csvfile import export_final, write_durably
-from gateway.cdr.records import iso
+from gateway.cdr.csvfile import master_csv, write_durably
+from gateway.cdr.records import CdrRecord, iso
 from gateway.cdr.service import purge
+from gateway.cli.progress import Meter, terminal
 from gateway.config import Config
 from gateway.logs import mask_number
 from gateway.store import Store
@@ -49,6 +50,26 @@ def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
+CHUNK = 500  # records read and written at a time: the progress moves, the memory stays small
+
+
+def export(store: Store, since: float, meter: Meter) -> tuple[int, str]:
+    """The final records since `since` as Master.csv text, oldest first, counted on the meter as they are read."""
+    where = "FROM cdrs WHERE state = 'final' AND start_ts >= ?"
+    parts: list[str] = []
+    done = 0
+    with store.read() as conn:
+        total = int(conn.execute(f"SELECT COUNT(*) {where}", [since]).fetchone()[0])
+        meter(0, total)
+        cursor = conn.execute(f"SELECT * {where} ORDER BY seq", [since])
+        names = [d[0] for d in cursor.description]
+        while rows := cursor.fetchmany(CHUNK):
+            parts.append(master_csv(CdrRecord.from_row(dict(zip(names, r, strict=True))) for r in rows))
+            done += len(rows)
+            meter(done, total)
+    return done, "".join(parts)
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
     """Run one `lifeline cdr` command."""
     store = Store(config.db_path)
@@ -58,11 +79,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print(f"purged {purge(store, days)} delivered record(s) older than {days:g} day(s)")
             return 0
         if args.cdr_command == "export":
-            count, text = export_final(store, args.since)
+            meter = Meter(terminal(), "exporting call records")
+            try:
+                count, text = export(store, args.since, meter)
+                if args.out is not None:
+                    meter.describe("writing the file")
+                    write_durably(args.out, text)
+            finally:
+                meter.close()  # before anything else is printed
             if args.out is None:
                 sys.stdout.write(text)
             else:
-                write_durably(args.out, text)
                 print(f"exported {count} record(s) to {args.out}", file=sys.stderr)
             return 0
         limit = args.limit or -1  # SQLite: a negative LIMIT means none

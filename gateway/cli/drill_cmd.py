@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.client import request
+from gateway.cli.progress import Meter, terminal
 from gateway.config import Config, DrillConfig
 from gateway.drill.model import DrillResult, DrillState
 from gateway.drill.report import render_html, render_json
@@ -46,8 +47,21 @@ def limit_s(drill: DrillConfig) -> float:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Start a drill, follow it, show and keep its report: 0 when it passed, 1 when it failed."""
-    show = None if args.json else _progress
-    drill = asyncio.run(follow(config.api_socket, args.emergency_test, args.force, limit_s(config.drill), show))
+    # On a terminal a spinner on stderr names the step under way; the timeline lines stay on stdout.
+    meter = Meter(terminal(args.json, stdout_too=True), "drill starting", transient=True)
+
+    def show(moment: dict[str, Any]) -> None:
+        meter.describe(f"drill: {moment['state'].replace('_', ' ')}")
+        _progress(moment)
+
+    try:
+        drill = asyncio.run(
+            follow(
+                config.api_socket, args.emergency_test, args.force, limit_s(config.drill), None if args.json else show
+            )
+        )
+    finally:
+        meter.close()
     out = write_out(args.out, drill) if args.out is not None else None
     if args.json:
         print(json.dumps({**drill, "out": out} if out else drill, indent=2))

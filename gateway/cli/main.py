@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -22,6 +24,7 @@ from gateway.cli import (
     doctor_cmd,
     drill_cmd,
     firewall_cmd,
+    lab_cmd,
     mirror_cmd,
     token_cmd,
     trunk_cmd,
@@ -33,6 +36,7 @@ from gateway.errors import ConfigError, DaemonRequestError, DaemonUnreachableErr
 from gateway.mirror.files import NO_HEADER_COLUMNS, read_extensions_file
 from gateway.store import Store
 from gateway.trunk import cli as trunk_cli
+from gateway.web import phones
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -72,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     token_cmd.add_parser(sub)
     firewall_cmd.add_parser(sub)
     admin_cmd.add_parser(sub)
+    lab_cmd.add_parser(sub)
     return parser
 
 
@@ -99,6 +104,8 @@ def _print_status(data: dict[str, Any]) -> None:
         print(f"kamailio:      {kam.get('state')}, pid {kam.get('pid')}, restarts {kam.get('restarts')}")
         reg = data.get("registrations")
         print(f"registrations: {reg['users']} users, {reg['contacts']} contacts" if reg else "registrations: unknown")
+        for line in phones.status_lines((reg or {}).get("phones")):
+            print(line)
         for line in _edge_lines(sip.get("edge")):
             print(line)
         _print_health(data.get("health") or {}, mode.get("detected", mode["mode"]))
@@ -157,6 +164,9 @@ def _print_health(health: dict[str, Any], detected: str) -> None:
         rtt = "" if probe["rtt_ms"] is None else f" rtt {probe['rtt_ms']} ms"
         loss = "" if probe["loss"] is None else f" loss {probe['loss']:.0%} of {probe['samples']}"
         print(f"  {name:12} {state:4}{rtt}{loss}  {probe['detail'] or ''}")
+    for sbc in health.get("sbcs") or []:  # each cloud SBC in order: calls go to the first one up
+        rtt = "" if sbc["rtt_ms"] is None else f" rtt {sbc['rtt_ms']} ms"
+        print(f"  sbc {sbc['uri']}: {sbc['state']}{rtt}")
 
 
 def _offline_status(config: Config, config_path: Path | None) -> dict[str, Any]:
@@ -261,10 +271,20 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGPIPE  # what a shell reports for a command a closed pipe stopped
 
 
+def _few_malloc_arenas() -> None:
+    # glibc gives each thread that allocates its own arena (to_thread's workers, aiohttp's resolver):
+    # on a Pi the daemon's memory grew with the threads it had ever used. Two arenas are plenty for
+    # one event loop; set before any thread starts. Not glibc: nothing to do.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+
+
 def _run(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "config":
         return config_cmd.run(args)  # it checks or writes the file it is given, not the config in use
+    if args.command == "lab":
+        return lab_cmd.run(args)  # it builds its own daemon, config and all, and removes them
     try:
         config, config_path = config_mod.load(args.config)
     except ConfigError as err:
@@ -277,6 +297,7 @@ def _run(argv: list[str] | None) -> int:
         if args.command == "run":
             from gateway.app import App
 
+            _few_malloc_arenas()
             asyncio.run(App(config, config_path).run_forever())
             return 0
         if args.command == "status":

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from gateway.cli.client import request
+from gateway.cli.progress import Meter, terminal
 from gateway.config import Config
 from gateway.errors import DaemonRequestError, DaemonUnreachableError
 from gateway.mirror.build import build_source
@@ -31,6 +32,7 @@ def add_parser(sub: Any) -> None:
     sync = msub.add_parser("sync", help="sync the directory now (through the daemon if it runs)")
     sync.add_argument("--full", action="store_true", help="fetch the whole directory, not just the changes")
     sync.add_argument("--allow-empty", action="store_true", help="accept an empty directory (deletes the mirror)")
+    sync.add_argument("--json", action="store_true", help="print the sync's result as JSON (no progress bar)")
     status = msub.add_parser("status", help="age, counts and last error of the mirror")
     status.add_argument("--json", action="store_true")
 
@@ -93,30 +95,6 @@ def offline_status(config: Config, store: Store | None) -> dict[str, Any] | None
     )
 
 
-class _Bar:
-    """A one-line progress bar on stderr, shown only on a terminal."""
-
-    def __init__(self) -> None:
-        self.shown = sys.stderr.isatty()
-        self.drawn = False
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if not self.shown:
-            return
-        if total:
-            filled = int(30 * min(done, total) / total)
-            text = f"\rfetching [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}"
-        else:
-            text = f"\rfetching … {done}"
-        sys.stderr.write(text)
-        sys.stderr.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            sys.stderr.write("\n")
-
-
 def _describe_result(result: dict[str, Any]) -> str:
     kind = "full" if result.get("full") else "incremental"
     if result.get("unchanged"):
@@ -127,7 +105,7 @@ def _describe_result(result: dict[str, Any]) -> str:
     )
 
 
-async def _sync_via_daemon(config: Config, args: argparse.Namespace, bar: _Bar) -> int:
+async def _sync_via_daemon(config: Config, args: argparse.Namespace, bar: Meter) -> int:
     started = time.time()
     body = {"full": args.full, "allow_empty": args.allow_empty}
     reply = await request(config.api_socket, "POST", "/api/v1/mirror/sync", body)
@@ -145,20 +123,21 @@ async def _sync_via_daemon(config: Config, args: argparse.Namespace, bar: _Bar) 
             break
         await asyncio.sleep(POLL_S)
     bar.close()
-    return _report(mirror, started)
+    return _report(mirror, started, args.json)
 
 
-def _report(mirror: dict[str, Any], started: float) -> int:
+def _report(mirror: dict[str, Any], started: float, as_json: bool) -> int:
     if mirror.get("last_error") and (mirror.get("last_error_at") or 0) >= started - 1:
         print(f"lifeline: sync failed; the last good mirror stays: {mirror['last_error']}", file=sys.stderr)
         return EXIT_ERROR
-    print(_describe_result(mirror.get("last_result") or {}))
+    result = mirror.get("last_result") or {}
+    print(json.dumps({**result, "via": "daemon"}, indent=2) if as_json else _describe_result(result))
     if mirror.get("short_passwords"):
         print(f"lifeline: {short_password_warning(mirror['short_passwords'])}", file=sys.stderr)
     return 0
 
 
-async def _sync_here(config: Config, args: argparse.Namespace, bar: _Bar) -> int:
+async def _sync_here(config: Config, args: argparse.Namespace, bar: Meter) -> int:
     source = build_source(config)
     if source is None:
         print("lifeline: no directory source configured ([mirror] source)", file=sys.stderr)
@@ -173,7 +152,10 @@ async def _sync_here(config: Config, args: argparse.Namespace, bar: _Bar) -> int
             print(f"lifeline: sync failed; the last good mirror stays: {err}", file=sys.stderr)
             return EXIT_ERROR
         bar.close()
-        print(_describe_result(result.as_dict()) + " (daemon not running: applied to the store directly)")
+        if args.json:
+            print(json.dumps({**result.as_dict(), "via": "store"}, indent=2))
+        else:
+            print(_describe_result(result.as_dict()) + " (daemon not running: applied to the store directly)")
         if result.short_passwords:
             print(f"lifeline: {short_password_warning(result.short_passwords)}", file=sys.stderr)
         return 0
@@ -184,7 +166,7 @@ async def _sync_here(config: Config, args: argparse.Namespace, bar: _Bar) -> int
 def run(args: argparse.Namespace, config: Config) -> int:
     """Run `lifeline mirror …`."""
     if args.mirror_command == "sync":
-        bar = _Bar()
+        bar = Meter(terminal(args.json), "fetching the directory")
         try:
             return asyncio.run(_sync_via_daemon(config, args, bar))
         except DaemonUnreachableError:

@@ -16,7 +16,16 @@ import structlog
 from gateway.config import Config
 from gateway.core.fallback import FallbackTimers, RttEstimator, fallback_timers
 from gateway.core.mode import Mode, ModeController
-from gateway.core.probes import DnsProbe, HttpsProbe, LanProbe, Probe, ProbeResult, SipOptionsProbe, is_ip
+from gateway.core.probes import (
+    DnsProbe,
+    HttpsProbe,
+    LanProbe,
+    Probe,
+    ProbeResult,
+    SbcSetProbe,
+    SipOptionsProbe,
+    is_ip,
+)
 from gateway.sip.options import SipTarget
 from gateway.sip.tls import cloud_ca_list
 
@@ -83,18 +92,18 @@ def diagnose(sip: bool | None, api: bool | None, dns: bool | None, lan: bool | N
     return "ok"
 
 
-def build_probes(config: Config) -> tuple[SipOptionsProbe | None, list[Probe]]:
+def build_probes(config: Config) -> tuple[SbcSetProbe | None, list[Probe]]:
     """The probes this configuration calls for."""
     health = config.health
     sip = None
     if config.cloud.sbc:
         # Over TLS, checked as Kamailio checks it: a probe that trusts what Kamailio refuses says "up" wrongly.
         ca_file, verify = cloud_ca_list(config), config.cloud.tls_verify
-        sip = SipOptionsProbe(config.cloud.sbc, health.sip_timeout_s, ca_file=ca_file, verify=verify)
+        sip = SbcSetProbe(
+            [SipOptionsProbe(uri, health.sip_timeout_s, ca_file=ca_file, verify=verify) for uri in config.cloud.sbcs]
+        )
     others: list[Probe] = []
-    hosts = []
-    if config.cloud.sbc:
-        hosts.append(SipTarget.from_uri(config.cloud.sbc).host)
+    hosts = [SipTarget.from_uri(uri).host for uri in config.cloud.sbcs]
     if health.api_url:
         others.append(HttpsProbe(health.api_url, health.other_timeout_s, health.api_ca_file))
         hosts.append(urlsplit(health.api_url).hostname or "")
@@ -111,7 +120,7 @@ class HealthMonitor:
     """Probes the cloud on a schedule and reports each SIP outcome to the mode controller."""
 
     def __init__(
-        self, config: Config, controller: ModeController, sip: SipOptionsProbe | None, others: list[Probe]
+        self, config: Config, controller: ModeController, sip: SbcSetProbe | None, others: list[Probe]
     ) -> None:
         self.config = config.health
         self.controller = controller
@@ -127,6 +136,8 @@ class HealthMonitor:
         self.fallback = fallback_timers(self.rtt, config.fallback, suspect=False)
         self._fallback_config = config.fallback
         self.on_fallback: Callable[[FallbackTimers], Awaitable[None]] | None = None
+        # Each SBC up or down, in order, after every round of probes (Kamailio's dispatcher follows it).
+        self.on_sbcs: Callable[[list[bool]], Awaitable[None]] | None = None
 
     def where(self) -> str:
         """Where the break is, from the latest probe results."""
@@ -142,6 +153,7 @@ class HealthMonitor:
             "probes": {name: s.as_dict() for name, s in self.stats.items()},
             "fallback_wait_ms": self.fallback.wait_ms,
             "cloud_srtt_ms": None if self.rtt.srtt_ms is None else round(self.rtt.srtt_ms, 1),
+            "sbcs": self.sip.status() if self.sip is not None else [],
         }
 
     def evidence(self) -> dict[str, Any]:
@@ -168,7 +180,7 @@ class HealthMonitor:
         suspect = self.controller.status().detected is Mode.SUSPECT
         return self.config.suspect_interval_s if suspect else self.config.sip_interval_s
 
-    async def _sip_loop(self, probe: SipOptionsProbe) -> None:
+    async def _sip_loop(self, probe: SbcSetProbe) -> None:
         loop = asyncio.get_running_loop()
         while True:
             # Probes overlap: a new one leaves on schedule even while the last is still waiting.
@@ -186,8 +198,10 @@ class HealthMonitor:
                 except TimeoutError:
                     break
 
-    async def _sip_once(self, probe: SipOptionsProbe) -> None:
+    async def _sip_once(self, probe: SbcSetProbe) -> None:
         result = await probe.check()
+        if self.on_sbcs is not None:
+            await self.on_sbcs(probe.up())
         stats = self.stats[probe.name]
         stats.add(result)
         if not result.ok:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Awaitable, Callable
@@ -101,6 +102,7 @@ class ModeController:
         self._reason = str(saved.get("reason", "first start"))
         self._auto_mode = Mode(saved.get("auto_mode", Mode.NORMAL.value))
         self._listeners: list[ModeListener] = []
+        self._saving = asyncio.Lock()  # records land in the order of the changes they record
         if not saved:
             # Recorded now, not at the first change: else every restart would be "first start" again.
             self._persist()
@@ -124,11 +126,16 @@ class ModeController:
         """Apply a manual override (or go back to automatic detection)."""
         if override != self._override:
             log.info("override", old=self._override.value, new=override.value, reason=reason)
-            self._store.add_event("override", f"override {self._override} → {override}: {reason}")
+            event: tuple[str, str, dict[str, Any]] = (
+                "override",
+                f"override {self._override} → {override}: {reason}",
+                {},
+            )
             self._override = override
+            await self._save(event)
         target = self._auto_mode if override is Override.AUTO else Mode(override.value)
         await self._set_state(target, reason)
-        self._persist()
+        await self._save()
 
     async def observe_probe(self, ok: bool, evidence: dict[str, Any] | None = None) -> None:
         """One cloud SIP probe outcome; the failover policy decides whether the mode moves."""
@@ -147,7 +154,7 @@ class ModeController:
         self._auto_mode = mode
         if self._override is Override.AUTO:
             await self._set_state(mode, reason, evidence)
-        self._persist()
+        await self._save()
 
     async def _set_state(self, new: Mode, reason: str, evidence: dict[str, Any] | None = None) -> None:
         old = self._mode
@@ -156,19 +163,33 @@ class ModeController:
         self._mode, self._since, self._reason = new, time.time(), reason
         log.warning("mode changed", old=old.value, new=new.value, reason=reason, evidence=evidence)
         data = {"old": old.value, "new": new.value, "reason": reason, "evidence": evidence or {}}
-        self._store.add_event("mode", f"{old} → {new}: {reason}", data)
-        self._persist()
+        # The listeners first (Kamailio serves the phones locally at once); the record of the change is
+        # written after, off the loop: a synced write on an SD card can take tens of milliseconds, and a
+        # crash between the two only repeats the change after the restart, which detection redoes.
         for listener in self._listeners:
             await listener(old, new, reason)
+        await self._save(("mode", f"{old} → {new}: {reason}", data))
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "mode": self._mode.value,
+            "override": self._override.value,
+            "since": self._since,
+            "reason": self._reason,
+            "auto_mode": self._auto_mode.value,
+        }
 
     def _persist(self) -> None:
-        self._store.set_state(
-            "mode",
-            {
-                "mode": self._mode.value,
-                "override": self._override.value,
-                "since": self._since,
-                "reason": self._reason,
-                "auto_mode": self._auto_mode.value,
-            },
-        )
+        self._store.set_state("mode", self._snapshot())
+
+    async def _save(self, event: tuple[str, str, dict[str, Any]] | None = None) -> None:
+        # Taken now, written in a worker thread: a later change cannot overtake this one (the lock).
+        state = self._snapshot()
+
+        def write() -> None:
+            if event is not None:
+                self._store.add_event(*event)
+            self._store.set_state("mode", state)
+
+        async with self._saving:
+            await asyncio.to_thread(write)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class SipOptionsProbe:
         self, uri: str, timeout: float, name: str = "cloud-sip", *, ca_file: Path | None = None, verify: bool = True
     ) -> None:
         self.name = name
+        self.uri = uri
         self.target = SipTarget.from_uri(uri)
         self.timeout = timeout
         self.ca_file, self.verify = ca_file, verify
@@ -170,6 +172,47 @@ class SipOptionsProbe:
                 await writer.wait_closed()
 
 
+class SbcSetProbe:
+    """Every cloud SBC probed at once: the cloud is up while any one answers (the first in order gives the RTT)."""
+
+    kind = "sip"
+    DOWN_AFTER = 2  # misses in a row that mark one SBC down (one lost datagram moves no calls)
+
+    def __init__(self, probes: list[SipOptionsProbe], name: str = "cloud-sip") -> None:
+        self.name = name
+        self.probes = probes
+        self.uris = [p.uri for p in probes]
+        self.last: list[ProbeResult | None] = [None] * len(probes)
+        self.misses = [0] * len(probes)
+
+    async def check(self) -> ProbeResult:
+        """Probe every SBC; ok while one of them answers."""
+        results = await asyncio.gather(*(p.check() for p in self.probes))
+        for index, result in enumerate(results):
+            self.last[index] = result
+            self.misses[index] = 0 if result.ok else self.misses[index] + 1
+        answered = [(uri, r) for uri, r in zip(self.uris, results, strict=True) if r.ok]
+        if len(results) == 1:
+            return results[0]
+        if answered:
+            uri, first = answered[0]
+            return ProbeResult(True, first.rtt_ms, f"{first.detail} from {uri}")
+        return ProbeResult(False, None, "; ".join(f"{u}: {r.detail}" for u, r in zip(self.uris, results, strict=True)))
+
+    def up(self) -> list[bool]:
+        """Each SBC, in order: up unless it missed DOWN_AFTER probes in a row."""
+        return [misses < self.DOWN_AFTER for misses in self.misses]
+
+    def status(self) -> list[dict[str, object]]:
+        """Each SBC with its state and its last round trip, in order."""
+        shown: list[dict[str, object]] = []
+        for uri, up, last in zip(self.uris, self.up(), self.last, strict=True):
+            rtt = None if last is None or last.rtt_ms is None else round(last.rtt_ms, 1)
+            state = "unknown" if last is None else ("up" if up else "down")
+            shown.append({"uri": uri, "state": state, "rtt_ms": rtt, "detail": None if last is None else last.detail})
+        return shown
+
+
 class DnsProbe:
     """Resolution of the cloud's host names, apart from whether the hosts answer."""
 
@@ -223,6 +266,19 @@ def default_gateway(route_table: str) -> str | None:
         if len(fields) >= 3 and fields[1] == "00000000" and fields[2] != "00000000":
             return str(ipaddress.IPv4Address(bytes.fromhex(fields[2])[::-1]))
     return None
+
+
+def lan_address(route_table: str) -> str | None:
+    """This box's address towards its default router (the LAN side): what the kernel would send from."""
+    router = default_gateway(route_table)
+    if router is None:
+        return None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((router, 9))  # UDP: picks the route and source address, sends nothing
+        except OSError:
+            return None
+        return str(probe.getsockname()[0])
 
 
 class LanProbe:

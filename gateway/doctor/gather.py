@@ -14,6 +14,7 @@ from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.probes import DnsProbe, ProbeResult, SipOptionsProbe
 from gateway.doctor import machine
+from gateway.doctor.drill import last_report, timer_enabled
 from gateway.doctor.model import Disk, Facts
 from gateway.doctor.service import cloud_names
 from gateway.errors import ConfigError, DaemonRequestError, DaemonUnreachableError, LifelineError
@@ -141,6 +142,8 @@ async def gather(
                 synced = group.create_task(_maybe(kernel_clock_synced))
                 wear = group.create_task(_maybe(machine.read_wear))
                 cert = group.create_task(_maybe(machine.read_certificate, config) if config else _none())
+                drills = group.create_task(_maybe(last_report, where.data_dir / "drills") if offline else _none())
+                timer = group.create_task(_maybe(timer_enabled))
     except TimeoutError as err:
         raise LifelineError(f"doctor: the checks did not finish within {ALL_LIMIT_S:g} s") from err
     return Facts(
@@ -159,6 +162,8 @@ async def gather(
         clock_synced=synced.result(),
         wear=wear.result(),
         certificate=cert.result(),
+        drill_last=drills.result(),
+        drill_timer=timer.result(),
     )
 
 

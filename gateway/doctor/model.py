@@ -85,6 +85,8 @@ class Facts:
     clock_synced: bool | None = None  # the kernel's NTP flag (the daemon's view wins when it answers)
     wear: Wear | None = None
     certificate: Certificate | None = None
+    drill_last: dict[str, Any] | None = None  # daemon down: the newest drill report's summary
+    drill_timer: bool | None = None  # the monthly drill timer is enabled (None: unknown)
     now: float = field(default_factory=time.time)
 
     @property

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 
+from gateway.doctor.drill import drill_check
 from gateway.doctor.machine import certificate_check, clock_check, disk_check, wear_check
 from gateway.doctor.model import Check, Facts, Verdict
 from gateway.doctor.panel import panel_checks
@@ -38,6 +39,7 @@ NEEDS_CONFIG = (
     "signal",
     "voice",
     "certificate",
+    "drill",
     "leds",
     "relay",
 )
@@ -58,6 +60,7 @@ def run_checks(facts: Facts) -> list[Check]:
     checks += trunk_checks(facts, config)
     checks += [clock_check(facts), disk_check(facts), wear_check(facts), phones_check(facts)]
     checks.append(certificate_check(facts))
+    checks.append(drill_check(facts, config))
     checks += panel_checks(facts, config)
     return checks
 

@@ -11,7 +11,7 @@ MODEM_CHECKS = ("modem", "sim", "network", "signal", "voice")
 NOT_UP = ("absent", "probe", "reset")  # link states in which the modem has not answered AT yet
 BEFORE_NETWORK = (*NOT_UP, "sim", "config")
 WEAK_BARS = 1  # one bar of five: calls break up
-# The driver's words for LTE with data but no voice (gateway/trunk/driver.py, _update_voice).
+# The driver's words for LTE with data but no voice (gateway/trunk/registration.py, voice).
 NO_VOLTE = "without VoLTE"
 VOLTE_FIX = "enable VoLTE/IMS for this SIM (the carrier) and on the modem, or use a network with 2G/3G"
 SIM_FIX = "insert the SIM; with a PIN set sim_pin_file in [[trunk.modems]]; a PUK-locked SIM: unlock it in a phone"

@@ -28,33 +28,20 @@ async def wait_serving(host: DrillHost, want: Mode, timeout_s: float) -> bool:
 
 
 async def kamailio_local(kamailio: KamailioSupervisor | None) -> bool | None:
-    """Whether Kamailio serves phones locally now ($shv(survival)); None if it does not answer."""
+    """Whether Kamailio serves phones locally now; None if it does not answer."""
     if kamailio is None:
         return None
-    try:
-        value = await kamailio.rpc.call("pv.shvGet", "survival")
-    except RpcError:
-        return None
-    item = value[0] if isinstance(value, list) and value else value
-    return isinstance(item, dict) and int(item.get("value", 0)) == 1
+    return await kamailio.serving_locally()
 
 
 async def registered(kamailio: KamailioSupervisor | None) -> set[str]:
-    """The AORs with a live binding in Kamailio's location table."""
+    """The extensions with a live binding in Kamailio's location table."""
     if kamailio is None:
         raise DrillError("Kamailio is not running")
     try:
-        dump = await kamailio.rpc.call("ul.dump")
+        return {binding.aor for binding in await kamailio.bindings()}
     except RpcError as err:
         raise DrillError(f"cannot read Kamailio's registrations: {err}") from err
-    aors: set[str] = set()
-    for domain in (dump or {}).get("Domains", []):
-        for entry in domain.get("Domain", {}).get("AoRs", []):
-            info = entry.get("Info", {})
-            contacts = [c.get("Contact", {}) for c in info.get("Contacts", [])]
-            if any(str(c.get("Expires")) != "expired" for c in contacts):
-                aors.add(str(info.get("AoR")))
-    return aors
 
 
 def extensions(store: Store, numbers: list[str]) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trustme
 
@@ -16,6 +16,9 @@ from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.netns import Topology
 from gateway.mirror.records import Extension
+
+if TYPE_CHECKING:  # pjsua2 only where phones are made
+    from gateway.lab.phones import Phone, SipEndpoint
 
 REALM = "asterisk"
 SBC_NAME = "sbc.cloud.test"
@@ -32,8 +35,10 @@ class BranchLab:
         passwords: dict[str, str],
         health: dict[str, Any] | None = None,
         sections: dict[str, Any] | None = None,
+        regions: int = 1,
     ) -> None:
         self.workdir = workdir
+        self.regions = regions  # 2: a second cloud SBC (cloud2, by address) after the first in cloud.sbc
         self.topology = Topology(tag)
         self.passwords = passwords
         self.health = health or {}
@@ -41,6 +46,7 @@ class BranchLab:
         self.hooks_log = workdir / "hooks.jsonl"
         self._procs: list[subprocess.Popen[bytes]] = []
         self.cloud: LabCloud | None = None
+        self.cloud2: LabCloud | None = None
         self.lifeline: LifelineProcess | None = None
 
     @property
@@ -79,6 +85,14 @@ class BranchLab:
         ]
         self.cloud.add_subscribers(extensions)
         self.cloud.start()
+        sbc: list[str] = [f"sip:{SBC_NAME}:5060"]
+        if self.regions == 2:
+            self.cloud2 = LabCloud(
+                self.workdir / "cloud2", host=a.cloud2, port=5060, realm=REALM, prefix=tuple(cloud_ns)
+            )
+            self.cloud2.add_subscribers(extensions)
+            self.cloud2.start()
+            sbc.append(f"sip:{a.cloud2}:5060")
         secret = self.workdir / "webhook.secret"
         secret.write_text("whsec_" + "bGlmZWxpbmUtbGFiLXdlYmhvb2stc2VjcmV0IQ==\n")
         secret.chmod(0o600)
@@ -88,7 +102,7 @@ class BranchLab:
             self.workdir / "lifeline",
             {
                 "sip": {"listen": a.branch_lan, "port": 5060, "transports": ["udp"], "children": 2},
-                "cloud": {"sbc": f"sip:{SBC_NAME}:5060", "realm": REALM},
+                "cloud": {"sbc": sbc if len(sbc) > 1 else sbc[0], "realm": REALM},
                 "health": {
                     "api_url": f"https://{API_NAME}/",
                     "api_ca_file": str(ca_file),
@@ -112,6 +126,21 @@ class BranchLab:
     def _spawn(self, cmd: list[str], log_name: str) -> None:
         with (self.workdir / log_name).open("ab") as log:
             self._procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+
+    def phone(self, ep: SipEndpoint, user: str) -> Phone:
+        """A phone on the branch LAN, registering to the cloud with Lifeline as outbound proxy (not yet registered).
+
+        Its sockets open in the calling thread's namespace: call it from inside the phones' one.
+        """
+        a = self.addr
+        return ep.phone(
+            user,
+            self.passwords[user],
+            domain=a.cloud,
+            registrar=f"sip:{a.cloud}:5060",
+            proxy=f"sip:{a.branch_lan}:5060;lr",
+            host=a.phone,
+        )
 
     def status(self) -> dict[str, Any]:
         """Lifeline's status."""
@@ -146,6 +175,8 @@ class BranchLab:
             self.lifeline.stop()
         if self.cloud is not None:
             self.cloud.stop()
+        if self.cloud2 is not None:
+            self.cloud2.stop()
         for proc in self._procs:
             proc.kill()
             proc.wait()

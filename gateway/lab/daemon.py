@@ -12,12 +12,21 @@ from pathlib import Path
 from typing import Any
 
 
+def _value(value: Any) -> str:
+    """A TOML value: JSON literals for scalars, lists of them, and inline tables for dicts."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key} = {_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    return json.dumps(value)
+
+
 def to_toml(data: dict[str, dict[str, Any]]) -> str:
-    """TOML for a config of tables of scalars and lists (JSON literals are valid TOML values there)."""
+    """TOML for a config of tables of scalars, lists and inline tables (e.g. trunk.modems)."""
     lines = []
     for table, values in data.items():
         lines.append(f"[{table}]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+        lines.extend(f"{key} = {_value(value)}" for key, value in values.items())
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,7 @@ class Addresses:
     router_branch: str = f"{NET}.2.254"
     router_cloud: str = f"{NET}.3.254"
     cloud: str = f"{NET}.3.2"
+    cloud2: str = f"{NET}.3.3"  # a second region's SBC (BranchLab(regions=2))
 
 
 OUTAGES = {
@@ -37,11 +38,14 @@ OUTAGES = {
     "sip": ["udp dport 5060 drop", "udp sport 5060 drop", "tcp dport 5060 drop", "tcp sport 5060 drop"],
     "dns": ["udp dport 53 drop", "udp sport 53 drop", "tcp dport 53 drop", "tcp sport 53 drop"],
     "api": ["tcp dport 443 drop", "tcp sport 443 drop"],
+    # The primary region's SBC alone goes silent (its DNS and API, on the same address, stay up).
+    "sip-primary": ["ip daddr {cloud} udp dport 5060 drop", "ip saddr {cloud} udp sport 5060 drop"],
 }
 # In the branch itself: its packets to the cloud are refused on their way out, so every send fails at
 # once (EPERM), as a dead WAN route or an ICMP error makes it, instead of going unanswered.
 BRANCH_OUTAGES = {
     "send-error": ["ip daddr {cloud} drop"],
+    "send-error-primary": ["ip daddr {cloud} udp dport 5060 drop"],  # the primary region's SBC alone
 }
 
 
@@ -88,6 +92,7 @@ class Topology:
             ("rt", f"ll{t}r0", f"{a.router_branch}/24"),
             ("rt", f"ll{t}r1", f"{a.router_cloud}/24"),
             ("cl", f"ll{t}c0", f"{a.cloud}/24"),
+            ("cl", f"ll{t}c0", f"{a.cloud2}/24"),
         ):
             _ip("-n", self.ns[role], "addr", "add", cidr, "dev", iface)
             _ip("-n", self.ns[role], "link", "set", iface, "up")
@@ -103,7 +108,7 @@ class Topology:
             (conf / "resolv.conf").write_text(f"nameserver {resolver}\noptions timeout:1 attempts:1\n")
 
     def outage(self, kind: str) -> None:
-        """Start an outage: all, sip, dns, api, loss:PERCENT (in the router), or send-error (in the branch)."""
+        """Start an outage: all, sip, sip-primary, dns, api, loss:PERCENT (router), or send-error (branch)."""
         self.restore()
         role, hook = "rt", "forward"
         if kind.startswith("loss:"):
@@ -112,7 +117,7 @@ class Topology:
             role, hook = "br", "output"
             rules = [rule.format(cloud=self.addr.cloud) for rule in BRANCH_OUTAGES[kind]]
         else:
-            rules = OUTAGES[kind]
+            rules = [rule.format(cloud=self.addr.cloud) for rule in OUTAGES[kind]]
         body = "\n".join(f"    {rule}" for rule in rules)
         script = (
             f"table inet outage {{\n  chain {hook} {{\n    type filter hook {hook} priority 0; policy accept;\n"

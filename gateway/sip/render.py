@@ -15,6 +15,7 @@ from pathlib import Path
 from gateway.config import SIP_URI, Config
 from gateway.errors import SipError
 from gateway.numbering import emergency_pattern
+from gateway.sip.options import SipTarget
 from gateway.sip.tls import TlsFiles, cloud_server_name
 
 MODULE_DIRS = (
@@ -51,6 +52,13 @@ class RenderInputs:
     keys: EdgeKeys
     tls: TlsInputs | None = None  # required when sip.transports has tls
     cloud_timers: tuple[int, int] | None = None  # (wait, T1) ms for the cloud's INVITE; None: the configured wait
+    cloud_port: int = 0  # Lifeline's own socket towards the cloud (cloud.local_port); 0: the phones' socket
+    standby_ips: tuple[str, ...] = ()  # the addresses of cloud.standby's SBCs, in order
+
+    @property
+    def dispatcher_path(self) -> Path:
+        """Kamailio's dispatcher list (the cloud's SBCs), next to its RPC socket."""
+        return self.rpc_socket.with_name("kamailio-dispatcher.list")
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,76 @@ def resolve_cloud_host(sbc: str | None) -> str | None:
         raise SipError(f"cloud.sbc = {sbc!r}: cannot resolve {host!r}: {err}") from err
 
 
+def _socket(proto: str, host: str, port: int) -> str:
+    """Kamailio's name of a listening socket (proto:host:port, an IPv6 host in brackets)."""
+    return f"{proto}:[{host}]:{port}" if ":" in host else f"{proto}:{host}:{port}"
+
+
+def cloud_destinations(config: Config, inputs: RenderInputs) -> list[str]:
+    """The cloud's SBCs as Kamailio's dispatcher knows them (each name replaced by its address), in order."""
+    if inputs.cloud_host_ip is None:
+        return []
+    addresses = (inputs.cloud_host_ip, *inputs.standby_ips)
+    return [_with_host(uri, address) for uri, address in zip(config.cloud.sbcs, addresses, strict=True)]
+
+
+def render_dispatcher(config: Config, inputs: RenderInputs) -> str:
+    """Kamailio's dispatcher list: set 1, the SBCs by falling priority (algorithm 8 takes the first active)."""
+    destinations = cloud_destinations(config, inputs)
+    # "setid destination flags priority": the first SBC has the highest priority.
+    rows = [f"1 {uri} 0 {len(destinations) - index}" for index, uri in enumerate(destinations)]
+    return "".join(row + "\n" for row in rows)
+
+
+def _cloud_defines(config: Config, inputs: RenderInputs, sbc: str, address: str) -> tuple[str, str]:
+    """The cloud's defines, and the listen line of Lifeline's own socket towards it ("" if none)."""
+    target = SipTarget.from_uri(sbc)
+    sip = config.sip
+    tls_port = inputs.tls.port if inputs.tls is not None else 0
+    first = sip.transports[0]
+    phone_sock = _socket(first, sip.listen, tls_port if first == "tls" else inputs.port)
+    # Every request to the cloud leaves from this socket, so Via, Path and Record-Route send the cloud's
+    # requests back to it: the socket a request arrives on says which side it is from (route[FROM_CLOUD]).
+    local_port = inputs.cloud_port or (tls_port if target.transport == "tls" else inputs.port)
+    listen = f"\nlisten={_socket(target.transport, sip.listen, local_port)}" if inputs.cloud_port else ""
+    defines = [
+        "#!define WITH_CLOUD",
+        f'#!define CLOUD_URI "{_with_host(sbc, address)}"',
+        f'#!define CLOUD_LIST "{inputs.dispatcher_path}"',
+        f'#!define CLOUD_HOSTS "{_hosts_pattern(config, inputs)}"',
+        f"#!define CLOUD_LOCAL_PORT {local_port}",
+        f'#!define CLOUD_SOCK "{_socket(target.transport, sip.listen, local_port)}"',
+        f'#!define PHONE_SOCK "{phone_sock}"',
+    ]
+    if config.cloud.standby:
+        defines.append("#!define WITH_STANDBY")
+    return "\n".join(defines), listen
+
+
+def _hosts_pattern(config: Config, inputs: RenderInputs) -> str:
+    """A regular expression for "host:port" of any SBC, by name or address (route[DLG_NEXT])."""
+    pairs = set()
+    for uri, address in zip(config.cloud.sbcs, (inputs.cloud_host_ip, *inputs.standby_ips), strict=False):
+        target = SipTarget.from_uri(uri)
+        for host in (target.host, address or target.host):
+            pairs.add(_literal(f"[{host}]" if ":" in host else host) + f":{target.port}")
+    return "^(" + "|".join(sorted(pairs)) + ")$"
+
+
+def _literal(host: str) -> str:
+    """A host name or address as a POSIX regex, without backslashes (Kamailio's strings treat them as escapes)."""
+    return "".join(f"[{char}]" if char in ".[]" else char for char in host)
+
+
+def _with_host(uri: str, address: str) -> str:
+    """The SIP URI with its host replaced by the address it resolved to: Kamailio never resolves a name."""
+    match = SIP_URI.match(uri)
+    if match is None:  # config validation already refused this
+        raise SipError(f"cloud.sbc = {uri!r}: not a SIP URI")
+    host = f"[{address}]" if ":" in address else address
+    return uri[: match.start("host")] + host + uri[match.end("host") :]
+
+
 def render(config: Config, inputs: RenderInputs) -> str:
     """The complete kamailio.cfg text for this config and mode."""
     template = KamailioTemplate(resources.files("gateway.sip").joinpath("kamailio.cfg.tmpl").read_text())
@@ -127,11 +205,8 @@ def render(config: Config, inputs: RenderInputs) -> str:
         tls = f'#!define WITH_TLS\n#!define TLS_CONFIG "{inputs.tls.config_path}"'
     cloud = ""
     if config.cloud.sbc is not None and inputs.cloud_host_ip is not None:
-        cloud = (
-            "#!define WITH_CLOUD\n"
-            f'#!define CLOUD_URI "{config.cloud.sbc}"\n'
-            f'#!define CLOUD_HOST "{inputs.cloud_host_ip}"'
-        )
+        cloud, cloud_listen = _cloud_defines(config, inputs, config.cloud.sbc, inputs.cloud_host_ip)
+        listen += cloud_listen
         server_name = cloud_server_name(config)
         if tls and server_name is not None:
             # SNI on the connection to the cloud: the tls module sends none of its own (route[TO_CLOUD]).
@@ -160,6 +235,10 @@ def render(config: Config, inputs: RenderInputs) -> str:
         listen_lines=listen,
         module_path=inputs.module_path,
         rpc_socket=str(inputs.rpc_socket),
+        # The trunk agent's extension: static config, so rendered (a restarted Kamailio has it at once).
+        trunk_extension=(config.trunk.extension or "") if config.trunk.modems else "",
+        rpc_fifo=str(inputs.rpc_socket.with_suffix(".fifo")),  # KamailioRpc.fifo
+        rpc_reply_dir=str(inputs.rpc_socket.parent),
         survival=1 if inputs.survival else 0,
         max_expires=survival_expires if inputs.survival else config.survival.normal_max_expires,
         db_path=str(inputs.db_path),
@@ -189,6 +268,18 @@ def kamailio_command(binary: str, cfg: Path, run_dir: Path) -> list[str]:
     # -DD: no daemonising, so the supervisor owns the main process; -m/-M: shared and private
     # memory in MB, enough for thousands of bindings on a Pi.
     return [binary, "-DD", "-E", "-f", str(cfg), "-m", "64", "-M", "8", "-Y", str(run_dir)]
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether port is free for both UDP and TCP on host."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as udp, socket.socket(family, socket.SOCK_STREAM) as tcp:
+            udp.bind((host, port))
+            tcp.bind((host, port))
+    except OSError:
+        return False
+    return True
 
 
 def free_port(host: str) -> int:

@@ -18,9 +18,19 @@ import structlog
 from gateway.config import Config
 from gateway.errors import RpcError, SipError
 from gateway.fsmode import write_private
+from gateway.sip.bindings import Binding, parse_dump
 from gateway.sip.location import prepare_location
 from gateway.sip.options import SipTarget
-from gateway.sip.render import EdgeKeys, RenderInputs, TlsInputs, find_module_path, kamailio_command, render
+from gateway.sip.render import (
+    EdgeKeys,
+    RenderInputs,
+    TlsInputs,
+    cloud_destinations,
+    find_module_path,
+    kamailio_command,
+    render,
+    render_dispatcher,
+)
 from gateway.sip.rpc import KamailioRpc
 from gateway.sip.tls import cloud_tls, tls_config
 
@@ -98,8 +108,13 @@ class KamailioSupervisor:
         survival: Callable[[], bool],
         keys: EdgeKeys,
         tls: TlsInputs | None = None,
+        cloud_port: int = 0,
+        standby_ips: tuple[str, ...] = (),
     ) -> None:
         self.config = config
+        self.cloud_port = cloud_port  # Lifeline's own socket towards the cloud (render.RenderInputs)
+        self.standby_ips = standby_ips  # cloud.standby's addresses
+        self._destinations: list[str] = []  # the SBCs as Kamailio's dispatcher names them, in order
         self._keys = keys
         self.tls = tls
         self.port = port
@@ -140,8 +155,12 @@ class KamailioSupervisor:
             keys=self._keys,
             tls=self.tls,
             cloud_timers=self.cloud_timers,
+            cloud_port=self.cloud_port,
+            standby_ips=self.standby_ips,
         )
         write_private(self.cfg_path, render(self.config, inputs))  # 0600 from its first byte: it holds a secret
+        write_private(inputs.dispatcher_path, render_dispatcher(self.config, inputs))
+        self._destinations = cloud_destinations(self.config, inputs)
         if self.tls is not None:
             write_private(self.tls.config_path, tls_config(self.tls.files, cloud_tls(self.config)))
 
@@ -241,6 +260,15 @@ class KamailioSupervisor:
         except RpcError as err:
             log.warning("fallback wait not pushed to kamailio", error=str(err), state=self.state.value)
 
+    async def set_sbc_states(self, up: list[bool]) -> None:
+        """Mark each cloud SBC up or down in Kamailio's dispatcher, as the daemon's probes see it."""
+        try:
+            for uri, ok in zip(self._destinations, up, strict=False):
+                # Pushed every round: a request that failed on an SBC marked it down, the probes have the last word.
+                await self.rpc.call("dispatcher.set_state", "a" if ok else "i", 1, uri)
+        except RpcError as err:
+            log.debug("SBC states not pushed to kamailio", error=str(err), state=self.state.value)
+
     async def apply_mode(self, survival: bool) -> None:
         """Flip Kamailio between relaying to the cloud and serving locally, without a restart."""
         expires = self.config.survival.register_expires if survival else self.config.survival.normal_max_expires
@@ -251,6 +279,20 @@ class KamailioSupervisor:
             # A Kamailio that is restarting renders the current mode when it comes back.
             log.warning("mode not pushed to kamailio", error=str(err), state=self.state.value)
 
+    async def serving_locally(self) -> bool | None:
+        """Whether Kamailio serves phones locally now ($shv(survival)); None when it does not answer."""
+        try:
+            value = await self.rpc.call("pv.shvGet", "survival")
+        except RpcError:
+            return None
+        item = value[0] if isinstance(value, list) and value else value
+        return isinstance(item, dict) and int(item.get("value", 0)) == 1
+
+    async def drop_bindings(self, number: str) -> None:
+        """Forget every binding of this extension now (none: nothing to do)."""
+        with contextlib.suppress(RpcError):  # usrloc answers an error when there is no binding
+            await self.rpc.call("ul.rm", "location", number)
+
     async def registrations(self) -> dict[str, Any]:
         """Counts of registered users and contacts, from usrloc's statistics."""
         stats = await self.rpc.call("stats.get_statistics", "usrloc:")
@@ -260,10 +302,14 @@ class KamailioSupervisor:
             result[name.removeprefix("usrloc:")] = int(value)
         return {"users": result.get("registered_users", 0), "contacts": result.get("location_contacts", 0)}
 
+    async def bindings(self) -> list[Binding]:
+        """Every live registered contact, from usrloc's dump (no secret is in it)."""
+        return parse_dump(await self.rpc.call_bulk("ul.dump"))  # any number of phones
+
     async def edge(self) -> dict[str, Any]:
         """Banned addresses (until when, bans today) and failed logins per extension and per source."""
-        bans = _htable(await self.rpc.call("htable.dump", "ban"))
-        levels = _htable(await self.rpc.call("htable.dump", "banlevel"))
+        bans = _htable(await self.rpc.call_bulk("htable.dump", "ban"))
+        levels = _htable(await self.rpc.call_bulk("htable.dump", "banlevel"))
         now = time.time()
         return {
             "bans": [
@@ -271,8 +317,8 @@ class KamailioSupervisor:
                 for address, until in sorted(bans.items())
                 if until > now  # htable drops an expired item on its next timer run
             ],
-            "failed_logins": _htable(await self.rpc.call("htable.dump", "authfail_ext")),
-            "failing_sources": _htable(await self.rpc.call("htable.dump", "authfail")),
+            "failed_logins": _htable(await self.rpc.call_bulk("htable.dump", "authfail_ext")),
+            "failing_sources": _htable(await self.rpc.call_bulk("htable.dump", "authfail")),
         }
 
     async def _watch_edge(self) -> None:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import structlog
 
-from gateway.trunk.driver import LinkState
+from gateway.trunk.link import LinkState
 
 log = structlog.get_logger("trunk.pool")
 

@@ -17,14 +17,13 @@ import structlog
 from gateway.cdr.records import ClockKind
 from gateway.config import Config
 from gateway.core.alerts import Alert, AlertDeliveryError
-from gateway.errors import LifelineError, RpcError
+from gateway.core.probes import lan_address
 from gateway.hw.patterns import TrunkView
 from gateway.store import Store
 from gateway.trunk.errors import TrunkError
 
 log = structlog.get_logger("trunk.supervisor")
 
-RpcCall = Callable[..., Awaitable[Any]]
 
 STATUS_EVERY_S = 2.0
 EMERGENCY_WAIT_S = 25.0  # one long poll of the agent's emergency events; it answers at once when one is dialled
@@ -78,14 +77,13 @@ def limit_event_message(event: dict[str, Any]) -> str:
 
 
 class TrunkSupervisor:
-    """Keeps one trunk agent process running and Kamailio's $shv(trunk) pointing at its extension."""
+    """Keeps one trunk agent process running, and forwards its events to the daemon."""
 
     def __init__(self, config: Config, config_path: Path | None, store: Store) -> None:
         self.config = config
         self.config_path = config_path
         self.store = store
         self.sip_port = 0
-        self.rpc: RpcCall | None = None
         self._caller_key = ""
         self.socket = config.run_dir / "trunk.sock"
         self.restarts = 0
@@ -116,9 +114,9 @@ class TrunkSupervisor:
             return str(row[0]), str(row[1]), str(row[2])
         raise TrunkError(f"trunk.extension = {extension!r}: no such extension (import it like a phone)")
 
-    async def start(self, sip_port: int, rpc: RpcCall | None, caller_key: str) -> None:
+    async def start(self, sip_port: int, caller_key: str) -> None:
         """Start the agent (registering to Kamailio on sip_port; caller_key checks Kamailio's stamp)."""
-        self.sip_port, self.rpc, self._caller_key = sip_port, rpc, caller_key
+        self.sip_port, self._caller_key = sip_port, caller_key
         self._task = asyncio.create_task(self._run(), name="trunk-supervisor")
 
     async def stop(self) -> None:
@@ -145,6 +143,17 @@ class TrunkSupervisor:
             await proc.wait()
         log.info("trunk agent stopped", pid=proc.pid, exit_code=proc.returncode)
 
+    def _media_host(self) -> str:
+        # Kamailio relays no media: the phones send their audio straight to the agent, so it must
+        # listen where they reach this box (sip.listen, or the LAN side when that is every address).
+        listen = self.config.sip.listen
+        if listen != "0.0.0.0":
+            return listen
+        try:
+            return lan_address(Path("/proc/net/route").read_text()) or "0.0.0.0"
+        except OSError:
+            return "0.0.0.0"
+
     async def _run(self) -> None:
         while not self._stopping:
             try:
@@ -156,6 +165,7 @@ class TrunkSupervisor:
                 continue
             secrets = {
                 "sip_host": self.config.sip.listen if self.config.sip.listen != "0.0.0.0" else "127.0.0.1",
+                "media_host": await asyncio.to_thread(self._media_host),
                 "sip_port": self.sip_port,
                 "auth_user": auth_user,
                 "realm": realm,
@@ -191,10 +201,9 @@ class TrunkSupervisor:
             await asyncio.sleep(min(30.0, 1.0 * self.restarts))
 
     async def _watch(self) -> None:
-        # Kamailio forgets $shv(trunk) when it restarts: keep setting it; forward incoming SMS;
-        # keep the agent's status at hand for the LEDs (the health loop cannot wait for it).
+        # Forward incoming SMS; keep the agent's status at hand for the LEDs (the health loop
+        # cannot wait for it). Kamailio has the agent's extension in its rendered config.
         while True:
-            await self._point_kamailio()
             await self._forward_inbox()
             with contextlib.suppress(TrunkError):
                 self.last_status = await self.request("GET", "/status", limit=2.0)
@@ -210,12 +219,6 @@ class TrunkSupervisor:
         analog = bool(modems) and all(m.get("family") == "v253" for m in modems)
         bars = max(((m.get("signal") or {}).get("bars") or 0 for m in ready), default=0)
         return TrunkView(kind="analog" if analog else "gsm", usable=bool(ready), bars=int(bars))
-
-    async def _point_kamailio(self) -> None:
-        if self.rpc is None or not self.config.trunk.extension:
-            return
-        with contextlib.suppress(RpcError, LifelineError):
-            await self.rpc("pv.shvSet", "trunk", "str", self.config.trunk.extension)
 
     async def _record_link_events(self) -> None:
         # The agent keeps each modem's falls and recoveries; a poll alone would miss a quick reset.

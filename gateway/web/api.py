@@ -202,6 +202,13 @@ STATUS_ROUTES = (
         Scope.READ,
         "Everything `lifeline status` shows",
         "Mode, SIP, registrations, health, mirror, call records, trunk, network API, paths and recent events",
+        description=(
+            "`registrations.phones` lists each registered contact: `extension`, `name` (from the directory), "
+            "`source` and `transport` (where the phone is reached), `user_agent`, `expires_s`/`expires_at`, and "
+            "`taken`: `cloud` (relayed in NORMAL, the cloud's answer copied) or `local` (taken by Lifeline itself: "
+            "SURVIVAL, or no cloud), with `mode`, the mode when the binding was last saved. The user agent of a "
+            "binding copied from the cloud's answer is unknown (null). No secret (HA1, Authorization) is ever listed."
+        ),
     ),
     Route(
         "PUT",

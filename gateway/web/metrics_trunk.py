@@ -8,7 +8,7 @@ from typing import Any
 from gateway.hw.patterns import FaultClass
 from gateway.hw.relay import RelayState
 from gateway.trunk.call import CallState
-from gateway.trunk.driver import LinkState
+from gateway.trunk.link import LinkState
 from gateway.web.metrics_families import Families, dict_of, list_of, num
 
 # The trunk supervisor's states.

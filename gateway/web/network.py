@@ -27,7 +27,7 @@ import structlog
 from aiohttp import web
 
 from gateway.config import ApiConfig, Config
-from gateway.core.probes import default_gateway
+from gateway.core.probes import lan_address
 from gateway.errors import LifelineError
 from gateway.sip.tls import CIPHERS, TlsFiles, tls_files
 from gateway.web.openapi import BY_KEY
@@ -91,19 +91,6 @@ class FailureLimiter:
         block = float(min(self.block_s * 2 ** (strikes - 1), self.block_max_s))
         self._blocked[address] = now + block
         return block
-
-
-def lan_address(route_table: str) -> str | None:
-    """This box's address towards its default router (the LAN side): what the kernel would send from."""
-    router = default_gateway(route_table)
-    if router is None:
-        return None
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((router, 9))  # UDP: picks the route and source address, sends nothing
-        except OSError:
-            return None
-        return str(probe.getsockname()[0])
 
 
 def listen_address(config: Config) -> tuple[str | None, str | None]:

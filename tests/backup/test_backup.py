@@ -21,15 +21,16 @@ import trustme
 from aiohttp import web
 
 from gateway.backup import archive, crypto, upload
+from gateway.backup.restore import carry_paths
 from gateway.cdr.acc import acc_path
 from gateway.cdr.capture import CURSOR_KEY
-from gateway.cdr.schema import ACC_TABLE
 from gateway.cli import backup_cmd
 from gateway.cli.main import main
 from gateway.config import load
 from gateway.errors import BackupError
 from gateway.lab.daemon import to_toml
 from gateway.mirror.records import Extension
+from gateway.sip.accounting import ACC_TABLE
 from gateway.sip.render import free_port
 from gateway.store import Store
 from tests.cdr.helpers import add_record, queue
@@ -396,12 +397,12 @@ def test_a_missing_store_is_a_clear_error(key: Path, tmp_path: Path, capsys: pyt
 
 def test_paths_are_carried_only_in_a_form_that_parses_the_same() -> None:
     text = '[sip]\nport = 5070\n\n[paths]\ndata_dir = "/old"  # comment\n\n[cdr]\nretention_days = 9\n'
-    carried = archive.carry_paths(text, {"data_dir": "/new"})
+    carried = carry_paths(text, {"data_dir": "/new"})
     assert "port = 5070" in carried and "retention_days = 9" in carried and '"/old"' not in carried.split("#")[0]
-    assert archive.carry_paths(text, {"data_dir": "/old"}) == text
-    assert "[paths]" not in archive.carry_paths(text, {})
+    assert carry_paths(text, {"data_dir": "/old"}) == text
+    assert "[paths]" not in carry_paths(text, {})
     with pytest.raises(BackupError, match="use a \\[paths\\] table"):
-        archive.carry_paths('paths = { data_dir = "/old" }\n', {"data_dir": "/new"})
+        carry_paths('paths = { data_dir = "/old" }\n', {"data_dir": "/new"})
 
 
 # --------------------------------------------------------------------------- HTTPS target

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from bench import report_readme
 from bench.report_anchors import ANCHORS, RATIOS
 from bench.report_charts import chart_panels, make_charts
 from bench.report_markdown import Context, codes_text, met_text, render_report, walls_text
@@ -221,7 +222,8 @@ def test_run_all_meets_its_goal_only_when_every_bench_met_within_the_wall_time()
 
 def test_every_bench_is_found_but_run_all_and_the_scenarios() -> None:
     names = run_all.discover(ROOT / "bench")
-    assert {"register_storm", "failover", "emergency", "sip_edge", "mirror", "cdr_sync", "trunk_audio"} <= set(names)
+    benches = {"register_storm", "failover", "emergency", "sip_edge", "mirror", "cdr_sync", "trunk_audio", "api"}
+    assert benches <= set(names)
     assert not {"run_all", "scenarios", "__pycache__"} & set(names)
     # The reference and ratio tables name real benches, and every reference names its source.
     assert set(ANCHORS) <= set(names) and set(RATIOS) <= set(names)
@@ -359,3 +361,36 @@ def test_an_unknown_bench_is_refused_before_anything_runs(tmp_path: Path, capsys
     assert run_all.main(["--only", "register_storm,no_such_bench", "--out", str(tmp_path)]) == 2
     assert "no such bench: no_such_bench" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_table_is_written_between_its_markers_and_nowhere_else(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    before, after = "# Lifeline\n\nintro\n\n", "\n\n## First steps\n\nkept as it is\n"
+    readme.write_text(f"{before}{report_readme.START}\nold table\n{report_readme.END}{after}")
+    cmd = [str(SCRIPT), "--from-logs", str(DATA), "--out", str(tmp_path / "out"), "--readme", str(readme)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=hidden_matplotlib(tmp_path))
+    assert done.returncode == 1, done.stderr  # failover printed no JSON: the table says so, it is still written
+    text = readme.read_text()
+    assert text.startswith(before) and text.endswith(after) and "old table" not in text
+    table = text.split("| bench | met | headline figures |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = {r[0]: r[1:] for r in ([c.strip() for c in line.strip("|").split(" | ")] for line in table.splitlines())}
+    assert rows["[register_storm](bench/register_storm)"][0] == "yes"
+    assert rows["[failover](bench/failover)"][0].startswith("**no**: exit 1")
+    assert "Built from the outputs saved in" in text
+    again = readme.read_text()
+    subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=hidden_matplotlib(tmp_path))
+    assert readme.read_text() == again  # the same logs give the same README
+
+    readme.write_text("# no markers\n")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=hidden_matplotlib(tmp_path))
+    assert done.returncode == 2 and "no '<!-- bench-table:start" in done.stderr
+    assert readme.read_text() == "# no markers\n"
+
+
+def test_the_readme_in_the_repository_has_a_generated_table() -> None:
+    text = (ROOT / "README.md").read_text()
+    start, end = text.find(report_readme.START), text.find(report_readme.END)
+    assert 0 < start < end < text.find("## First steps")  # on the first screen, above the first steps
+    block = text[start:end]
+    assert "| bench | met | headline figures |" in block
+    assert all(f"[{name}](bench/{name})" in block for name in run_all.discover(ROOT / "bench"))

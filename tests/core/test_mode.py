@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 from gateway.core.mode import Mode, ModeController, Override
@@ -52,3 +54,37 @@ def test_a_restart_keeps_the_first_start_on_record(tmp_path: Path) -> None:
     # A restart without any mode change in between: still "first start", and still since then.
     again = ModeController(Store(tmp_path / "l.db")).status()
     assert (again.reason, again.since) == ("first start", first.since)
+
+
+async def test_phones_are_switched_over_while_the_disk_is_still_busy(tmp_path: Path) -> None:
+    # A slow SD card: another writer holds the store while detection concludes the cloud is gone.
+    store = Store(tmp_path / "l.db")
+    controller = ModeController(store)
+    flipped = asyncio.Event()
+
+    async def kamailio(old: Mode, new: Mode, reason: str) -> None:
+        flipped.set()
+
+    controller.add_listener(kamailio)
+    release = threading.Event()
+    holding = threading.Event()
+
+    def busy_disk() -> None:
+        with store.write():
+            holding.set()
+            release.wait(30)
+
+    disk = threading.Thread(target=busy_disk)
+    disk.start()
+    assert await asyncio.to_thread(holding.wait, 10)
+    change = asyncio.create_task(controller.observe(Mode.SURVIVAL, "cloud unreachable"))
+    # The listener runs, and the event loop stays free, while the record waits for the disk.
+    await asyncio.wait_for(flipped.wait(), 10)
+    assert controller.mode is Mode.SURVIVAL and not change.done()
+    release.set()
+    await asyncio.wait_for(change, 10)
+    disk.join()
+    store.close()
+    reopened = Store(tmp_path / "l.db")
+    assert ModeController(reopened).mode is Mode.SURVIVAL  # recorded once the disk was free
+    assert "normal → survival: cloud unreachable" in reopened.recent_events()[0]["message"]

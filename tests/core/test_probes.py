@@ -11,7 +11,7 @@ import trustme
 from aiohttp import web
 
 from gateway.core.health import diagnose
-from gateway.core.probes import HttpsProbe, LanProbe, SipOptionsProbe, default_gateway
+from gateway.core.probes import HttpsProbe, LanProbe, SbcSetProbe, SipOptionsProbe, default_gateway
 from gateway.lab.cloud import LabCloud
 from gateway.sip.render import free_port
 
@@ -29,6 +29,28 @@ async def test_sip_probe_sees_a_live_cloud_and_a_frozen_one(cloud: LabCloud, tra
     finally:
         cloud.resume()
     assert not frozen.ok and "no answer within 1.0 s" in frozen.detail
+
+
+async def test_the_sbc_set_is_up_while_one_sbc_answers_and_marks_a_silent_one_down_after_two_misses(
+    cloud: LabCloud,
+) -> None:
+    dead = f"sip:127.0.0.1:{free_port('127.0.0.1')}"
+    probe = SbcSetProbe([SipOptionsProbe(dead, timeout=0.5), SipOptionsProbe(cloud.uri, timeout=0.5)])
+    assert [s["state"] for s in probe.status()] == ["unknown", "unknown"]
+    first = await probe.check()
+    assert first.ok and first.rtt_ms is not None and cloud.uri in first.detail
+    assert probe.up() == [True, True]  # one lost probe moves no calls
+    await probe.check()
+    assert probe.up() == [False, True]
+    shown = probe.status()
+    assert [(s["uri"], s["state"]) for s in shown] == [(dead, "down"), (cloud.uri, "up")]
+    assert shown[0]["rtt_ms"] is None and shown[1]["rtt_ms"] is not None
+    cloud.pause()
+    try:
+        gone = await probe.check()
+    finally:
+        cloud.resume()
+    assert not gone.ok and dead in gone.detail and cloud.uri in gone.detail
 
 
 async def test_sip_probe_fails_fast_on_a_closed_port() -> None:

@@ -26,13 +26,13 @@ def make_branch() -> Iterator[Callable[..., BranchLab]]:
     labs: list[BranchLab] = []
     workdirs: list[Path] = []
 
-    def make(sections: dict[str, Any] | None = None, **health: Any) -> BranchLab:
+    def make(sections: dict[str, Any] | None = None, regions: int = 1, **health: Any) -> BranchLab:
         tag = f"{os.getpid() % 1000}{next(_tags) % 100}"
         # A short work directory: Kamailio's RPC socket lives in it, and a unix socket's path has room
         # for about 100 bytes (a test worker's tmp_path alone can take most of that).
         workdir = Path(tempfile.mkdtemp(prefix=f"ll{tag}-"))
         workdirs.append(workdir)
-        lab = BranchLab(workdir, tag, PASSWORDS, health, sections)
+        lab = BranchLab(workdir, tag, PASSWORDS, health, sections, regions)
         labs.append(lab)
         lab.start()
         return lab
@@ -62,12 +62,4 @@ def in_phones_ns(sip_endpoint: SipEndpoint) -> Iterator[Callable[[BranchLab], No
 
 def lab_phone(ep: SipEndpoint, lab: BranchLab, user: str) -> Phone:
     """A phone on the branch LAN, registering to the cloud with Lifeline as outbound proxy."""
-    a = lab.addr
-    return ep.phone(
-        user,
-        PASSWORDS[user],
-        domain=a.cloud,
-        registrar=f"sip:{a.cloud}:5060",
-        proxy=f"sip:{a.branch_lan}:5060;lr",
-        host=a.phone,
-    )
+    return lab.phone(ep, user)

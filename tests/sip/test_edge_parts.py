@@ -12,7 +12,7 @@ from gateway.errors import ConfigError, SipError
 from gateway.sip.render import ROUTE_KEY_FILE, edge_keys
 from gateway.sip.stamp import HEADER, StampedCall, signature, stamped_call
 from gateway.sip.supervisor import _htable
-from gateway.trunk.agent import _uri_user
+from gateway.trunk.agent.legs import uri_user
 
 KEY = "k" * 64
 
@@ -55,9 +55,9 @@ def test_no_key_trusts_nothing() -> None:
 
 
 def test_a_display_name_is_not_the_uri() -> None:
-    assert _uri_user('"sip:1001@lifeline" <sip:1002@lifeline>') == "1002"
-    assert _uri_user('"a \\"quoted\\" sip:1001@x" <sip:1002@x;transport=udp>;tag=1') == "1002"
-    assert _uri_user("sip:1003@x") == "1003"
+    assert uri_user('"sip:1001@lifeline" <sip:1002@lifeline>') == "1002"
+    assert uri_user('"a \\"quoted\\" sip:1001@x" <sip:1002@x;transport=udp>;tag=1') == "1002"
+    assert uri_user("sip:1003@x") == "1003"
 
 
 def test_the_route_key_is_made_once_and_private_the_caller_key_is_new_each_start(tmp_path: Path) -> None:

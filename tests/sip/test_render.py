@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import parse
-from gateway.sip.render import EdgeKeys, RenderInputs, find_module_path, render
+from gateway.sip.render import EdgeKeys, RenderInputs, find_module_path, render, render_dispatcher
 
 
 def rendered(tmp_path: Path, data: dict[str, dict[str, object]], survival: bool, cloud_ip: str | None) -> Path:
@@ -49,5 +49,54 @@ def test_mode_and_cloud_reach_the_rendered_config(tmp_path: Path) -> None:
     assert '#!define CLOUD_URI "sip:127.0.0.2:5070"' in text
     assert "#!define WITH_CLOUD" in text
     alone = rendered(tmp_path, {}, False, None).read_text()
-    assert "WITH_CLOUD\n" not in alone.split("request_route")[0]
+    assert "#!define WITH_CLOUD" not in alone
     assert 'modparam("pv", "shvset", "survival=i:0")' in alone
+
+
+def test_the_cloud_gets_a_socket_of_its_own_and_kamailio_takes_it(tmp_path: Path) -> None:
+    cfg = parse({"cloud": {"sbc": "sip:sbc.example.com:5070;transport=tcp"}, "sip": {"listen": "127.0.0.1"}})
+    keys = EdgeKeys(caller="c" * 64, route="d" * 64)
+    inputs = RenderInputs(
+        5099,
+        tmp_path / "rpc.sock",
+        tmp_path / "l.db",
+        False,
+        find_module_path(None),
+        "127.0.0.1",
+        keys,
+        cloud_port=5098,
+    )
+    text = render(cfg, inputs)
+    # The name was resolved by the daemon: Kamailio only ever sees the address.
+    assert '#!define CLOUD_URI "sip:127.0.0.1:5070;transport=tcp"' in text
+    assert "listen=tcp:127.0.0.1:5098" in text and '#!define CLOUD_SOCK "tcp:127.0.0.1:5098"' in text
+    assert '#!define PHONE_SOCK "udp:127.0.0.1:5099"' in text
+    path = tmp_path / "kamailio.cfg"
+    path.write_text(text)
+    check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr[-2000:]
+
+
+def test_two_sbcs_render_a_dispatcher_list_in_order_and_kamailio_takes_it(tmp_path: Path) -> None:
+    cfg = parse({"cloud": {"sbc": ["sip:sbc-a.example.com:5070", "sip:127.0.0.3"]}, "sip": {"listen": "127.0.0.1"}})
+    keys = EdgeKeys(caller="c" * 64, route="d" * 64)
+    inputs = RenderInputs(
+        5099,
+        tmp_path / "rpc.sock",
+        tmp_path / "l.db",
+        False,
+        find_module_path(None),
+        "127.0.0.2",
+        keys,
+        cloud_port=5098,
+        standby_ips=("127.0.0.3",),
+    )
+    # Names replaced by their addresses; the first SBC has the highest priority.
+    assert render_dispatcher(cfg, inputs) == "1 sip:127.0.0.2:5070 0 2\n1 sip:127.0.0.3 0 1\n"
+    inputs.dispatcher_path.write_text(render_dispatcher(cfg, inputs))
+    text = render(cfg, inputs)
+    assert "#!define WITH_STANDBY" in text
+    path = tmp_path / "kamailio.cfg"
+    path.write_text(text)
+    check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr[-2000:]

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.trunk.call import CallEvent
-from gateway.trunk.driver import LinkState, Modem, ModemSettings, Timeouts
+from gateway.trunk.driver import Modem
+from gateway.trunk.link import LinkState, ModemSettings, Timeouts
 from gateway.trunk.ports import ByIdFinder
 from gateway.trunk.profiles import PROFILES, Family
 from gateway.trunk.sim import FarEnd, SimConfig, SimModem, SimUsbReset

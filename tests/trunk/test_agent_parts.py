@@ -8,7 +8,8 @@ import pytest
 
 from gateway.config import TrunkConfig, TrunkModemConfig, parse
 from gateway.errors import ConfigError
-from gateway.trunk.agent import MinutesLedger, _request_user, read_pin
+from gateway.trunk.agent.legs import request_user
+from gateway.trunk.agent.model import MinutesLedger, read_pin
 from gateway.trunk.dialplan import Reach, policy_from
 from gateway.trunk.errors import TrunkError
 from gateway.trunk.supervisor import link_event_message
@@ -44,8 +45,8 @@ def test_minutes_ledger_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_request_uri_user() -> None:
-    assert _request_user("INVITE sip:0301234567@127.0.0.1:5060 SIP/2.0\r\nVia: x\r\n") == "0301234567"
-    assert _request_user("INVITE sip:+4930123@host;user=phone SIP/2.0\r\n") == "+4930123"
+    assert request_user("INVITE sip:0301234567@127.0.0.1:5060 SIP/2.0\r\nVia: x\r\n") == "0301234567"
+    assert request_user("INVITE sip:+4930123@host;user=phone SIP/2.0\r\n") == "+4930123"
 
 
 def test_trunk_config_errors_name_the_key() -> None:

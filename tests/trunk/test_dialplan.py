@@ -11,8 +11,8 @@ from phonenumbers import PhoneNumberType
 
 from gateway.numbering import NumberShapeError, NumberType, classify
 from gateway.trunk.dialplan import DEFAULT_TYPES, Policy, Reach, Usage, allowed_types, decide
-from gateway.trunk.driver import LinkState
 from gateway.trunk.limits import TrunkGuard
+from gateway.trunk.link import LinkState
 from gateway.trunk.pool import ModemPool, NoModemError
 
 NATIONAL_ONLY = Policy(region="DE", reach={"1002": Reach.NATIONAL, "1003": Reach.EMERGENCY})

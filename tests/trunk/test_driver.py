@@ -12,7 +12,8 @@ import structlog
 
 from gateway.trunk import at, tones
 from gateway.trunk.call import CallState, EndReason
-from gateway.trunk.driver import LinkState, Modem, ModemSettings
+from gateway.trunk.driver import Modem
+from gateway.trunk.link import LinkState, ModemSettings
 from gateway.trunk.ports import ByIdFinder
 from gateway.trunk.profiles import Family, Gain, Profile, configured
 from gateway.trunk.sim import FarEnd, Network, Outcome, SimConfig, SimModem, SimUsbReset
@@ -64,7 +65,11 @@ async def test_no_sim_is_reported_plainly(rig_factory: RigFactory) -> None:
 
 async def test_lte_without_volte_is_detected_and_said_plainly(rig_factory: RigFactory) -> None:
     rig = await rig_factory(Family.QUECTEL, network=Network.LTE_NO_VOLTE)
-    await eventually(lambda: "LTE without VoLTE" in (rig.modem.status.problem or ""), "the VoLTE problem")
+    # The +CEREG URC can say so while the init commands still run (CONFIG): wait for the registration step.
+    await eventually(
+        lambda: "LTE without VoLTE" in (rig.modem.status.problem or "") and rig.modem.state is not LinkState.CONFIG,
+        "the VoLTE problem",
+    )
     assert rig.modem.state is LinkState.REGISTERING
     rig.sim.set_network(Network.LTE_VOLTE)
     await wait_state(rig, LinkState.READY)

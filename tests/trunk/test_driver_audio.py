@@ -11,7 +11,7 @@ import pytest
 from gateway.trunk import tones
 from gateway.trunk.align import misaligned
 from gateway.trunk.call import CallState
-from gateway.trunk.driver import LinkState
+from gateway.trunk.link import LinkState
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd
 from tests.trunk.conftest import Rig, RigFactory, eventually, wait_state

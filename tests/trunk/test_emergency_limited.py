@@ -12,8 +12,8 @@ import pytest
 
 from gateway.trunk import at, tones
 from gateway.trunk.call import CallState, CallTracker, EndReason
-from gateway.trunk.driver import LIMITED_SERVICE, LinkState
 from gateway.trunk.errors import TrunkError
+from gateway.trunk.link import LIMITED_SERVICE, LinkState
 from gateway.trunk.pool import ModemPool, NoModemError
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, Network

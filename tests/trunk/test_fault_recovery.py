@@ -18,8 +18,8 @@ import pytest
 
 from gateway.trunk import tones
 from gateway.trunk.call import CallState, EndReason
-from gateway.trunk.driver import LinkState, NoUsbReset
 from gateway.trunk.errors import TrunkError
+from gateway.trunk.link import LinkState, NoUsbReset
 from gateway.trunk.profiles import PROFILES, Family
 from gateway.trunk.sim import FarEnd, Network
 from tests.trunk.conftest import TEST_TIMEOUTS, Rig, RigFactory, eventually, wait_state

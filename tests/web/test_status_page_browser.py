@@ -30,8 +30,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from gateway.cdr.labsink import seed_records
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import SipEndpoint
 from gateway.store import Store
-from tests.conftest import REALM
+from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
 
 CHROMEDRIVER = "/usr/bin/chromedriver"  # Debian's chromium-driver (install.sh --dev)
 PHONE = (412, 915)  # CSS pixels of a common phone screen
@@ -46,27 +47,29 @@ def spki_hash(certificate: Path) -> str:
 
 
 @pytest.fixture
-def daemon(cloud: LabCloud) -> Iterator[tuple[LifelineProcess, dict[str, Any], str]]:
+def daemon(cloud: LabCloud, extensions_csv: Path) -> Iterator[tuple[LifelineProcess, dict[str, Any], str, str]]:
     work = Path(tempfile.mkdtemp(prefix="ll-ui-"))  # short: the unix socket's path has a 108-byte limit
     process = LifelineProcess(
         work, {"cloud": {"sbc": cloud.uri, "realm": REALM}, "sip": {"listen": "127.0.0.1", "children": 2}}
     )
     try:
         password = process.cli("admin", "password").stdout.splitlines()[1]  # also makes the store
+        viewer = process.cli("admin", "password", "--viewer").stdout.splitlines()[1]
+        process.cli("extensions", "import", str(extensions_csv))  # a phone registers in SURVIVAL below
         store = Store(work / "data" / "lifeline.db")
         try:
             seed_records(store, RECORDS, sinks=[])
         finally:
             store.close()
-        yield process, process.start(), password
+        yield process, process.start(), password, viewer
     finally:
         process.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture
-def browser(daemon: tuple[LifelineProcess, dict[str, Any], str], tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    _, status, _ = daemon
+def browser(daemon: tuple[LifelineProcess, dict[str, Any], str, str], tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    _, status, _, _ = daemon
     options = webdriver.ChromeOptions()
     for flag in (
         "--headless=new",
@@ -122,10 +125,15 @@ def press(driver: webdriver.Chrome, button: str) -> None:
     WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
+@pytest.mark.usefixtures("fresh_phones")
 def test_log_in_watch_the_mode_change_live_force_it_and_download_the_call_records(
-    cloud: LabCloud, daemon: tuple[LifelineProcess, dict[str, Any], str], browser: webdriver.Chrome, tmp_path: Path
+    cloud: LabCloud,
+    daemon: tuple[LifelineProcess, dict[str, Any], str, str],
+    browser: webdriver.Chrome,
+    tmp_path: Path,
+    sip_endpoint: SipEndpoint,
 ) -> None:
-    _, status, password = daemon
+    _, status, password, viewer = daemon
     base = str(status["api"]["url"]).removesuffix("/api/v1/")
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -184,3 +192,28 @@ def test_log_in_watch_the_mode_change_live_force_it_and_download_the_call_record
     browser.get(f"{base}/ui/")
     assert browser.current_url == f"{base}/ui/login"
     browser.save_screenshot(str(shots / "5-logged-out.png"))
+
+    # Office IT's read-only login: the same page without the action buttons, the download still there;
+    # a phone registered meanwhile (Lifeline serves it: the cloud is still cut) shows in the phone table,
+    # laid out for the phone's screen.
+    proxy = f"sip:127.0.0.1:{status['sip']['port']};lr"
+    phone = sip_endpoint.phone("1001", PASSWORDS["1001"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy)
+    assert phone.register() == 200
+    browser.find_element(By.ID, "password").send_keys(viewer)
+    press(browser, "login")
+    WebDriverWait(browser, 10, poll_frequency=0.2).until(
+        lambda d: "1001" in d.find_element(By.ID, "phone-rows").text, "the phone never showed in the table"
+    )
+    assert "SURVIVAL (local)" in browser.find_element(By.ID, "phone-rows").text
+    # A narrow screen: no column heads, each cell a line headed by its label (::before, from data-label).
+    layout = "var td = document.querySelector('#phone-rows td'); return [getComputedStyle(td).display,"
+    layout += (
+        " getComputedStyle(td, '::before').content, getComputedStyle(document.querySelector('.phones thead')).display]"
+    )
+    assert browser.execute_script(layout) == ["flex", '"Ext."', "none"]
+    assert browser.current_url == f"{base}/ui/" and browser.find_element(By.ID, "read-only").text == "read-only"
+    for button in ("force-survival", "force-normal", "force-auto", "sync", "run-drill"):
+        assert not browser.find_elements(By.ID, button), button
+    assert browser.find_element(By.ID, "download-cdr").is_displayed()
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    full_page(browser, shots / "6-viewer.png")

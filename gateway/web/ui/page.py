@@ -2,13 +2,17 @@
 
     GET  /              → /ui/
     GET  /ui/login      the login form (or how to set an admin password, when none is set)
-    POST /ui/login      the admin password → a session cookie; failures count towards the API's block
+    POST /ui/login      the admin's or the viewer's password → a session cookie; failures count towards the API's block
     POST /ui/logout
     GET  /ui/           the page (GET /ui/status.json: the same, for the page's script every 2 s)
     POST /ui/mode       force SURVIVAL or NORMAL, or back to automatic
     POST /ui/drill      start a drill;  POST /ui/mirror/sync: sync the directory now
     POST /ui/cdr.csv    the call records as CSV (Master.csv columns), as a download
     GET  /ui/drill/{name}  a drill's report;  GET /ui/static/…: the CSS and the script
+
+A viewer (office IT: `lifeline admin password --viewer`) sees everything and may download the call
+records, which office IT audits anyway; the mode, drill and sync buttons are not shown to it and its
+POSTs to them are refused (403), CSRF token or not.
 
 None of these takes a bearer token (gateway.web.network lets /ui through): the session cookie is the
 credential — `Secure`, `HttpOnly`, `SameSite=Strict` — and every POST must also carry the session's
@@ -38,12 +42,12 @@ from gateway.core.mode import Override
 from gateway.drill.routes import CONTENT_TYPES, REPORT_NAME, DrillControl
 from gateway.drill.runner import DrillError
 from gateway.drill.service import DrillBusyError, DrillRefusedError
-from gateway.hw.admin import STATE_KEY, verify_password
+from gateway.hw.admin import verify_password
 from gateway.store import Store
 from gateway.web.api import MirrorControl, OverrideSetter, StatusProvider
 from gateway.web.network import FAILED, FailureLimiter, is_page_path
 from gateway.web.ui.history import ProbeHistory
-from gateway.web.ui.sessions import IDLE_S, Session, SessionStore
+from gateway.web.ui.sessions import IDLE_S, PASSWORD_KEYS, Role, Session, SessionStore
 from gateway.web.ui.view import TIMELINE_S, page_model
 
 log = structlog.get_logger("ui")
@@ -122,14 +126,14 @@ class StatusPage:
         router.add_post(LOGIN_PATH, self._login, name="ui.login")
         router.add_get(f"{PREFIX}/status.json", self._status_json, name="ui.status")
         router.add_get(f"{PREFIX}/drill/{{name}}", self._drill_report, name="ui.drill_report")
-        for path, action, name in (
-            ("logout", self._logout, "ui.logout"),
-            ("mode", self._mode, "ui.mode"),
-            ("drill", self._start_drill, "ui.drill"),
-            ("mirror/sync", self._sync, "ui.sync"),
-            ("cdr.csv", self._cdr_csv, "ui.cdr"),
+        for path, action, name, admin in (
+            ("logout", self._logout, "ui.logout", False),
+            ("mode", self._mode, "ui.mode", True),
+            ("drill", self._start_drill, "ui.drill", True),
+            ("mirror/sync", self._sync, "ui.sync", True),
+            ("cdr.csv", self._cdr_csv, "ui.cdr", False),  # a viewer may: office IT audits the calls
         ):
-            router.add_post(f"{PREFIX}/{path}", self._action(action), name=name)
+            router.add_post(f"{PREFIX}/{path}", self._action(action, admin=admin), name=name)
         router.add_static(f"{PREFIX}/static", HERE / "static", name="ui.static")
         app.on_response_prepare.append(self._headers)
 
@@ -157,9 +161,18 @@ class StatusPage:
     def _session(self, request: web.Request, *, touch: bool = True) -> Session | None:
         return self.sessions.get(request.cookies.get(COOKIE), touch=touch)
 
-    def _password_hash(self) -> str | None:
-        stored = self.store.get_state(STATE_KEY)
+    def _password_hash(self, role: Role = Role.ADMIN) -> str | None:
+        stored = self.store.get_state(PASSWORD_KEYS[role])
         return str(stored["hash"]) if isinstance(stored, dict) and stored.get("hash") else None
+
+    def _role_of(self, password: str) -> Role | None:
+        """Whose password this is (worker thread: scrypt); each set hash is tried, so the time says nothing."""
+        matched = None
+        for role in Role:
+            stored = self._password_hash(role)
+            if stored is not None and verify_password(password, stored) and matched is None:
+                matched = role
+        return matched
 
     async def _to_page(self, _request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"{PREFIX}/")
@@ -199,14 +212,14 @@ class StatusPage:
         if stored is None:
             return await self._login_page(request, "No admin password is set yet (see below).", 409)
         password = form.get("password")
-        ok = isinstance(password, str) and 0 < len(password) <= MAX_PASSWORD
-        if ok and isinstance(password, str):
-            ok = await asyncio.to_thread(verify_password, password.strip(), stored)
-        if not ok:
+        role = None
+        if isinstance(password, str) and 0 < len(password) <= MAX_PASSWORD:
+            role = await asyncio.to_thread(self._role_of, password.strip())
+        if role is None:
             return await self._failed(request, address)
-        session_id, _session = self.sessions.create(address)
-        log.info("status page login", source=address)
-        await asyncio.to_thread(self.store.add_event, "ui", f"status page: admin logged in from {address}")
+        session_id, _session = self.sessions.create(address, role)
+        log.info("status page login", source=address, role=role.value)
+        await asyncio.to_thread(self.store.add_event, "ui", f"status page: {role.value} logged in from {address}")
         response = _see_other(f"{PREFIX}/")
         _cookie(response, COOKIE, session_id, "/")
         response.del_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
@@ -244,7 +257,7 @@ class StatusPage:
         if session is None:
             raise web.HTTPFound(LOGIN_PATH)
         flash, session.flash = session.flash, []
-        context = {"m": await self._model(), "csrf": session.csrf, "flash": flash}
+        context = {"m": await self._model(), "csrf": session.csrf, "flash": flash, "admin": session.role is Role.ADMIN}
         return aiohttp_jinja2.render_template("status.html.tmpl", request, context)
 
     async def _status_json(self, request: web.Request) -> web.StreamResponse:
@@ -266,7 +279,7 @@ class StatusPage:
 
     # ------------------------------------------------------------------ actions (POST, CSRF)
 
-    def _action(self, action: Action) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _action(self, action: Action, *, admin: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def checked(request: web.Request) -> web.StreamResponse:
             session = self._session(request)
             if session is None:
@@ -278,6 +291,9 @@ class StatusPage:
             if not session.csrf_ok(token) or (origin is not None and origin != f"{request.scheme}://{request.host}"):
                 log.warning("status page: POST refused (CSRF)", source=request.remote, path=request.path)
                 raise web.HTTPForbidden(text="CSRF check failed: reload the page and try again")
+            if admin and session.role is not Role.ADMIN:
+                log.warning("status page: action refused (read-only login)", source=request.remote, path=request.path)
+                raise web.HTTPForbidden(text="read-only login: this needs the admin password")
             return await action(request, session, form)
 
         return checked

@@ -1,12 +1,13 @@
 """The status page's sessions: a random id in a cookie, the session itself in memory, forgotten when idle.
 
-Only a correct admin password makes a session; the id is 256 random bits and the store keys it by its
-SHA-256, so a lookup compares no secret. Each session carries its own CSRF token, which every POST must
-present (gateway.web.ui.page). A restart of the daemon logs everybody out.
+Only a correct password makes a session (the admin's, or the read-only viewer's); the id is 256 random
+bits and the store keys it by its SHA-256, so a lookup compares no secret. Each session carries its own
+CSRF token, which every POST must present (gateway.web.ui.page). A restart of the daemon logs everybody out.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import secrets
@@ -14,9 +15,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.hw.admin import STATE_KEY
+
 IDLE_S = 1800.0  # [api] session_idle_s: a session not used for this long is gone
 LIFETIME_S = 12 * 3600.0  # however busy, a session ends after this long: log in again
 LIMIT = 32  # sessions kept at once; a new login beyond evicts the least recently used
+
+
+class Role(enum.StrEnum):
+    """What a login may do: the admin everything, the viewer (office IT) look and download call records."""
+
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+# Where each role's password hash is kept in the store (the admin's is also the front-panel button's).
+PASSWORD_KEYS = {Role.ADMIN: STATE_KEY, Role.VIEWER: "viewer_password"}
 
 
 def _key(session_id: str) -> str:
@@ -30,6 +44,7 @@ class Session:
     address: str  # where the login came from
     created: float
     seen: float
+    role: Role = Role.ADMIN
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     flash: list[str] = field(default_factory=list)  # messages for the next page shown, then dropped
 
@@ -54,11 +69,11 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, address: str) -> tuple[str, Session]:
+    def create(self, address: str, role: Role = Role.ADMIN) -> tuple[str, Session]:
         """A new session for a correct login: (its id for the cookie, the session)."""
         now = self.clock()
         session_id = secrets.token_urlsafe(32)
-        session = Session(address=address, created=now, seen=now)
+        session = Session(address=address, created=now, seen=now, role=role)
         self._sessions[_key(session_id)] = session
         while len(self._sessions) > self.limit:
             del self._sessions[next(iter(self._sessions))]

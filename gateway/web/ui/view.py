@@ -179,6 +179,25 @@ def _sinks(cdr: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def _phones(registrations: dict[str, Any], now: float) -> list[dict[str, str]]:
+    """The phone table's rows: short texts only (the page's script puts them in as text)."""
+    rows = []
+    for phone in map(_dict, _list(registrations.get("phones"))):
+        left = phone.get("expires_s")
+        rows.append(
+            {
+                "extension": str(phone.get("extension") or ""),
+                "name": str(phone.get("name") or ""),
+                "source": str(phone.get("source") or ""),
+                "transport": str(phone.get("transport") or "").upper(),
+                "user_agent": str(phone.get("user_agent") or "—"),
+                "expires": "permanent" if left is None else f"in {ago(left)} ({clock(now + float(left), now)})",
+                "taken": f"{str(phone.get('mode') or '?').upper()} ({phone.get('taken')})",
+            }
+        )
+    return rows
+
+
 def _drill(drill: dict[str, Any], now: float) -> dict[str, Any]:
     if drill.get("running"):
         return {"text": f"running ({drill.get('state')})", "report": None, "passed": None}
@@ -262,6 +281,8 @@ def page_model(
             {"address": str(b.get("address")), "until": clock(_until(b), now), "bans": str(b.get("bans", 1))}
             for b in bans
         ],
+        "phones": _phones(registrations, now),
+        "phones_known": isinstance(registrations.get("phones"), list),
         "modems": _modems(trunk),
         "trunk": bool(trunk),
         "trunk_state": str(trunk.get("state") or ""),

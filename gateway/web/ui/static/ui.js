@@ -35,6 +35,32 @@
     svg.replaceChildren.apply(svg, fresh);
   }
 
+  var PHONE_COLUMNS = [
+    ["extension", "Ext."], ["name", "Name"], ["source", "Address"], ["transport", "Transport"],
+    ["user_agent", "Phone"], ["expires", "Expires"], ["taken", "Taken in"]
+  ];
+
+  function phones(body, rows, known) {
+    // Rebuild the phone table with text only; data-label heads each cell on a narrow screen.
+    if (!body) { return; }
+    var fresh = rows.map(function (row) {
+      var tr = document.createElement("tr");
+      PHONE_COLUMNS.forEach(function (column) {
+        var td = document.createElement("td");
+        td.setAttribute("data-label", column[1]);
+        td.textContent = row[column[0]];
+        tr.appendChild(td);
+      });
+      return tr;
+    });
+    body.replaceChildren.apply(body, fresh);
+    var none = document.getElementById("no-phones");
+    if (none) {
+      none.hidden = rows.length > 0;
+      none.textContent = known ? "No phone registered." : "Kamailio did not say.";
+    }
+  }
+
   function update(m) {
     document.querySelectorAll("[data-field]").forEach(function (el) {
       var value = m.fields[el.getAttribute("data-field")];
@@ -53,6 +79,7 @@
     segments(document.getElementById("timeline"), m.timeline.segments);
     fill(document.getElementById("changes"), m.timeline.changes);
     fill(document.getElementById("event-list"), m.events);
+    phones(document.getElementById("phone-rows"), m.phones, m.phones_known);
   }
 
   function poll() {

@@ -1,0 +1,19 @@
+"""The alert outbox's table, as each schema version left it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    """One row per alert and channel, with its delivery attempts."""
+    conn.execute(
+        'CREATE TABLE IF NOT EXISTS "alerts" ("id" INTEGER PRIMARY KEY, "alert_id" TEXT, "channel" TEXT,'
+        ' "payload" TEXT, "created" REAL, "attempts" INTEGER, "next_at" REAL, "delivered_at" REAL,'
+        ' "last_error" TEXT)'
+    )
+    conn.execute('CREATE INDEX IF NOT EXISTS "idx_alerts_delivered_at_next_at" ON "alerts" ("delivered_at", "next_at")')
+
+
+STEPS: Mapping[int, Callable[[sqlite3.Connection], None]] = {2: _v2}

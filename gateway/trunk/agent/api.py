@@ -1,0 +1,185 @@
+"""The agent's control API for the daemon: aiohttp on a unix socket (status, SMS, events, ring)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import re
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.errors import UserAgentError
+from gateway.trunk.agent.plumbing import CallPlumbing
+from gateway.trunk.errors import TrunkError
+from gateway.trunk.link import LinkState
+
+log = structlog.get_logger("trunk.agent")
+
+
+class ControlApi:
+    """The daemon's view of the agent and its requests to it."""
+
+    def __init__(self, agent: CallPlumbing) -> None:
+        self.agent = agent
+        self._runner: web.AppRunner | None = None
+
+    def status(self) -> dict[str, Any]:
+        """What the daemon shows about the trunk."""
+        return {
+            "registered": self.agent.account.reg_code if self.agent.account else 0,
+            "extension": self.agent.secrets.auth_user,
+            "minutes_today": round(self.agent.ledger.minutes_today(), 1),
+            "modems": [
+                {
+                    "name": s.name,
+                    "family": s.modem.profile.family.value,
+                    **s.modem.status.as_dict(),
+                    "iccid": s.modem.status.iccid,
+                    # The network's time now (NITZ, advanced since it was read): the call records' clock.
+                    "network_now": _epoch(s.modem.network_time()),
+                }
+                for s in self.agent.slots
+            ],
+            "calls": [
+                {
+                    "id": c.id,
+                    "direction": "out" if c.outgoing else "in",
+                    "modem": c.slot.name,
+                    "number": c.number,
+                    "extension": c.extension,
+                    "emergency": c.emergency,
+                    "active": c.active_at is not None,
+                }
+                for c in self.agent.calls.values()
+            ],
+        }
+
+    async def send_sms(self, numbers: list[str], text: str) -> dict[str, str]:
+        """Send text to each number through the first ready modem; per-number result."""
+        results: dict[str, str] = {}
+        for number in numbers:
+            # A free modem first: an SMS during a call works but waits behind the call's commands.
+            ready = sorted((s for s in self.agent.slots if s.link is LinkState.READY), key=lambda s: s.busy)
+            if not ready:
+                results[number] = "no modem ready"
+                continue
+            try:
+                await ready[0].modem.send_sms(number, text)
+                results[number] = "sent"
+            except TrunkError as err:
+                results[number] = str(err)
+        log.info("sms sent", results=results)
+        return results
+
+    def send_message(self, extensions: list[str], text: str) -> dict[str, str]:
+        """A SIP MESSAGE to each extension through Kamailio (on the pump's thread); per-extension result."""
+        results: dict[str, str] = {}
+        s = self.agent.secrets
+        for extension in extensions:
+            if self.agent.account is None or not re.fullmatch(r"\+?[0-9*#]{1,32}", extension):
+                results[extension] = "not an extension" if self.agent.account else "no SIP account"
+                continue
+            try:
+                self.agent.account.send_message(f"sip:{extension}@{s.sip_host}:{s.sip_port}", text)
+                results[extension] = "sent"
+            except UserAgentError as err:
+                results[extension] = str(err)
+        log.info("messages sent", results=results)
+        return results
+
+    async def start(self) -> None:
+        """Serve the API on the control socket (mode 0600)."""
+
+        async def get_status(request: web.Request) -> web.Response:
+            return web.json_response(self.status())
+
+        async def post_sms(request: web.Request) -> web.Response:
+            body = await request.json()
+            numbers, text = body.get("numbers"), body.get("text")
+            if not isinstance(numbers, list) or not isinstance(text, str) or not text:
+                return web.json_response({"error": "numbers (list) and text (string) are required"}, status=400)
+            return web.json_response({"results": await self.send_sms([str(n) for n in numbers], text)})
+
+        async def get_inbox(request: web.Request) -> web.Response:
+            since = float(request.query.get("since", "0"))
+            return web.json_response([m for m in self.agent.sms_inbox if m["received"] > since])
+
+        app = web.Application()
+        app.router.add_get("/status", get_status)
+        app.router.add_post("/sms", post_sms)
+        app.router.add_get("/sms/inbox", get_inbox)
+
+        async def get_link_events(request: web.Request) -> web.Response:
+            since = float(request.query.get("since", "0"))
+            return web.json_response([e for e in self.agent.link_events if e["at"] > since])
+
+        app.router.add_get("/link-events", get_link_events)
+
+        async def get_limit_events(request: web.Request) -> web.Response:
+            return web.json_response(self.agent.guard.since(float(request.query.get("since", "0"))))
+
+        app.router.add_get("/limit-events", get_limit_events)
+
+        async def get_emergency_events(request: web.Request) -> web.Response:
+            # A long poll: the daemon waits here and hears of an emergency call the moment it is dialled.
+            since = float(request.query.get("since", "0"))
+            wait = min(float(request.query.get("wait", "0")), 60.0)
+            news = [e for e in self.agent.emergency_events if e["at"] > since]
+            if not news and wait > 0:
+                waiter = self.agent.emergency_news
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await waiter.wait()
+                news = [e for e in self.agent.emergency_events if e["at"] > since]
+            return web.json_response(news)
+
+        async def post_message(request: web.Request) -> web.Response:
+            body = await request.json()
+            to, text = body.get("to"), body.get("text")
+            if not isinstance(to, list) or not isinstance(text, str) or not text:
+                return web.json_response({"error": "to (list of extensions) and text are required"}, status=400)
+            return web.json_response({"results": self.send_message([str(t) for t in to], text)})
+
+        app.router.add_get("/emergency-events", get_emergency_events)
+        app.router.add_post("/message", post_message)
+
+        async def post_ring(request: web.Request) -> web.Response:
+            # emergency.ring: the daemon asks once the emergency call's dial is under way (gateway/trunk/alerting.py).
+            body = await request.json()
+            to, display, caller, ring_s = body.get("to"), body.get("display"), body.get("caller"), body.get("ring_s")
+            if not (isinstance(to, list) and isinstance(display, str) and isinstance(caller, str)) or not (
+                isinstance(ring_s, int | float) and 1 <= ring_s <= 300
+            ):
+                error = "to (list), display, caller and ring_s (1-300) are required"
+                return web.json_response({"error": error}, status=400)
+            if self.agent.ringer is None:
+                return web.json_response({"results": dict.fromkeys(map(str, to), "no SIP account")})
+            return web.json_response(
+                {"results": await self.agent.ringer.ring([str(t) for t in to], display, caller, ring_s)}
+            )
+
+        app.router.add_post("/ring", post_ring)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        path = self.agent.secrets.control_socket
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        await web.UnixSite(runner, path).start()
+        os.chmod(path, 0o600)
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Close the socket; requests in flight get a short grace."""
+        if self._runner is not None:
+            # The daemon's emergency long poll would hold cleanup for its whole wait (then SIGKILL):
+            # answer it now, and give any other request a short grace only.
+            self.agent.emergency_news.set()
+            await self._runner.cleanup()
+
+
+def _epoch(when: dt.datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None

@@ -1,0 +1,180 @@
+"""Two cloud SBCs (two regions): the secondary carries calls while the primary is down; SURVIVAL needs both down."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.lab.cloud import LabCloud
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import Phone, SipEndpoint
+from gateway.sip.render import free_port
+from tests.conftest import PASSWORDS, REALM, lab_extensions
+
+pytestmark = pytest.mark.usefixtures("fresh_phones")
+
+PRIMARY, SECONDARY = "127.0.0.2", "127.0.0.3"
+
+
+def lab_cloud(workdir: Path, host: str) -> LabCloud:
+    lab = LabCloud(workdir, host=host, port=free_port(host), realm=REALM)
+    lab.add_subscribers(lab_extensions())
+    lab.start()
+    return lab
+
+
+@pytest.fixture
+def regions(tmp_path: Path) -> Iterator[tuple[LabCloud, LabCloud]]:
+    primary = lab_cloud(tmp_path / "primary", PRIMARY)
+    try:
+        secondary = lab_cloud(tmp_path / "secondary", SECONDARY)
+    except Exception:
+        primary.stop()
+        raise
+    yield primary, secondary
+    primary.stop()
+    secondary.stop()
+
+
+@pytest.fixture
+def lifeline(tmp_path: Path, regions: tuple[LabCloud, LabCloud], extensions_csv: Path) -> Iterator[LifelineProcess]:
+    primary, secondary = regions
+    daemon = LifelineProcess(
+        tmp_path / "lifeline",
+        {
+            "cloud": {"sbc": [primary.uri, secondary.uri], "realm": REALM},
+            "sip": {"listen": "127.0.0.1", "children": 2},
+        },
+    )
+    daemon.cli("extensions", "import", str(extensions_csv))
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+def phone(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str) -> Phone:
+    # The registrar URI names the primary; Lifeline decides which SBC the REGISTER really goes to.
+    proxy = f"sip:127.0.0.1:{lifeline.sip_port};lr"
+    return ep.phone(user, PASSWORDS[user], domain="cloud.test", registrar=cloud.uri, proxy=proxy)
+
+
+def transactions(cloud: LabCloud) -> int:
+    """Transactions the cloud handled statefully (INVITEs and their BYEs here)."""
+    stats: Any = cloud.rpc.call_blocking("tm.stats")
+    return int(stats["total"])
+
+
+def call_and_hang_up(ep: SipEndpoint, caller: Phone, callee: Phone) -> None:
+    before = len(callee.incoming)
+    call = caller.call("1002")
+    ep.wait_for(lambda: len(callee.incoming) > before or call.state == "DISCONNECTED", 15, "the callee to ring")
+    assert len(callee.incoming) > before, f"the call failed: {call.record.last_code} {call.record.last_reason}"
+    incoming = callee.incoming[-1]
+    incoming.answer_with(200)
+    ep.wait_for(lambda: call.state == "CONFIRMED" and incoming.state == "CONFIRMED", what="the call answered")
+    incoming.hang_up()
+    ep.wait_for(lambda: call.state == "DISCONNECTED", what="the caller to see the hang-up")
+
+
+def wait_status(
+    lifeline: LifelineProcess, done: Callable[[dict[str, Any]], bool], what: str, within: float = 20.0
+) -> tuple[dict[str, Any], set[str]]:
+    """The first status that satisfies done, and every mode seen on the way."""
+    modes: set[str] = set()
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        status = lifeline.status()
+        modes.add(status["mode"]["mode"])
+        if done(status):
+            return status, modes
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {within:.0f} s: {lifeline.status()['health']}")
+
+
+def states(status: dict[str, Any]) -> list[str]:
+    return [sbc["state"] for sbc in status["health"]["sbcs"]]
+
+
+def test_the_secondary_region_carries_the_calls_while_the_primary_is_down_and_survival_needs_both_down(
+    sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    primary, secondary = regions
+    status, _ = wait_status(lifeline, lambda s: states(s) == ["up", "up"], "both SBCs up")
+    assert [sbc["uri"] for sbc in status["health"]["sbcs"]] == [primary.uri, secondary.uri]
+    assert all(sbc["rtt_ms"] is not None for sbc in status["health"]["sbcs"])
+    alice, bob = phone(ep, lifeline, primary, "1001"), phone(ep, lifeline, primary, "1002")
+    assert alice.register() == 200 and bob.register() == 200
+    assert {"1001", "1002"} <= set(primary.bindings()) and not secondary.bindings()
+    used = transactions(secondary)
+    call_and_hang_up(ep, alice, bob)  # through the primary while it is up
+    assert transactions(secondary) == used
+
+    # The primary region goes silent: the secondary takes over, and Lifeline stays out of the way.
+    primary.pause()
+    status, modes = wait_status(lifeline, lambda s: states(s) == ["down", "up"], "the primary marked down")
+    assert modes == {"normal"}
+    shown = lifeline.cli("status").stdout
+    assert f"sbc {primary.uri}: down" in shown and f"sbc {secondary.uri}: up" in shown
+    assert alice.register() == 200 and bob.register() == 200  # the phones' refresh reaches the secondary
+    assert {"1001", "1002"} <= set(secondary.bindings())
+    used = transactions(secondary)
+    call_and_hang_up(ep, alice, bob)  # the secondary sends bob's INVITE back from its own address
+    assert transactions(secondary) > used, "the call did not go through the secondary"
+    status, modes = wait_status(lifeline, lambda s: True, "a status")
+    assert status["mode"]["mode"] == "normal"
+    assert "locally" not in lifeline.log_path.read_text(), "a call the secondary took was served locally"
+
+    # Both regions gone: now, and only now, Lifeline serves the phones itself.
+    secondary.pause()
+    try:
+        wait_status(lifeline, lambda s: s["mode"]["mode"] == "survival", "SURVIVAL with both SBCs down", 30)
+        call_and_hang_up(ep, alice, bob)
+    finally:
+        secondary.resume()
+        primary.resume()
+
+
+def test_an_invite_the_silent_primary_leaves_unanswered_goes_to_the_secondary_not_to_a_local_phone(
+    sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    primary, secondary = regions
+    wait_status(lifeline, lambda s: states(s) == ["up", "up"], "both SBCs up")
+    alice, bob = phone(ep, lifeline, primary, "1001"), phone(ep, lifeline, primary, "1002")
+    # Both regions know the phones (a cloud shares its registrations between regions; the lab's do not):
+    # registered once through each.
+    primary.pause()
+    wait_status(lifeline, lambda s: states(s) == ["down", "up"], "the primary marked down")
+    assert alice.register() == 200 and bob.register() == 200
+    primary.resume()
+    wait_status(lifeline, lambda s: states(s) == ["up", "up"], "the primary back up")
+    assert alice.register() == 200 and bob.register() == 200
+    assert {"1001", "1002"} <= set(primary.bindings()) & set(secondary.bindings())
+
+    # The primary goes silent and the call leaves at once, before any probe could notice.
+    primary.pause()
+    try:
+        used = transactions(secondary)
+        call_and_hang_up(ep, alice, bob)
+        assert transactions(secondary) > used, "the call did not go through the secondary"
+        log = lifeline.log_path.read_text()
+        assert "to the next cloud SBC" in log
+        assert "locally" not in log, "the call was served locally though the secondary was up"
+        assert lifeline.status()["mode"]["mode"] == "normal"
+    finally:
+        primary.resume()
+
+    # The same for a phone's refresh: the REGISTER the silent primary leaves unanswered goes to the secondary.
+    wait_status(lifeline, lambda s: states(s) == ["up", "up"], "the primary back up")
+    primary.pause()
+    try:
+        assert alice.register() == 200
+        lines = lifeline.log_path.read_text().splitlines()
+        assert any("REGISTER" in line and "to the next one" in line for line in lines)
+    finally:
+        primary.resume()
