@@ -163,7 +163,22 @@ def _cloud_defines(config: Config, inputs: RenderInputs, sbc: str, address: str)
     ]
     if config.cloud.standby:
         defines.append("#!define WITH_STANDBY")
+    if any(own_address(a) for a in (address, *inputs.standby_ips) if a):
+        # An SBC on one of this box's own addresses: over TCP its address alone would also admit any
+        # local program that connects to the cloud socket, so its port must match too (route[FROM_CLOUD]).
+        defines.append("#!define CLOUD_SHARES_HOST")
     return "\n".join(defines), listen
+
+
+def own_address(address: str) -> bool:
+    """Whether this machine has the address (loopback included): it can bind a socket to it."""
+    try:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
 
 
 def _hosts_pattern(config: Config, inputs: RenderInputs) -> str:

@@ -74,7 +74,10 @@ class KamailioRpc:
         except OSError as err:
             raise RpcError(f"cannot reach Kamailio on {self.fifo}: {err.strerror}") from err
         try:
-            os.write(fd, payload)
+            if os.write(fd, payload) != len(payload):
+                raise RpcError(f"{self.fifo}: Kamailio's FIFO took only part of the request")
+        except BlockingIOError as err:  # its FIFO is full: Kamailio is not reading
+            raise RpcError(f"{self.fifo}: Kamailio is not reading its FIFO") from err
         finally:
             os.close(fd)
 

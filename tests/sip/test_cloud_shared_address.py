@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,3 +92,50 @@ def test_a_cloud_on_the_phones_address_relays_calls_and_survival_still_serves_th
     seen = invites_seen_by(near_cloud)
     call_and_hang_up(ep, alice, bob)
     assert invites_seen_by(near_cloud) == seen, "a survival call reached the cloud"
+
+
+@pytest.fixture
+def tcp_lifeline(tmp_path: Path, near_cloud: LabCloud, extensions_csv: Path) -> Iterator[dict[str, Any]]:
+    daemon = LifelineProcess(
+        tmp_path / "lifeline-tcp",
+        {
+            "cloud": {"sbc": f"{near_cloud.uri};transport=tcp", "realm": REALM},
+            "sip": {"listen": HOST, "children": 2, "transports": ["udp", "tcp"]},
+        },
+    )
+    daemon.cli("extensions", "import", str(extensions_csv))
+    yield daemon.start()
+    daemon.stop()
+
+
+def test_a_local_program_on_the_clouds_address_is_not_taken_for_the_cloud(tcp_lifeline: dict[str, Any]) -> None:
+    # Over TCP the SBC's address alone would admit any program on this box that connects to the cloud
+    # socket: as "the cloud" it could have Lifeline relay, unauthenticated, to any address it names.
+    target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target.bind((HOST, 0))
+    target.settimeout(0.1)
+    victim = target.getsockname()[1]
+    cloud_port = int(tcp_lifeline["sip"]["cloud_port"])
+    with socket.create_connection((HOST, cloud_port), timeout=5) as attacker:
+        port = attacker.getsockname()[1]
+        invite = (
+            f"INVITE sip:0049301234567@{HOST}:{victim};transport=udp SIP/2.0\r\n"
+            f"Via: SIP/2.0/TCP {HOST}:{port};branch=z9hG4bK-spoof-1\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:cloud@{DOMAIN}>;tag=spoof\r\n"
+            f"To: <sip:0049301234567@{HOST}>\r\n"
+            "Call-ID: spoof-1@attacker\r\nCSeq: 1 INVITE\r\n"
+            f"Contact: <sip:attacker@{HOST}:{port};transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+        )
+        attacker.sendall(invite.encode())
+        attacker.settimeout(10)
+        answer = b""
+        while not re.search(rb"SIP/2.0 [2-6]\d\d ", answer):
+            chunk = attacker.recv(4096)
+            assert chunk, f"Lifeline closed the connection; it said {answer[:200]!r}"
+            answer += chunk
+    final = re.findall(rb"SIP/2.0 ([2-6]\d\d)", answer)[-1].decode()
+    with pytest.raises(TimeoutError):
+        target.recvfrom(4096)  # nothing was relayed to the address the INVITE named
+    target.close()
+    assert final in {"401", "403", "407"}, answer[:300]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import parse
-from gateway.sip.render import EdgeKeys, RenderInputs, find_module_path, render, render_dispatcher
+from gateway.sip.render import EdgeKeys, RenderInputs, find_module_path, own_address, render, render_dispatcher
 
 
 def rendered(tmp_path: Path, data: dict[str, dict[str, object]], survival: bool, cloud_ip: str | None) -> Path:
@@ -100,3 +100,9 @@ def test_two_sbcs_render_a_dispatcher_list_in_order_and_kamailio_takes_it(tmp_pa
     path.write_text(text)
     check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr[-2000:]
+
+
+def test_only_this_boxs_own_addresses_count_as_shared_with_the_cloud() -> None:
+    # route[FROM_CLOUD] then matches the SBC's port too (tests/sip/test_cloud_shared_address.py).
+    assert own_address("127.0.0.1")
+    assert not own_address("192.0.2.10")  # TEST-NET-1: never an address of this machine
