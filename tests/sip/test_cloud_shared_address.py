@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,17 +97,21 @@ def test_a_cloud_on_the_phones_address_relays_calls_and_survival_still_serves_th
 
 
 @pytest.fixture
-def tcp_lifeline(tmp_path: Path, near_cloud: LabCloud, extensions_csv: Path) -> Iterator[dict[str, Any]]:
+def tcp_lifeline(near_cloud: LabCloud, extensions_csv: Path) -> Iterator[dict[str, Any]]:
+    work = Path(tempfile.mkdtemp(prefix="ll-"))  # short: Kamailio's RPC socket path has ~100 bytes
     daemon = LifelineProcess(
-        tmp_path / "lifeline-tcp",
+        work / "ll",
         {
             "cloud": {"sbc": f"{near_cloud.uri};transport=tcp", "realm": REALM},
             "sip": {"listen": HOST, "children": 2, "transports": ["udp", "tcp"]},
         },
     )
-    daemon.cli("extensions", "import", str(extensions_csv))
-    yield daemon.start()
-    daemon.stop()
+    try:
+        daemon.cli("extensions", "import", str(extensions_csv))
+        yield daemon.start()
+    finally:
+        daemon.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_a_local_program_on_the_clouds_address_is_not_taken_for_the_cloud(tcp_lifeline: dict[str, Any]) -> None:

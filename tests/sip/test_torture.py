@@ -9,6 +9,7 @@ message off its socket, and a pjsua2 phone registers with its password.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 from collections.abc import Iterator
@@ -87,15 +88,22 @@ def filled(raw: bytes, port: int, source: str, source_port: int, number: int) ->
     return raw
 
 
-def send_udp(lab: Lab, path: Path, number: int) -> list[bytes]:
-    """Send the message in one datagram, then what Kamailio answered by the time the probe is answered."""
+def send_udp(lab: Lab, path: Path, number: int, answered: bool = False) -> list[bytes]:
+    """Send the message in one datagram, then what Kamailio answered by the time the probe is answered.
+
+    answered: the message must get an answer; wait for it (another UDP worker may answer the probe first).
+    """
     source = f"127.0.0.{100 + number}"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((source, 0))
         sock.sendto(filled(path.read_bytes(), lab.daemon.sip_port, source, sock.getsockname()[1], number), lab.server)
         assert_probe_answered(lab)
-        sock.setblocking(False)
         answers = []
+        if answered:
+            sock.settimeout(5)
+            with contextlib.suppress(TimeoutError):
+                answers.append(sock.recv(65535))
+        sock.setblocking(False)
         while True:
             try:
                 answers.append(sock.recv(65535))
@@ -142,7 +150,7 @@ def test_there_are_enough_torture_messages() -> None:
 @pytest.mark.parametrize("path", MESSAGES, ids=lambda p: p.stem)
 def test_after_each_torture_message_kamailio_lives_and_a_phone_registers(lab: Lab, path: Path) -> None:
     number = MESSAGES.index(path) + 1
-    answers = send_udp(lab, path, number)
+    answers = send_udp(lab, path, number, answered=path.stem == "01-valid-options")
     print(path.stem, [a.split(b"\r\n", 1)[0] for a in answers])  # pytest -s: what Kamailio made of it
     if path.stem == "01-valid-options":
         assert answers and answers[0].startswith(b"SIP/2.0 200"), "the baseline message was not answered"
