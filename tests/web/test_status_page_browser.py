@@ -21,10 +21,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.cdr.labsink import seed_records
@@ -121,7 +120,20 @@ def press(driver: webdriver.Chrome, button: str) -> None:
     """Click a form's button and wait until the page it leads to has replaced this one."""
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, button).click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page), f"{button}: the page stayed")
+
+    def replaced(_d: webdriver.Chrome) -> bool:
+        # Stale, or (chromedriver, mid-navigation) "Node with given id does not belong to the document".
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as err:
+            if "does not belong to the document" in str(err):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, 10).until(replaced, f"{button}: the page stayed")
     WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
