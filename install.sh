@@ -628,7 +628,7 @@ prompt_cloud() {
     done
 }
 
-# The lifeline CLI that checks and writes the config (gateway/config.py holds the rules): the app's, or in
+# The lifeline CLI that checks and writes the config (gateway/config/ holds the rules): the app's, or in
 # a scratch root, where no venv is built, this checkout's code run with its .venv (CI has one).
 lifeline_cli() {
     if [[ -z $ROOT ]]; then

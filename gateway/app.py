@@ -120,6 +120,8 @@ class App:
     async def status(self, phones: bool = True) -> dict[str, Any]:
         """Everything `lifeline status` shows (/metrics leaves out the list of phones: counts suffice)."""
         registrations = await self.phones.registrations(with_list=phones)
+        # The store's three answers in one trip to a worker thread: each trip costs the loop a wake-up.
+        alerts, extensions, events = await asyncio.to_thread(self._stored_status)
         edge: dict[str, Any] | None = None
         if self.kamailio is not None:
             with contextlib.suppress(RpcError):
@@ -143,8 +145,8 @@ class App:
             "registrations": registrations,
             "hardware": self.hw.status() if self.hw is not None else None,
             "health": self.health.status(),
-            "alerts": await asyncio.to_thread(self.alerts.status),
-            "extensions": await asyncio.to_thread(self.store.count_extensions),
+            "alerts": alerts,
+            "extensions": extensions,
             "mirror": await self.mirror.status(),
             "cdr": await self.cdr.status(),
             "trunk": await self.trunk.status() if self.trunk is not None else None,
@@ -156,8 +158,12 @@ class App:
                 "api_socket": str(self.config.api_socket),
             },
             "api": self.network.status(),
-            "events": await asyncio.to_thread(self.store.recent_events, 10),
+            "events": events,
         }
+
+    def _stored_status(self) -> tuple[dict[str, Any], int, list[dict[str, Any]]]:
+        """The alerts' state, the number of extensions and the last ten events (worker thread)."""
+        return self.alerts.status(), self.store.count_extensions(), self.store.recent_events(10)
 
     async def _on_mode(self, old: Mode, new: Mode, reason: str) -> None:
         if self.kamailio is not None and old.serves_locally != new.serves_locally:

@@ -1,6 +1,6 @@
 """What an emergency call tells people: the front desk's SIP MESSAGE and ring, the administrators' SMS, the webhook.
 
-The trunk agent reports the call the moment it is dialled (its /emergency-events long poll); the
+The trunk agent reports the call the moment it is dialled (on its /events stream); the
 daemon adds who called and from where out of the directory, and sends the notice on every channel.
 """
 

@@ -12,7 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
+from gateway.extras import without
+
+# sqlite-utils imports numpy, when installed (the bench's matplotlib brings it), to store numpy values,
+# which Lifeline never writes: ~10 MiB resident in the daemon and every CLI command for nothing.
+with without("numpy"):
+    import sqlite_utils
 
 from gateway import schema
 from gateway.errors import StoreError
@@ -22,6 +27,18 @@ from gateway.mirror.records import Extension
 # The version this Lifeline migrates every database to (SQLite's user_version); gateway/schema.py
 # holds the steps, each in the module of the capability that owns the table.
 SCHEMA_VERSION = schema.LATEST
+
+
+def events_since(
+    conn: sqlite3.Connection, kinds: tuple[str, ...], since: float, newest: int | None = None
+) -> list[dict[str, Any]]:
+    """The journal's events of these kinds from `since` on, oldest first (only the newest `newest` of them)."""
+    rows = conn.execute(
+        f"SELECT ts, kind, message, data FROM events WHERE kind IN ({','.join('?' * len(kinds))}) AND ts >= ?"
+        " ORDER BY id DESC LIMIT ?",
+        [*kinds, since, -1 if newest is None else newest],  # SQLite: a negative LIMIT means none
+    ).fetchall()
+    return [{"ts": r[0], "kind": r[1], "message": r[2], "data": json.loads(r[3] or "{}")} for r in reversed(rows)]
 
 
 def _enable_wal(db: sqlite_utils.Database, within_s: float = 10.0) -> None:

@@ -21,13 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 from gateway.errors import BackupError
+
+# cryptography is imported where a key is derived or a file sealed, not above: every `lifeline`
+# command, the daemon too, imports this module, and cryptography's bindings cost ~10 MiB resident.
 
 MAGIC = b"LIFELINE-BACKUP\n"
 FORMAT = 1
@@ -130,6 +127,9 @@ def read_passphrase_file(path: Path) -> Secret:
 
 
 def _hkdf(master: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(master)
 
 
@@ -140,6 +140,8 @@ def _master(secret: Secret, header: dict[str, Any], salt: bytes) -> bytes:
         return secret.key
     if secret.passphrase is None:
         raise WrongKeyError("this backup was made with a passphrase: give --passphrase-file or --passphrase")
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     n, r, p = header["scrypt"]["n"], header["scrypt"]["r"], header["scrypt"]["p"]
     return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(secret.passphrase.encode())
 
@@ -153,6 +155,8 @@ def _keys(secret: Secret, header: dict[str, Any], salt: bytes) -> tuple[bytes, b
 
 def seal(plaintext: bytes, secret: Secret, created: dt.datetime | None = None) -> bytes:
     """The whole backup file for plaintext."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     salt = secrets.token_bytes(SALT_BYTES)
     header: dict[str, Any] = {
         "format": FORMAT,
@@ -204,6 +208,9 @@ def read_header(blob: bytes, where: str) -> tuple[dict[str, Any], int]:
 
 def unseal(blob: bytes, secret: Secret, where: str) -> tuple[dict[str, Any], bytes]:
     """The header and plaintext of a backup file: WrongKeyError, TamperedError or BackupError otherwise."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     header, body = read_header(blob, where)
     salt = base64.b64decode(header["salt"])
     enc_key, check = _keys(secret, header, salt)

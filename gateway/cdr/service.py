@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from gateway.cdr import repository
 from gateway.cdr.capture import Capture
 from gateway.cdr.clock import BestClock, ClockSource, Host, SystemHost, SystemNtpClock
 from gateway.cdr.csvfile import CsvDirectorySink
@@ -55,11 +56,7 @@ def build_sinks(config: CdrConfig) -> list[CdrSink]:
 def write_kamailio_settings(store: Store, config: CdrConfig) -> None:
     """What Kamailio reads at start (htable `cdrcfg`): whether NORMAL calls are recorded too."""
     with store.write() as conn:
-        conn.execute(
-            "INSERT INTO cdr_settings (key_name, key_type, value_type, key_value) VALUES ('record_normal', 0, 1, ?)"
-            " ON CONFLICT (key_name) DO UPDATE SET key_value = excluded.key_value",
-            ["1" if config.record_normal else "0"],
-        )
+        repository.set_record_normal(conn, config.record_normal)
 
 
 def purge(store: Store, retention_days: float, now: float | None = None) -> int:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.cdr import repository as records
 from gateway.cdr.csvfile import master_csv, write_durably
 from gateway.cdr.records import CdrRecord, iso
 from gateway.cdr.service import purge
@@ -43,28 +44,15 @@ def _count(text: str) -> int:
     return value
 
 
-def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    with store.read() as conn:
-        cursor = conn.execute(sql, params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-
-
-CHUNK = 500  # records read and written at a time: the progress moves, the memory stays small
-
-
 def export(store: Store, since: float, meter: Meter) -> tuple[int, str]:
     """The final records since `since` as Master.csv text, oldest first, counted on the meter as they are read."""
-    where = "FROM cdrs WHERE state = 'final' AND start_ts >= ?"
     parts: list[str] = []
     done = 0
     with store.read() as conn:
-        total = int(conn.execute(f"SELECT COUNT(*) {where}", [since]).fetchone()[0])
+        total = records.count_final_since(conn, since)
         meter(0, total)
-        cursor = conn.execute(f"SELECT * {where} ORDER BY seq", [since])
-        names = [d[0] for d in cursor.description]
-        while rows := cursor.fetchmany(CHUNK):
-            parts.append(master_csv(CdrRecord.from_row(dict(zip(names, r, strict=True))) for r in rows))
+        for rows in records.final_since(conn, since):
+            parts.append(master_csv(CdrRecord.from_row(r) for r in rows))
             done += len(rows)
             meter(done, total)
     return done, "".join(parts)
@@ -92,14 +80,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
             else:
                 print(f"exported {count} record(s) to {args.out}", file=sys.stderr)
             return 0
-        limit = args.limit or -1  # SQLite: a negative LIMIT means none
-        rows = _rows(store, "SELECT * FROM (SELECT * FROM cdrs ORDER BY seq DESC LIMIT ?) ORDER BY seq", [limit])
-        more = _rows(store, "SELECT COUNT(*) AS n FROM cdrs", [])[0]["n"] - len(rows)
+        with store.read() as conn:
+            rows = records.newest(conn, args.limit or None)
+            more = records.count(conn) - len(rows)
+            delivery = records.deliveries(conn)
         hint = f"{more} more (older) record(s) not shown: --limit {len(rows) + more} (or 0) shows them all"
-        outbox = _rows(store, "SELECT sink, cdr_seq, state, last_error FROM cdr_outbox", [])
-        delivery: dict[int, dict[str, str]] = {}
-        for item in outbox:
-            delivery.setdefault(item["cdr_seq"], {})[item["sink"]] = item["state"]
         if args.json:
             print(json.dumps([{**r, "delivery": delivery.get(r["seq"], {})} for r in rows], indent=2))
             if more:

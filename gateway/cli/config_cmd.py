@@ -1,4 +1,4 @@
-"""`lifeline config check|init`: the config's rules for install.sh and lifeline-provision, from gateway/config.py."""
+"""`lifeline config check|init`: the config's rules for install.sh and lifeline-provision, from gateway/config/."""
 
 from __future__ import annotations
 

@@ -28,11 +28,16 @@ class Terminated(KeyboardInterrupt):
 
 def add_parser(sub: Any) -> None:
     """Register `lifeline lab` on the main parser's subcommands."""
-    lab = sub.add_parser("lab", help="the whole story on this machine: WAN cut, failover, calls, failback (root)")
+    lab = sub.add_parser("lab", help="the whole story on this machine: WAN cut, failover, calls, failback")
     lab.add_argument("--quick", action="store_true", help=f"the short form CI runs ({QUICK_HOLD_DOWN_S:g} s hold-down)")
     lab.add_argument("--keep", action="store_true", help="leave the lab running after the story until Ctrl-C")
     lab.add_argument(
         "--json", action="store_true", help="the timeline on stderr, and one JSON summary as stdout's last line"
+    )
+    lab.add_argument(
+        "--loopback",
+        action="store_true",
+        help="127.0.0.0/8 addresses and a frozen cloud instead of network namespaces (the form without root)",
     )
     lab.add_argument("--report", type=Path, default=Path("lifeline-lab.html"), help="where the HTML report goes")
 
@@ -47,9 +52,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the lab, tell the story, report, and remove everything."""
-    if os.geteuid() != 0:
-        print("lifeline lab: needs root (it builds network namespaces); run it with sudo", file=sys.stderr)
-        return EXIT_UNSUPPORTED
+    loopback = args.loopback or os.geteuid() != 0  # network namespaces need root
     try:
         from gateway.lab.story import Teller
         from gateway.lab.story_lab import StoryLab
@@ -66,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     interrupted, passed = False, False
     lab: StoryLab | None = None
     try:
-        lab = StoryLab(hold_down_s=QUICK_HOLD_DOWN_S if args.quick else FULL_HOLD_DOWN_S, log=view.note)
-        view.note(f"lab: work directory {lab.workdir}; namespaces {' '.join(lab.namespaces)}")
+        hold_down_s = QUICK_HOLD_DOWN_S if args.quick else FULL_HOLD_DOWN_S
+        lab = StoryLab(hold_down_s=hold_down_s, log=view.note, loopback=loopback)
+        view.note(f"lab: work directory {lab.workdir}; namespaces {' '.join(lab.namespaces) or '(none: loopback)'}")
         with view:
             passed = Teller(lab, story, STOP).run()
             if STOP.is_set():  # the signal landed where it was swallowed, after the last wait
@@ -100,9 +104,13 @@ def run(args: argparse.Namespace) -> int:
 def _keep(lab: Any, view: Any) -> None:
     """Wait for Ctrl-C (or SIGTERM) with the lab up, saying how to look at it."""
     a, ns = lab.addr, lab.namespaces
-    view.note(f"lab kept running: Lifeline SIP {a.branch_lan}:5060 in {ns[1]}, the cloud {a.cloud} in {ns[3]}")
-    view.note(f"  its status: ip netns exec {ns[1]} {sys.executable} -m gateway --config "
-              f"{lab.branch.lifeline.config_path} status")  # fmt: skip
+    status = f"{sys.executable} -m gateway --config {lab.branch.lifeline.config_path} status"
+    if ns:
+        view.note(f"lab kept running: Lifeline SIP {a.branch_lan}:5060 in {ns[1]}, the cloud {a.cloud} in {ns[3]}")
+        view.note(f"  its status: ip netns exec {ns[1]} {status}")
+    else:
+        view.note(f"lab kept running: Lifeline SIP {a.branch_lan}:5060, the cloud {a.cloud} ({lab.where})")
+        view.note(f"  its status: {status}")
     view.note("  Ctrl-C removes it all")
     try:
         while True:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -14,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, logs
+from gateway import __version__, logs, memory
 from gateway import config as config_mod
 from gateway.cli import (
     admin_cmd,
@@ -31,6 +29,7 @@ from gateway.cli import (
 )
 from gateway.cli.client import request
 from gateway.config import Config
+from gateway.core.health import WHERE
 from gateway.core.mode import Override
 from gateway.errors import ConfigError, DaemonRequestError, DaemonUnreachableError, ImportRowsError, LifelineError
 from gateway.mirror.files import NO_HEADER_COLUMNS, read_extensions_file
@@ -142,16 +141,6 @@ def _edge_lines(edge: dict[str, Any] | None) -> list[str]:
     if failed:
         lines.append(f"failed logins: {failed}")
     return lines
-
-
-WHERE = {
-    "ok": "cloud reachable",
-    "lan": "LAN: the upstream router does not answer",
-    "wan": "WAN: neither the cloud's SIP edge nor its API answers",
-    "cloud_sip": "cloud SIP edge does not answer (its API does)",
-    "cloud_api": "cloud API does not answer (SIP does)",
-    "dns": "DNS: the cloud's names do not resolve (cached addresses still used)",
-}
 
 
 def _print_health(health: dict[str, Any], detected: str) -> None:
@@ -271,14 +260,6 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGPIPE  # what a shell reports for a command a closed pipe stopped
 
 
-def _few_malloc_arenas() -> None:
-    # glibc gives each thread that allocates its own arena (to_thread's workers, aiohttp's resolver):
-    # on a Pi the daemon's memory grew with the threads it had ever used. Two arenas are plenty for
-    # one event loop; set before any thread starts. Not glibc: nothing to do.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
-
-
 def _run(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "config":
@@ -297,7 +278,7 @@ def _run(argv: list[str] | None) -> int:
         if args.command == "run":
             from gateway.app import App
 
-            _few_malloc_arenas()
+            memory.few_arenas()
             asyncio.run(App(config, config_path).run_forever())
             return 0
         if args.command == "status":

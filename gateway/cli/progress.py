@@ -8,16 +8,21 @@ and erased or finished before the result. A test passes a Console of its own (fo
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+# rich is imported when something is drawn, not above: the daemon (`lifeline run`) imports every
+# command's module, and rich with its dependencies costs it ~3 MiB resident for bars it never draws.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 
 def terminal(json_output: bool = False, *, stdout_too: bool = False) -> Console | None:
     """The console to draw progress on: stderr when it is a terminal (and stdout, if asked); None otherwise."""
     if json_output or not sys.stderr.isatty() or (stdout_too and not sys.stdout.isatty()):
         return None
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
@@ -29,6 +34,15 @@ class Meter:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         if console is not None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
             columns += [MofNCompleteColumn(), TimeElapsedColumn()]
             self._progress = Progress(*columns, console=console, transient=transient, redirect_stderr=False)

@@ -31,6 +31,16 @@ from gateway.sip.tls import cloud_ca_list
 
 log = structlog.get_logger("health")
 
+# What each of HealthMonitor.where()'s answers means, in words an installer reads (status, the page).
+WHERE = {
+    "ok": "cloud reachable",
+    "lan": "LAN: the upstream router does not answer",
+    "wan": "WAN: neither the cloud's SIP edge nor its API answers",
+    "cloud_sip": "cloud SIP edge does not answer (its API does)",
+    "cloud_api": "cloud API does not answer (SIP does)",
+    "dns": "DNS: the cloud's names do not resolve (cached addresses still used)",
+}
+
 
 @dataclass
 class ProbeStats:

@@ -6,8 +6,6 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from cryptography import x509
-
 from gateway.config import Config
 from gateway.doctor.model import Certificate, Check, Disk, Facts, Verdict, Wear
 from gateway.sip.tls import OWN_CERT, OWN_DIR
@@ -74,6 +72,8 @@ def read_certificate(config: Config) -> Certificate | None:
     if found is None:
         return None
     path, own = found
+    from cryptography import x509  # here, not above: the daemon imports this module, ~10 MiB it rarely needs
+
     try:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
     except FileNotFoundError:

@@ -129,7 +129,7 @@ def _from_probe(name: str, probe: dict[str, Any] | None, subject: str, fix: str)
 
 def cloud_names(config: Config) -> list[str]:
     """The cloud's host names that need DNS (the SBC's and the API's), as the daemon's DNS probe has them."""
-    hosts = [SipTarget.from_uri(config.cloud.sbc).host] if config.cloud.sbc else []
+    hosts = [SipTarget.from_uri(uri).host for uri in config.cloud.sbcs]
     if config.health.api_url:
         hosts.append(urlsplit(config.health.api_url).hostname or "")
     return sorted({h for h in hosts if h and not is_ip(h)})
@@ -147,15 +147,47 @@ def cloud_checks(facts: Facts, config: Config) -> list[Check]:
             Check("cloud-api", Verdict.SKIP, alone),
             Check("lan", Verdict.SKIP, alone),
         ]
-    return [_cloud_sip(facts, sbc), _cloud_dns(facts, config), _cloud_api(facts, config), _lan(facts, config)]
+    sip = _cloud_sip(facts, sbc) if not config.cloud.standby else _cloud_sbcs(facts, config.cloud.sbcs)
+    return [*sip, _cloud_dns(facts, config), _cloud_api(facts, config), _lan(facts, config)]
 
 
-def _cloud_sip(facts: Facts, sbc: str) -> Check:
+def _cloud_sip(facts: Facts, sbc: str) -> list[Check]:
     if facts.status is None:
-        return Check("cloud-sip", Verdict.SKIP, f"{NOT_RUNNING} (it probes the cloud)")
-    where = ((facts.status.get("health") or {}).get("where")) or ""
-    fix = FIX_BY_WHERE.get(where, CLOUD_FIX) + "; phones are served locally meanwhile"
-    return _from_probe("cloud-sip", _probes(facts).get("sip"), sbc, fix)
+        return [Check("cloud-sip", Verdict.SKIP, f"{NOT_RUNNING} (it probes the cloud)")]
+    return [_from_probe("cloud-sip", _probes(facts).get("sip"), sbc, _all_down_fix(facts))]
+
+
+def _all_down_fix(facts: Facts) -> str:
+    where = (((facts.status or {}).get("health") or {}).get("where")) or ""
+    return FIX_BY_WHERE.get(where, CLOUD_FIX) + "; phones are served locally meanwhile"
+
+
+def _cloud_sbcs(facts: Facts, uris: tuple[str, ...]) -> list[Check]:
+    """One line per SBC (cloud-sip-1, -2, ...): one that is down only warns while another region answers."""
+    names = [f"cloud-sip-{index}" for index in range(1, len(uris) + 1)]
+    if facts.status is None:
+        return [Check(name, Verdict.SKIP, f"{NOT_RUNNING} (it probes the cloud)") for name in names]
+    shown = ((facts.status.get("health") or {}).get("sbcs")) or []
+    by_uri = {str(sbc.get("uri")): sbc for sbc in shown}
+    answering = [uri for uri in uris if (by_uri.get(uri) or {}).get("state") == "up"]
+    checks: list[Check] = []
+    for name, uri in zip(names, uris, strict=True):
+        sbc = by_uri.get(uri) or {}
+        state, detail = sbc.get("state"), f"{uri}: {sbc.get('detail') or 'no answer'}"
+        if state == "up":
+            rtt = sbc.get("rtt_ms")
+            checks.append(Check(name, Verdict.PASS, detail + (f", {rtt:.0f} ms" if rtt is not None else "")))
+        elif state != "down":
+            checks.append(
+                Check(name, Verdict.WARN, f"{uri}: not probed yet", "run `lifeline doctor` again in a few seconds")
+            )
+        elif answering:
+            fix = "ask the cloud provider about this region, or whether it allows this office's address"
+            warn = f"{detail}; calls go through {answering[0]} meanwhile"
+            checks.append(Check(name, Verdict.WARN, warn, fix))
+        else:
+            checks.append(Check(name, Verdict.FAIL, f"{detail}; no region answers", _all_down_fix(facts)))
+    return checks
 
 
 def _cloud_dns(facts: Facts, config: Config) -> Check:

@@ -6,10 +6,12 @@ import asyncio
 import time
 from typing import Any
 
+from gateway.cdr import repository as cdr_records
 from gateway.core.mode import Mode
 from gateway.drill.host import DrillHost
 from gateway.drill.runner import DrillError
 from gateway.errors import RpcError
+from gateway.mirror import repository as directory
 from gateway.sip.supervisor import KamailioSupervisor
 from gateway.store import Store
 
@@ -46,37 +48,17 @@ async def registered(kamailio: KamailioSupervisor | None) -> set[str]:
 
 def extensions(store: Store, numbers: list[str]) -> dict[str, dict[str, Any]]:
     """The test extensions with their digests (worker thread)."""
-    marks = ",".join("?" * len(numbers))
     with store.read() as conn:
-        cursor = conn.execute(
-            f"SELECT number, auth_user, realm, ha1, ha1_sha256 FROM extensions WHERE number IN ({marks})", numbers
-        )
-        names = [d[0] for d in cursor.description]
-        return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+        return directory.digests(conn, numbers)
 
 
 def records(store: Store, call_ids: list[str]) -> list[dict[str, Any]]:
     """The records of these calls, each with its delivery state per sink (worker thread)."""
-    marks = ",".join("?" * len(call_ids))
-    found: list[dict[str, Any]] = []
     with store.read() as conn:
-        rows = conn.execute(
-            f"SELECT seq, call_id, state, disposition, mode FROM cdrs WHERE call_id IN ({marks})"
-            " AND state != 'merged' ORDER BY seq",
-            call_ids,
-        ).fetchall()
-        for seq, call_id, state, disposition, mode in rows:
-            outbox = conn.execute("SELECT sink, state FROM cdr_outbox WHERE cdr_seq = ?", [seq]).fetchall()
-            delivery = {str(sink): str(st) for sink, st in outbox}
-            found.append(
-                {"call_id": call_id, "seq": seq, "state": state, "disposition": disposition, "mode": mode}
-                | {"delivery": delivery}
-            )
-    return found
+        return cdr_records.of_calls(conn, call_ids)
 
 
 def backlog(store: Store) -> int:
     """Call records not yet delivered to every sink (worker thread)."""
     with store.read() as conn:
-        row = conn.execute("SELECT COUNT(DISTINCT cdr_seq) FROM cdr_outbox WHERE state != 'delivered'").fetchone()
-    return int(row[0] or 0)
+        return cdr_records.backlog(conn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import trustme
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
+from gateway.lab.loopback import LoopbackTopology
 from gateway.lab.netns import Topology
 from gateway.mirror.records import Extension
+from gateway.sip.render import free_port
 
 if TYPE_CHECKING:  # pjsua2 only where phones are made
     from gateway.lab.phones import Phone, SipEndpoint
@@ -36,10 +39,17 @@ class BranchLab:
         health: dict[str, Any] | None = None,
         sections: dict[str, Any] | None = None,
         regions: int = 1,
+        loopback: bool = False,
+        cloud_delay_ms: tuple[int, int] = (0, 0),
+        cloud_children: int = 4,
     ) -> None:
         self.workdir = workdir
+        # The first cloud's (round trip, jitter), and its workers: each one sleeps out its request's delay.
+        self.cloud_delay_ms, self.cloud_children = cloud_delay_ms, cloud_children
         self.regions = regions  # 2: a second cloud SBC (cloud2, by address) after the first in cloud.sbc
-        self.topology = Topology(tag)
+        # loopback: no namespaces (no root), no DNS; the cloud by address, its cut a freeze (gateway.lab.loopback)
+        self.loopback = loopback
+        self.topology: Topology | LoopbackTopology = LoopbackTopology(tag) if loopback else Topology(tag)
         self.passwords = passwords
         self.health = health or {}
         self.sections = sections or {}  # more config sections for Lifeline ([hardware], say)
@@ -60,32 +70,51 @@ class BranchLab:
         a = self.addr
         self.topology.create(resolver=a.cloud)
         cloud_ns = self.topology.exec_prefix("cl")
-        self._spawn(
-            [
-                *cloud_ns, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                f"--listen-address={a.cloud}", "--bind-interfaces", "--address=/cloud.test/" + a.cloud,
-                "--local-ttl=300", "--user=root", f"--pid-file={self.workdir / 'dnsmasq.pid'}",
-            ],
-            "dnsmasq.log",
-        )  # fmt: skip
+        if not self.loopback:
+            self._spawn(
+                [
+                    *cloud_ns, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                    f"--listen-address={a.cloud}", "--bind-interfaces", "--address=/cloud.test/" + a.cloud,
+                    "--local-ttl=300", "--user=root", f"--pid-file={self.workdir / 'dnsmasq.pid'}",
+                ],
+                "dnsmasq.log",
+            )  # fmt: skip
         ca = trustme.CA()
         ca_file, cert_file = self.workdir / "ca.pem", self.workdir / "api.pem"
         ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert(API_NAME).private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+        ca.issue_cert(API_NAME, a.cloud).private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+        # Port 443 needs root outside a namespace of our own.
+        api_port = free_port(a.cloud) if self.loopback else 443
+        api = f"{a.cloud}:{api_port}" if self.loopback else API_NAME
         self._spawn(
             [
-                *cloud_ns, sys.executable, "-m", "gateway.lab.cloud_api", "--host", a.cloud, "--port", "443",
+                *cloud_ns, sys.executable, "-m", "gateway.lab.cloud_api", "--host", a.cloud, "--port", str(api_port),
                 "--cert", str(cert_file), "--key", str(cert_file), "--log", str(self.hooks_log),
             ],
             "cloud_api.log",
         )  # fmt: skip
-        self.cloud = LabCloud(self.workdir / "cloud", host=a.cloud, port=5060, realm=REALM, prefix=tuple(cloud_ns))
+        if isinstance(self.topology, LoopbackTopology):
+            api_proc = self._procs[-1]
+            self.topology.silencers.append(
+                (lambda: api_proc.send_signal(signal.SIGSTOP), lambda: api_proc.send_signal(signal.SIGCONT))
+            )
+        self.cloud = LabCloud(
+            self.workdir / "cloud",
+            host=a.cloud,
+            port=5060,
+            realm=REALM,
+            prefix=tuple(cloud_ns),
+            delay_ms=self.cloud_delay_ms,
+            children=self.cloud_children,
+        )
         extensions = [
             Extension.from_password(number=n, auth_user=n, realm=REALM, password=p) for n, p in self.passwords.items()
         ]
         self.cloud.add_subscribers(extensions)
         self.cloud.start()
-        sbc: list[str] = [f"sip:{SBC_NAME}:5060"]
+        if isinstance(self.topology, LoopbackTopology):
+            self.topology.silencers.append((self.cloud.pause, self.cloud.resume))
+        sbc: list[str] = [f"sip:{a.cloud if self.loopback else SBC_NAME}:5060"]
         if self.regions == 2:
             self.cloud2 = LabCloud(
                 self.workdir / "cloud2", host=a.cloud2, port=5060, realm=REALM, prefix=tuple(cloud_ns)
@@ -104,14 +133,15 @@ class BranchLab:
                 "sip": {"listen": a.branch_lan, "port": 5060, "transports": ["udp"], "children": 2},
                 "cloud": {"sbc": sbc if len(sbc) > 1 else sbc[0], "realm": REALM},
                 "health": {
-                    "api_url": f"https://{API_NAME}/",
+                    "api_url": f"https://{api}/",
                     "api_ca_file": str(ca_file),
-                    "lan_target": "gateway",
+                    # On loopback the default route's router is the host's real one: not the lab's to probe.
+                    "lan_target": "off" if self.loopback else "gateway",
                     "other_interval_s": 1.0,
                     **self.health,
                 },
                 "alerts": {
-                    "webhook_url": f"https://{API_NAME}/hooks/lifeline",
+                    "webhook_url": f"https://{api}/hooks/lifeline",
                     "webhook_secret_file": str(secret),
                     "webhook_ca_file": str(ca_file),
                     "retry_max_s": 2,
@@ -171,6 +201,8 @@ class BranchLab:
 
     def close(self) -> None:
         """Stop everything and remove the namespaces."""
+        if isinstance(self.topology, LoopbackTopology):
+            self.topology.close()  # a frozen cloud thawed first, so that it can stop
         if self.lifeline is not None:
             self.lifeline.stop()
         if self.cloud is not None:

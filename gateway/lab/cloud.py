@@ -34,13 +34,17 @@ class LabCloud:
         prefix: tuple[str, ...] = (),
         delay_ms: tuple[int, int] = (0, 0),
         tls: tuple[Path, Path] | None = None,
+        advertise: str | None = None,
     ) -> None:
         self.workdir = workdir
+        # "name:port" the cloud puts in its Record-Route instead of its address, as many SBCs do.
+        self.advertise = advertise
         # (certificate chain, private key) PEM files: the cloud also listens for TLS on tls_port.
         self.tls = tls
         self.tls_port = free_port(host) if tls is not None else 0
         self.tls_cfg_path = workdir / "cloud-tls.cfg"
-        # (round trip, jitter) a far-away cloud adds: every request is handled that late (no netem here).
+        # (round trip, jitter) a far-away cloud adds: each request it gets, and each answer it relays, is
+        # handled that late, the jitter drawn anew for each (no netem here).
         self.delay_ms = delay_ms
         self.host, self.port, self.realm = host, port, realm
         self.children, self.debug = children, debug
@@ -93,6 +97,8 @@ class LabCloud:
                 nonce_secret=secrets.token_hex(16),
                 delay_defines=self._delay_defines(),
                 tls_section=self._tls_section(),
+                alias=f"alias={self.advertise}" if self.advertise else "",
+                advertise_define=f'#!define RR_NAME "{self.advertise}"' if self.advertise else "",
             )
         )
         if self.rpc.server.exists():

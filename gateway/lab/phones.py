@@ -19,6 +19,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from gateway.errors import UserAgentError
 from gateway.pjsafe import SafeCall, UaAccount, UserAgent
 
 LAB_TONE_HZ = 440  # every lab phone plays it once its audio is up, so the far end can count packets
@@ -242,6 +243,38 @@ class PhoneCall(SafeCall):
         recorder, self._recorder = self._recorder, None
         if recorder is not None:
             self.detach(recorder)
+
+    def loop_back(self) -> None:
+        """Send back what this phone hears (an echo at its end, as pjsua's --auto-loop does); its tone stops."""
+        self.stop_media()
+        with self._op("loop back") as call:
+            index, slot = self._audio()
+            if slot < 0:
+                raise UserAgentError("loop back: the call has no active audio")
+            media = call.getAudioMedia(index)
+            media.startTransmit(media)
+
+    def probe_echo(self, freq: int, on_ms: int, off_ms: int, wav: Path) -> None:
+        """Send bursts of freq and record them mixed with what comes back into wav (stop_recording() ends it).
+
+        One recording holds both the burst sent and its echo, on the bridge's one clock: their onsets
+        are the round trip, whatever delay starting the recorder or the generator had.
+        """
+        self.stop_media()
+        recorder = pj.AudioMediaRecorder()
+        recorder.createRecorder(str(wav))
+        self._recorder = self.attach(recorder)
+        self.link(recorder, to_call=False)
+        tone = pj.ToneGenerator()
+        tone.createToneGenerator(8000, 1)
+        self._tone = self.attach(tone)
+        tone.startTransmit(recorder)
+        self.link(tone, from_call=False)
+        desc = pj.ToneDesc()
+        desc.freq1, desc.freq2, desc.on_msec, desc.off_msec = freq, 0, on_ms, off_ms
+        bursts = pj.ToneDescVector()
+        bursts.append(desc)
+        tone.play(bursts, True)
 
     def stop_media(self) -> None:
         """Stop the tone and the recording now (both go with the call anyway)."""

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.cdr.labsink import LabWebhookReceiver
+from gateway.cdr.labsink import Fault, LabWebhookReceiver
 from gateway.lab.branch import BranchLab
-from gateway.lab.netns import inside
+from gateway.lab.loopback import LoopbackTopology, loopback_addresses
+from gateway.lab.netns import Addresses, Topology, inside
 from gateway.lab.phones import Phone, SipEndpoint
+from gateway.lab.story_measure import ArrivalLog
 from gateway.trunk import tones
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, SimConfig
@@ -33,15 +35,30 @@ FAR_END_HZ = 1000.0  # what the person at the other end of the mobile line plays
 class CloudSink:
     """The cloud's call-record sink (gateway.cdr.labsink) on a loop thread inside the cloud's namespace."""
 
-    def __init__(self, netns: str, host: str, secret: str) -> None:
-        self.receiver = LabWebhookReceiver(secret, host=host, port=SINK_PORT)
+    def __init__(self, netns: str | None, host: str, secret: str) -> None:
+        self.log = ArrivalLog()
+        self.silent = False  # the loopback lab's WAN cut: every delivery goes unanswered
+        self.receiver = LabWebhookReceiver(secret, host=host, port=SINK_PORT, records=self.log, policy=self._fault)
         self.netns = netns
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="lab-cdr-sink", daemon=True)
 
+    def _fault(self, index: int, ids: list[str]) -> Fault | None:
+        # Longer than the sender's timeout (a silence to it), short enough not to hold up the teardown.
+        return Fault(status=503, delay_s=5.0) if self.silent else None
+
     def _serve(self) -> None:
-        with inside(self.netns):  # the listening socket is opened on this thread: it lives in the cloud
+        # The listening socket is opened on this thread: it lives in the cloud's namespace.
+        with inside(self.netns) if self.netns else contextlib.nullcontext():
             self._loop.run_forever()
+
+    def freeze(self) -> None:
+        """Answer nothing from now on (what the loopback lab's WAN cut does to the cloud)."""
+        self.silent = True
+
+    def thaw(self) -> None:
+        """Answer again."""
+        self.silent = False
 
     def start(self) -> None:
         """Listen on host:SINK_PORT."""
@@ -51,6 +68,10 @@ class CloudSink:
     def records(self) -> list[dict[str, Any]]:
         """The records received so far (each once)."""
         return list(self.receiver.records.values())
+
+    def arrivals(self) -> list[float]:
+        """When (monotonic) each record first arrived."""
+        return list(self.log.arrived.values())
 
     def stop(self) -> None:
         """Stop listening and end the thread."""
@@ -65,7 +86,7 @@ class CloudSink:
 class StoryLab:
     """Everything the story needs, built by `start()` and removed by `close()` whatever happened between."""
 
-    def __init__(self, *, hold_down_s: float, log: Callable[[str], None]) -> None:
+    def __init__(self, *, hold_down_s: float, log: Callable[[str], None], loopback: bool = False) -> None:
         self.tag = f"lb{os.getpid() % 10000}"
         # Short: Kamailio's RPC socket lives below it, and a unix socket path has room for ~100 bytes.
         self.workdir = Path(tempfile.mkdtemp(prefix=f"ll-{self.tag}-"))
@@ -74,6 +95,7 @@ class StoryLab:
         self.passwords[TRUNK_EXT] = f"trunk-lab-{secrets.token_hex(6)}"
         self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.hold_down_s = hold_down_s
+        self.loopback = loopback  # 127.0.0.0/8 addresses instead of network namespaces (no root needed)
         self.branch: BranchLab | None = None
         self.sink: CloudSink | None = None
         self.sim: SimThread | None = None
@@ -83,8 +105,21 @@ class StoryLab:
 
     @property
     def namespaces(self) -> list[str]:
-        """The namespaces this lab creates."""
-        return [f"ll{self.tag}{role}" for role in ("ph", "br", "rt", "cl")]
+        """The namespaces this lab creates (none on loopback)."""
+        return [] if self.loopback else [f"ll{self.tag}{role}" for role in ("ph", "br", "rt", "cl")]
+
+    @property
+    def where(self) -> str:
+        """Where the lab lives, in words."""
+        if isinstance(self.topology, LoopbackTopology):
+            return f"loopback {self.topology.network}"
+        return f"namespaces {' '.join(self.namespaces)}"
+
+    @property
+    def topology(self) -> Topology | LoopbackTopology:
+        """The lab's network."""
+        assert self.branch is not None
+        return self.branch.topology
 
     @property
     def attacker(self) -> str:
@@ -104,28 +139,39 @@ class StoryLab:
             SimConfig(Family.QUECTEL, time_scale=0.05, seed=17, max_rings=400), self.workdir / "by-id", far
         )
         self.sim.start()
+        a = loopback_addresses(os.getpid() % 10000) if self.loopback else Addresses()
         sections: dict[str, Any] = {
-            "sip": {"listen": "10.201.1.1", "port": 5060, "transports": ["udp"], "children": 2,
+            "sip": {"listen": a.branch_lan, "port": 5060, "transports": ["udp"], "children": 2,
                     "ban_after_failures": 5, "ban_s": 60},
             "cdr": {"interval_s": 0.5, "backoff_base_s": 0.2, "backoff_max_s": 1.0},
-            "cdr.webhook": {"url": f"http://10.201.3.2:{SINK_PORT}/cdr", "secret": self.secret, "timeout_s": 2.0},
+            "cdr.webhook": {"url": f"http://{a.cloud}:{SINK_PORT}/cdr", "secret": self.secret, "timeout_s": 2.0},
             "emergency": {"notify": ["1002"]},
             "trunk": {"extension": TRUNK_EXT, "ring_group": ["1001", "1002"], "country": "DE", "poll_s": 1.0,
                       "command_timeout_s": 1.0,
                       "modems": [{"name": "lte0", "family": "quectel", "by_id_dir": str(self.sim.sim.by_id_dir)}]},
         }  # fmt: skip
         self.branch = BranchLab(
-            self.workdir / "lab", self.tag, self.passwords, {"hold_down_s": self.hold_down_s}, sections
-        )
+            self.workdir / "lab", self.tag, self.passwords, {"hold_down_s": self.hold_down_s}, sections,
+            loopback=self.loopback,
+        )  # fmt: skip
         self.branch.start()
-        a = self.addr
-        assert sections["sip"]["listen"] == a.branch_lan and a.cloud == "10.201.3.2", "addresses moved in netns.py"
-        self.sink = CloudSink(self.branch.topology.ns["cl"], a.cloud, self.secret)
+        assert self.addr == a, "the lab's addresses moved (netns.py, loopback.py)"
+        topology = self.topology
+        self.sink = CloudSink(topology.ns["cl"], a.cloud, self.secret)
         self.sink.start()
-        self.branch.topology.run("ph", "ip", "addr", "add", f"{self.attacker}/24", "dev", f"ll{self.tag}p0")
         self.ep = SipEndpoint(log_level=0)
-        self._in_phones = inside(self.branch.topology.ns["ph"])
+        if isinstance(topology, LoopbackTopology):
+            topology.silencers.append((self.sink.freeze, self.sink.thaw))
+            return  # every 127.0.0.0/8 address is there already, the attacker's too
+        topology.run("ph", "ip", "addr", "add", f"{self.attacker}/24", "dev", f"ll{self.tag}p0")
+        self._in_phones = inside(topology.ns["ph"])
         self._in_phones.__enter__()  # the phones' sockets (and sipp, started from here) live on the LAN
+
+    def cloud_idle(self) -> bool:
+        """Whether the cloud has no transaction in progress (those it answered and keeps a while don't count)."""
+        assert self.branch is not None and self.branch.cloud is not None
+        stats: Any = self.branch.cloud.rpc.call_blocking("tm.stats")
+        return int(stats["current"]) <= int(stats["waiting"])
 
     def phone(self, number: str) -> Phone:
         """The lab phone of this extension (made on first use)."""

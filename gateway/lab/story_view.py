@@ -27,6 +27,9 @@ FIGURE_NAMES = {
     "attacker_banned": "attacker banned",
     "trunk_audio_both_ways": "trunk audio both ways (LAN phone ↔ modem)",
     "attack_to_ban_s": "first guess → ban",
+    "records_per_s_restore_to_last_delivered": "records/s, WAN back → last record (few records: backoff-bound)",
+    "audio_round_trip_ms_phone_to_echoing_phone": "audio round trip, phone → echoing phone → phone (ms, median)",
+    "audio_round_trip_samples": "audio round trips measured",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import ipaddress
 import os
 import re
 import secrets
@@ -191,6 +192,30 @@ def _hosts_pattern(config: Config, inputs: RenderInputs) -> str:
     return "^(" + "|".join(sorted(pairs)) + ")$"
 
 
+def _name_routes(config: Config, inputs: RenderInputs) -> str:
+    """route[CLOUD_BY_ADDRESS]'s lines: a next hop naming an SBC goes to the address the daemon resolved."""
+    lines = []
+    for uri, address in zip(config.cloud.sbcs, (inputs.cloud_host_ip, *inputs.standby_ips), strict=False):
+        target = SipTarget.from_uri(uri)
+        if address is None or _is_address(target.host):
+            continue
+        host = f"[{address}]" if ":" in address else address
+        lines.append(
+            f'\tif ($(var(nh_host){{s.tolower}}) == "{target.host.lower()}" && $var(cloud_port) == {target.port})'
+            f' $du = "sip:{host}:{target.port};transport={target.transport}";'
+        )
+    return "\n".join(lines)
+
+
+def _is_address(host: str) -> bool:
+    """Whether the host is an IP address rather than a name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _literal(host: str) -> str:
     """A host name or address as a POSIX regex, without backslashes (Kamailio's strings treat them as escapes)."""
     return "".join(f"[{char}]" if char in ".[]" else char for char in host)
@@ -226,6 +251,7 @@ def render(config: Config, inputs: RenderInputs) -> str:
         if tls and server_name is not None:
             # SNI on the connection to the cloud: the tls module sends none of its own (route[TO_CLOUD]).
             cloud += f'\n#!define CLOUD_SNI "{server_name}"'
+    name_routes = _name_routes(config, inputs) if cloud else ""
     if config.mirror.learned:
         cloud += "\n#!define WITH_LEARNED"
     survival_expires = config.survival.register_expires
@@ -238,6 +264,7 @@ def render(config: Config, inputs: RenderInputs) -> str:
     wait_ms, t1_ms = inputs.cloud_timers or (config.fallback.invite_timeout_ms, 500)
     return template.substitute(
         cloud_defines=cloud,
+        cloud_name_routes=name_routes,
         tls_defines=tls,
         realm=config.cloud.realm,
         cloud_wait_ms=wait_ms,

@@ -14,7 +14,6 @@ import json
 import os
 import select
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -121,16 +120,25 @@ class KamailioRpc:
         return reply.get("result")
 
     def _exchange(self, payload: bytes) -> bytes:
-        # Kamailio answers to the sender's address, so the client needs a bound socket of its own.
-        with tempfile.TemporaryDirectory(prefix="llrpc") as tmp:
-            path = os.path.join(tmp, "c")
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                sock.bind(path)
-                sock.settimeout(self.timeout)
-                try:
-                    sock.sendto(payload, str(self.server))
-                    return sock.recv(MAX_REPLY)
-                except TimeoutError as err:
-                    raise RpcError(f"no reply on {self.server} within {self.timeout:.0f} s") from err
-                except OSError as err:
-                    raise RpcError(f"cannot reach Kamailio on {self.server}: {err}") from err
+        # Kamailio answers to the sender's address, so the client needs a bound socket of its own: a
+        # file beside Kamailio's (no directory to make and remove on every call), removed after. Not an
+        # abstract name: those stay in one network namespace, and a lab's Kamailio runs in another.
+        # Only a datagram from Kamailio's own path is taken for the reply.
+        deadline = time.monotonic() + self.timeout
+        path = self.server.with_name(f"c{os.getpid()}_{next(self._ids)}")
+        path.unlink(missing_ok=True)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(str(path))
+                sock.sendto(payload, str(self.server))
+                while True:
+                    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                    reply, sender = sock.recvfrom(MAX_REPLY)
+                    if sender == str(self.server):
+                        return reply
+            except TimeoutError as err:
+                raise RpcError(f"no reply on {self.server} within {self.timeout:.0f} s") from err
+            except OSError as err:
+                raise RpcError(f"cannot reach Kamailio on {self.server}: {err}") from err
+            finally:
+                path.unlink(missing_ok=True)

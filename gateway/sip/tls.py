@@ -9,11 +9,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from gateway.config import Config
 from gateway.errors import SipError
 from gateway.fsmode import write_private
@@ -99,6 +94,12 @@ def tls_files(config: Config, also: Iterable[str] = ()) -> TlsFiles:
 
 def make_certificate(files: TlsFiles, listen: str, also: Iterable[str] = ()) -> None:
     """A self-signed ECDSA P-256 certificate for this host's name and addresses (key readable by us only)."""
+    # Imported here: cryptography's bindings cost the daemon ~10 MiB resident, for a once-a-life certificate.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     host = socket.gethostname()
     names: list[x509.GeneralName] = [x509.DNSName(host)]
     addresses = {"127.0.0.1"} | {a for a in (listen, *also) if a not in ("0.0.0.0", "::")}

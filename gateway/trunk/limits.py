@@ -61,7 +61,7 @@ class TrunkGuard:
         return event
 
     def since(self, at: float) -> list[dict[str, Any]]:
-        """The trips after wall-clock time at (the daemon polls with the last one it saw)."""
+        """The trips after wall-clock time at (each also goes to the daemon on the agent's event stream)."""
         return [e for e in self.events if e["at"] > at]
 
     def _recent(self, extension: str) -> int:

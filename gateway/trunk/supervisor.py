@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import sys
 import time
@@ -11,22 +12,26 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import structlog
 
+from gateway import unixjson
+from gateway.backoff import full_jitter
 from gateway.cdr.records import ClockKind
 from gateway.config import Config
 from gateway.core.alerts import Alert, AlertDeliveryError
 from gateway.core.probes import lan_address
 from gateway.hw.patterns import TrunkView
+from gateway.mirror import repository as directory
 from gateway.store import Store
 from gateway.trunk.errors import TrunkError
 
 log = structlog.get_logger("trunk.supervisor")
+Queue = asyncio.Queue[dict[str, Any]]
 
 
 STATUS_EVERY_S = 2.0
-EMERGENCY_WAIT_S = 25.0  # one long poll of the agent's emergency events; it answers at once when one is dialled
+SILENCE_S = 15.0  # the agent's event stream sends a keepalive every 5 s: this long without a line, it is hung
+RECONNECT_BASE_S, RECONNECT_MAX_S = 0.1, 1.0  # to the event stream while the agent (re)starts: soon after it is up
 
 
 class ModemNetworkClock:
@@ -76,6 +81,15 @@ def limit_event_message(event: dict[str, Any]) -> str:
     )
 
 
+class AgentState(enum.StrEnum):
+    """Life cycle of the trunk agent process, as the status, the status page and /metrics show it."""
+
+    STOPPED = "stopped"  # not started yet
+    RUNNING = "running"
+    RESTARTING = "restarting"  # it exited; started again after a back-off
+    FAILED = "failed"  # cannot start (no credentials for trunk.extension); tried again later
+
+
 class TrunkSupervisor:
     """Keeps one trunk agent process running, and forwards its events to the daemon."""
 
@@ -88,45 +102,59 @@ class TrunkSupervisor:
         self.socket = config.run_dir / "trunk.sock"
         self.restarts = 0
         self.pid: int | None = None
-        self.state = "stopped"
+        self.state = AgentState.STOPPED
         self.problem: str | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._inbox_seen = time.time()
-        self._events_seen = time.time()
-        self._limits_seen = time.time()
+        self._stream: tuple[str, int] = ("", 0)  # the agent's boot id and the last event number read from it
+        self._event_tasks: list[asyncio.Task[None]] = []
         self.on_sms: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.on_limit: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # a toll-fraud limit tripped
         self.on_emergency: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # an emergency number dialled
-        self._emergency_seen = time.time()
         self.last_status: dict[str, Any] = {}
         self.clock = ModemNetworkClock()
 
+    def _set_state(self, new: AgentState, reason: str) -> None:
+        old, self.state = self.state, new
+        if old is not new:
+            log.info("trunk agent state", old=old.value, new=new.value, reason=reason)
+
     def _credentials(self) -> tuple[str, str, str]:
         extension = self.config.trunk.extension
-        column = "ha1" if self.config.sip.auth_algorithm == "MD5" else "ha1_sha256"
         with self.store.read() as conn:
-            row = conn.execute(
-                f"SELECT auth_user, realm, {column} FROM extensions WHERE number = ?", [extension]
-            ).fetchone()
-        if row is not None:
-            return str(row[0]), str(row[1]), str(row[2])
+            found = directory.sip_credentials(conn, extension or "", self.config.sip.auth_algorithm)
+        if found is not None:
+            return found
         raise TrunkError(f"trunk.extension = {extension!r}: no such extension (import it like a phone)")
 
     async def start(self, sip_port: int, caller_key: str) -> None:
         """Start the agent (registering to Kamailio on sip_port; caller_key checks Kamailio's stamp)."""
         self.sip_port, self._caller_key = sip_port, caller_key
         self._task = asyncio.create_task(self._run(), name="trunk-supervisor")
+        self.follow_events()
+
+    def follow_events(self) -> None:
+        """Read the agent's event stream, whichever agent process serves the socket, until stop()."""
+        # The event stream outlives each agent process: it resumes on the next one, and nothing read
+        # but not yet handled is dropped. Emergencies have a lane of their own: never behind an SMS alert.
+        emergencies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        others: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._event_tasks = [
+            asyncio.create_task(self._follow_events(emergencies, others), name="trunk-events"),
+            asyncio.create_task(self._handle_events(emergencies), name="trunk-emergencies"),
+            asyncio.create_task(self._handle_events(others), name="trunk-other-events"),
+        ]
 
     async def stop(self) -> None:
         """Stop the agent (SIGTERM, then SIGKILL)."""
         self._stopping = True
         await self._terminate()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [self._task, *self._event_tasks]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _terminate(self) -> None:
         proc = self._proc
@@ -159,7 +187,8 @@ class TrunkSupervisor:
             try:
                 auth_user, realm, ha1 = await asyncio.to_thread(self._credentials)
             except TrunkError as err:
-                self.state, self.problem = "failed", str(err)
+                self.problem = str(err)
+                self._set_state(AgentState.FAILED, str(err))
                 log.error("trunk agent not started", error=str(err))
                 await asyncio.sleep(30)
                 continue
@@ -181,19 +210,18 @@ class TrunkSupervisor:
             self._proc.stdin.write(json.dumps(secrets).encode() + b"\n")
             await self._proc.stdin.drain()
             self._proc.stdin.close()
-            self.pid, self.state, self.problem = self._proc.pid, "running", None
+            self.pid, self.problem = self._proc.pid, None
+            self._set_state(AgentState.RUNNING, f"started as pid {self.pid}")
             log.info("trunk agent started", pid=self.pid, extension=self.config.trunk.extension)
             watch = asyncio.create_task(self._watch())
-            emergencies = asyncio.create_task(self._emergency_events())
             try:
                 code = await self._proc.wait()
             finally:  # also when the supervisor itself is stopped: no poll outlives its agent
                 watch.cancel()
-                emergencies.cancel()
             if self._stopping:
                 break
             self.restarts += 1
-            self.state = "restarting"
+            self._set_state(AgentState.RESTARTING, f"exited with code {code}")
             log.error("trunk agent exited; restarting", code=code, restarts=self.restarts)
             await asyncio.to_thread(
                 self.store.add_event, "trunk", f"trunk agent exited (code {code}); restarting", {"code": code}
@@ -201,58 +229,79 @@ class TrunkSupervisor:
             await asyncio.sleep(min(30.0, 1.0 * self.restarts))
 
     async def _watch(self) -> None:
-        # Forward incoming SMS; keep the agent's status at hand for the LEDs (the health loop
-        # cannot wait for it). Kamailio has the agent's extension in its rendered config.
+        # Keep the agent's status at hand for the LEDs and the network clock (the health loop cannot
+        # wait for it). A snapshot, not events: a poll of the latest is what they want, and a missed
+        # one costs nothing. Kamailio has the agent's extension in its rendered config.
         while True:
-            await self._forward_inbox()
             with contextlib.suppress(TrunkError):
                 self.last_status = await self.request("GET", "/status", limit=2.0)
                 self.clock.report(self.last_status)
-            await self._record_link_events()
-            await self._record_limit_events()
             await asyncio.sleep(STATUS_EVERY_S)
 
     def view(self) -> TrunkView:
         """What the trunk LED shows: usable when a modem is ready; bars of the best GSM signal."""
-        modems = self.last_status.get("modems") or [] if self.state == "running" else []
+        modems = self.last_status.get("modems") or [] if self.state is AgentState.RUNNING else []
         ready = [m for m in modems if m.get("state") == "ready"]
         analog = bool(modems) and all(m.get("family") == "v253" for m in modems)
         bars = max(((m.get("signal") or {}).get("bars") or 0 for m in ready), default=0)
         return TrunkView(kind="analog" if analog else "gsm", usable=bool(ready), bars=int(bars))
 
-    async def _record_link_events(self) -> None:
-        # The agent keeps each modem's falls and recoveries; a poll alone would miss a quick reset.
-        with contextlib.suppress(TrunkError):
-            for event in await self.request("GET", f"/link-events?since={self._events_seen}", limit=2.0):
-                self._events_seen = max(self._events_seen, float(event["at"]))
-                await asyncio.to_thread(self.store.add_event, "trunk", link_event_message(event), event)
-
-    async def _record_limit_events(self) -> None:
-        # A per-extension rate, concurrency or the daily cap refused a call: an event, and the daemon's alert.
-        with contextlib.suppress(TrunkError):
-            for event in await self.request("GET", f"/limit-events?since={self._limits_seen}", limit=2.0):
-                self._limits_seen = max(self._limits_seen, float(event["at"]))
-                await asyncio.to_thread(self.store.add_event, "trunk", limit_event_message(event), event)
-                if self.on_limit is not None:
-                    await self.on_limit(event)
-
-    async def _emergency_events(self) -> None:
-        # A long poll rather than the 2 s status poll: the front desk hears of an emergency call
-        # within milliseconds of the dial, and the agent stays the one that never waits on the daemon.
+    async def _follow_events(self, emergencies: Queue, others: Queue) -> None:
+        # One stream of the agent's events (GET /events, JSON lines), read as they happen: a modem's
+        # fall and return however quick, every limit trip and SMS once, an emergency call at once.
+        failures = 0
         while True:
+            boot, seq = self._stream
             try:
-                path = f"/emergency-events?since={self._emergency_seen}&wait={EMERGENCY_WAIT_S}"
-                events = await self.request("GET", path, limit=EMERGENCY_WAIT_S + 5)
-            except TrunkError:
-                await asyncio.sleep(0.2)  # the agent is starting or restarting
-                continue
-            for event in events:
-                self._emergency_seen = max(self._emergency_seen, float(event["at"]))
-                if self.on_emergency is not None:
-                    try:
-                        await self.on_emergency(event)
-                    except Exception:  # one failed notice must not stop the next
-                        log.exception("emergency notification failed", call=event.get("call"))
+                await unixjson.follow(
+                    self.socket,
+                    f"/events?boot={boot}&since={seq}",
+                    SILENCE_S,
+                    lambda e: self._take(e, emergencies, others),
+                )
+                failures = 0  # the agent ended the stream: it stops or restarts
+            except unixjson.UnixApiError as err:
+                if self._stream[0] != boot or self._stream[1] != seq:
+                    failures = 0  # it was flowing: a restart or a hang, not an agent that is not up yet
+                if not isinstance(err, unixjson.NotConnectedError):
+                    log.warning("trunk agent event stream broken; reconnecting", error=str(err))
+            failures += 1
+            await asyncio.sleep(full_jitter(failures, RECONNECT_BASE_S, RECONNECT_MAX_S))
+
+    def _take(self, event: dict[str, Any], emergencies: Queue, others: Queue) -> None:
+        kind = event.get("kind")
+        if kind == "hello":
+            if event.get("boot") != self._stream[0]:
+                log.info("trunk agent event stream", boot=event.get("boot"), since=event.get("seq"))
+            self._stream = (str(event.get("boot")), int(event.get("seq") or 0))
+            return
+        if kind == "keepalive" or not isinstance(event.get("seq"), int):
+            return
+        self._stream = (self._stream[0], int(event["seq"]))
+        (emergencies if kind == "emergency" else others).put_nowait(event)
+
+    async def _handle_events(self, queue: Queue) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                await self._handle(event)
+            except Exception:  # one failed event (a notice, an alert) must not stop the next
+                log.exception("trunk agent event not handled", kind=event.get("kind"), call=event.get("call"))
+
+    async def _handle(self, event: dict[str, Any]) -> None:
+        kind = event.pop("kind")
+        event.pop("seq")
+        if kind == "link":
+            await asyncio.to_thread(self.store.add_event, "trunk", link_event_message(event), event)
+        elif kind == "limit":
+            # A per-extension rate, concurrency or the daily cap refused a call: an event, and the daemon's alert.
+            await asyncio.to_thread(self.store.add_event, "trunk", limit_event_message(event), event)
+            if self.on_limit is not None:
+                await self.on_limit(event)
+        elif kind == "sms" and self.on_sms is not None:
+            await self.on_sms(event)
+        elif kind == "emergency" and self.on_emergency is not None:
+            await self.on_emergency(event)
 
     async def send_message(self, extensions: list[str], text: str) -> dict[str, str]:
         """SIP MESSAGEs to extensions, sent by the agent's SIP account through Kamailio."""
@@ -268,34 +317,21 @@ class TrunkSupervisor:
         reply = await self.request("POST", "/ring", body, limit=5.0)
         return dict(reply["results"])
 
-    async def _forward_inbox(self) -> None:
-        if self.on_sms is None:
-            return
-        with contextlib.suppress(TrunkError):
-            messages = await self.request("GET", f"/sms/inbox?since={self._inbox_seen}")
-            for message in messages:
-                self._inbox_seen = max(self._inbox_seen, float(message["received"]))
-                await self.on_sms(message)
-
     async def request(self, method: str, path: str, body: Any = None, limit: float = 5.0) -> Any:
         """Call the agent's control API over its unix socket."""
         try:
-            connector = aiohttp.UnixConnector(path=str(self.socket))
-            async with (
-                aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=limit)) as session,
-                session.request(method, f"http://trunk{path}", json=body) as response,
-            ):
-                data = await response.json()
-                if response.status >= 400:
-                    raise TrunkError(f"trunk agent: {data.get('error', response.status)}")
-                return data
-        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            reply = await unixjson.request(self.socket, method, path, body, limit_s=limit)
+        except unixjson.UnixApiError as err:
             raise TrunkError(f"trunk agent unreachable: {err}") from err
+        if reply.status >= 400 or reply.data is None:
+            error = reply.data.get("error") if isinstance(reply.data, dict) else None
+            raise TrunkError(f"trunk agent: {error or reply.status}")
+        return reply.data
 
     async def status(self) -> dict[str, Any]:
         """The agent's status, or why there is none."""
-        base = {"state": self.state, "pid": self.pid, "restarts": self.restarts, "problem": self.problem}
-        if self.state == "running":
+        base = {"state": self.state.value, "pid": self.pid, "restarts": self.restarts, "problem": self.problem}
+        if self.state is AgentState.RUNNING:
             with contextlib.suppress(TrunkError):
                 base.update(await self.request("GET", "/status", limit=2.0))
         return base

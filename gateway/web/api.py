@@ -10,6 +10,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 
 from gateway.core.mode import Override
@@ -233,12 +234,19 @@ STATUS_ROUTES = (
 )
 
 
+def json_document(document: Any) -> web.Response:
+    """A large JSON answer (the status document lists every phone of the branch), encoded by orjson."""
+    # The standard library's encoder took a fifth of the daemon's CPU while status pages polled a branch
+    # of 1,000 phones (bench/api); orjson encodes the same document several times faster.
+    return web.Response(body=orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS), content_type="application/json")
+
+
 def build_api(status: StatusProvider, set_override: OverrideSetter) -> web.Application:
     """The aiohttp application with the status and mode endpoints."""
     app = web.Application()
 
     async def get_status(_request: web.Request) -> web.Response:
-        return web.json_response(await status())
+        return json_document(await status())
 
     async def put_mode(request: web.Request) -> web.Response:
         try:
@@ -249,7 +257,7 @@ def build_api(status: StatusProvider, set_override: OverrideSetter) -> web.Appli
             return web.json_response({"error": f"mode: expected one of {allowed}"}, status=400)
         reason = str(body.get("reason") or f"set by hand to {override.value}")
         await set_override(override, reason)
-        return web.json_response(await status())
+        return json_document(await status())
 
     add_routes(app, STATUS_ROUTES, {"getStatus": get_status, "setMode": put_mode})
     return app

@@ -9,10 +9,10 @@ from gateway.hw.patterns import FaultClass
 from gateway.hw.relay import RelayState
 from gateway.trunk.call import CallState
 from gateway.trunk.link import LinkState
+from gateway.trunk.supervisor import AgentState
 from gateway.web.metrics_families import Families, dict_of, list_of, num
 
-# The trunk supervisor's states.
-TRUNK_AGENT_STATES = ("stopped", "running", "restarting", "failed")
+TRUNK_AGENT_STATES = tuple(state.value for state in AgentState)
 
 
 def add_trunk(f: Families, trunk: dict[str, Any]) -> None:

@@ -12,13 +12,15 @@ even in NORMAL, yet listed as taken through the cloud; Kamailio's config would h
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway import memory
 from gateway.core.mode import Mode
 from gateway.errors import RpcError
+from gateway.mirror import repository as directory
 from gateway.sip.bindings import Binding
+from gateway.store import events_since
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -95,6 +97,7 @@ class PhoneList:
             if age >= self.ttl_s or (counts != self._counts and age >= MIN_REBUILD_S):
                 self._phones = await self._build(kamailio)
                 self._counts, self._built = counts, time.monotonic()
+                await asyncio.to_thread(memory.release_free_pages)  # the dump's parse is the daemon's peak
         return {**counts, "phones": self._phones}
 
     async def _build(self, kamailio: KamailioSupervisor) -> list[dict[str, Any]] | None:
@@ -140,19 +143,15 @@ def _row(
 
 def _lookup(store: Store, numbers: list[str], since: float) -> tuple[dict[str, str], list[tuple[float, str, str]]]:
     """The directory's names of these numbers, and the mode changes since `since` (worker thread)."""
-    marks = ",".join("?" * len(numbers))
     with store.read() as conn:
-        rows = conn.execute(f"SELECT number, display_name FROM extensions WHERE number IN ({marks})", numbers)
-        named = {str(n): str(d) for n, d in rows.fetchall() if d}
-        events = conn.execute(
-            "SELECT ts, data FROM events WHERE kind = 'mode' AND ts > ? ORDER BY id", [since]
-        ).fetchall()
+        named = directory.display_names(conn, numbers)
+        events = events_since(conn, ("mode",), since)
     modes = {m.value for m in Mode}
     changes = []
-    for ts, data in events:
-        parsed = json.loads(data or "{}")
+    for event in events:
+        parsed = event["data"]
         if parsed.get("old") in modes and parsed.get("new") in modes:
-            changes.append((float(ts), str(parsed["old"]), str(parsed["new"])))
+            changes.append((float(event["ts"]), str(parsed["old"]), str(parsed["new"])))
     return named, changes
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,6 +96,14 @@ def wait_status(
     raise AssertionError(f"no {what} within {within:.0f} s: {lifeline.status()['health']}")
 
 
+def doctor_verdicts(lifeline: LifelineProcess) -> dict[str, str]:
+    """`lifeline doctor --json`'s verdict on each cloud SBC (every line about one has its fix)."""
+    checks = json.loads(lifeline.cli("doctor", "--json", check=False).stdout)["checks"]
+    sbcs = [c for c in checks if c["name"].startswith("cloud-sip")]
+    assert all(c["fix"] for c in sbcs if c["verdict"] != "pass"), sbcs
+    return {c["name"]: c["verdict"] for c in sbcs}
+
+
 def states(status: dict[str, Any]) -> list[str]:
     return [sbc["state"] for sbc in status["health"]["sbcs"]]
 
@@ -120,6 +129,8 @@ def test_the_secondary_region_carries_the_calls_while_the_primary_is_down_and_su
     assert modes == {"normal"}
     shown = lifeline.cli("status").stdout
     assert f"sbc {primary.uri}: down" in shown and f"sbc {secondary.uri}: up" in shown
+    # `lifeline doctor`: a line per region; the silent one warns (with its fix) while the other answers.
+    assert doctor_verdicts(lifeline) == {"cloud-sip-1": "warn", "cloud-sip-2": "pass"}
     assert alice.register() == 200 and bob.register() == 200  # the phones' refresh reaches the secondary
     assert {"1001", "1002"} <= set(secondary.bindings())
     used = transactions(secondary)
@@ -133,6 +144,7 @@ def test_the_secondary_region_carries_the_calls_while_the_primary_is_down_and_su
     secondary.pause()
     try:
         wait_status(lifeline, lambda s: s["mode"]["mode"] == "survival", "SURVIVAL with both SBCs down", 30)
+        assert doctor_verdicts(lifeline) == {"cloud-sip-1": "fail", "cloud-sip-2": "fail"}
         call_and_hang_up(ep, alice, bob)
     finally:
         secondary.resume()

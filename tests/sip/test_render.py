@@ -96,6 +96,11 @@ def test_two_sbcs_render_a_dispatcher_list_in_order_and_kamailio_takes_it(tmp_pa
     inputs.dispatcher_path.write_text(render_dispatcher(cfg, inputs))
     text = render(cfg, inputs)
     assert "#!define WITH_STANDBY" in text
+    # An in-dialog next hop naming the first SBC goes to its address (tests/net/test_cloud_names.py); the
+    # second is an address already.
+    by_address = text.split("route[CLOUD_BY_ADDRESS] {")[1].split("\n}")[0]
+    assert '== "sbc-a.example.com" && $var(cloud_port) == 5070) $du = "sip:127.0.0.2:5070;transport=udp";' in by_address
+    assert "127.0.0.3" not in by_address
     path = tmp_path / "kamailio.cfg"
     path.write_text(text)
     check = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +49,34 @@ def test_every_phone_of_a_large_branch_is_listed(daemon: LifelineProcess) -> Non
     assert {p["extension"]: p["source"] for p in phones}["2299"] == "127.0.0.1:40299"
     # Each reply FIFO is removed once read.
     assert not list((daemon.workdir / "run").glob("lifeline_reply_*"))
+    # So is each datagram call's own reply socket.
+    assert not [p.name for p in (daemon.workdir / "run").iterdir() if p.is_socket() and p.name.startswith("c")]
+
+
+def test_a_reply_from_anyone_but_kamailio_is_not_taken() -> None:
+    """The client's abstract address takes datagrams from any local process: only Kamailio's path counts."""
+    work = Path(tempfile.mkdtemp(prefix="ll-"))
+    server_path = work / "kamailio-rpc.sock"
+    answered = threading.Event()
+    try:
+        with (
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server,
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as forger,
+        ):
+            server.bind(str(server_path))
+            forger.bind(str(work / "forger.sock"))
+
+            def serve() -> None:  # a stand-in for Kamailio: the forger's answer reaches the client first
+                request, client = server.recvfrom(65536)
+                ident = json.loads(request)["id"]
+                forger.sendto(json.dumps({"jsonrpc": "2.0", "result": "forged", "id": ident}).encode(), client)
+                server.sendto(json.dumps({"jsonrpc": "2.0", "result": "kamailio", "id": ident}).encode(), client)
+                answered.set()
+
+            thread = threading.Thread(target=serve, daemon=True)
+            thread.start()
+            assert KamailioRpc(server_path, timeout=5).call_blocking("core.version") == "kamailio"
+            assert answered.wait(5)
+            thread.join(5)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -93,13 +93,13 @@ def test_status_lines_show_modem_problems_and_calls() -> None:
 
 def test_supervisor_view_for_the_trunk_led(tmp_path: Path) -> None:
     from gateway.store import Store
-    from gateway.trunk.supervisor import TrunkSupervisor
+    from gateway.trunk.supervisor import AgentState, TrunkSupervisor
 
     store = Store(tmp_path / "db.sqlite")
     try:
         supervisor = TrunkSupervisor(parse({}), None, store)
         assert not supervisor.view().usable  # not running yet
-        supervisor.state = "running"
+        supervisor.state = AgentState.RUNNING
         supervisor.last_status = {
             "modems": [
                 {"family": "quectel", "state": "ready", "signal": {"bars": 4}},

@@ -23,7 +23,7 @@ def sim(tmp_path: Path) -> Iterator[SimThread]:
 
 
 def test_the_agent_stops_with_the_daemon_and_is_not_killed(tmp_path: Path, sim: SimThread) -> None:
-    # The daemon keeps a long poll open on the agent (emergency calls): stopping must not wait it out.
+    # The daemon keeps an event stream open on the agent (emergency calls): stopping must not wait it out.
     daemon = start_trunked(tmp_path, sim.sim.by_id_dir, {})
     assert daemon.stop() == 0
     lines = [json.loads(line) for line in daemon.log_path.read_text().splitlines() if line.startswith("{")]

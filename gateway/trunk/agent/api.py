@@ -1,10 +1,10 @@
-"""The agent's control API for the daemon: aiohttp on a unix socket (status, SMS, events, ring)."""
+"""The agent's control API for the daemon: aiohttp on a unix socket (status, SMS, the event stream, ring)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 from typing import Any
@@ -13,11 +13,14 @@ import structlog
 from aiohttp import web
 
 from gateway.errors import UserAgentError
+from gateway.trunk.agent.events import EventKind
 from gateway.trunk.agent.plumbing import CallPlumbing
 from gateway.trunk.errors import TrunkError
 from gateway.trunk.link import LinkState
 
 log = structlog.get_logger("trunk.agent")
+
+KEEPALIVE_S = 5.0  # a line at least this often on the event stream; the daemon gives up on a silent one after 15 s
 
 
 class ControlApi:
@@ -91,6 +94,29 @@ class ControlApi:
         log.info("messages sent", results=results)
         return results
 
+    async def _stream_events(self, request: web.Request) -> web.StreamResponse:
+        """GET /events?boot=B&since=N: JSON lines, the events after N (all kept ones when B is not this agent's)."""
+        events = self.agent.events
+        try:
+            since = int(request.query.get("since", "0")) if request.query.get("boot") == events.boot else 0
+        except ValueError:
+            return web.json_response({"error": "since must be an event number"}, status=400)
+        kept = events.after(0)
+        if since and kept and kept[0]["seq"] > since + 1:
+            log.warning("events lost to the daemon: it was too far behind", missed=kept[0]["seq"] - since - 1)
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        await _write(response, {"kind": EventKind.HELLO.value, "boot": events.boot, "seq": since})
+        with contextlib.suppress(ConnectionResetError):  # the daemon went away: it reconnects with its cursor
+            while not events.closed:
+                news = await events.wait(since, KEEPALIVE_S)
+                for event in news:
+                    await _write(response, event)
+                    since = event["seq"]
+                if not news and not events.closed:
+                    await _write(response, {"kind": EventKind.KEEPALIVE.value, "seq": since})
+        return response
+
     async def start(self) -> None:
         """Serve the API on the control socket (mode 0600)."""
 
@@ -104,38 +130,10 @@ class ControlApi:
                 return web.json_response({"error": "numbers (list) and text (string) are required"}, status=400)
             return web.json_response({"results": await self.send_sms([str(n) for n in numbers], text)})
 
-        async def get_inbox(request: web.Request) -> web.Response:
-            since = float(request.query.get("since", "0"))
-            return web.json_response([m for m in self.agent.sms_inbox if m["received"] > since])
-
         app = web.Application()
         app.router.add_get("/status", get_status)
         app.router.add_post("/sms", post_sms)
-        app.router.add_get("/sms/inbox", get_inbox)
-
-        async def get_link_events(request: web.Request) -> web.Response:
-            since = float(request.query.get("since", "0"))
-            return web.json_response([e for e in self.agent.link_events if e["at"] > since])
-
-        app.router.add_get("/link-events", get_link_events)
-
-        async def get_limit_events(request: web.Request) -> web.Response:
-            return web.json_response(self.agent.guard.since(float(request.query.get("since", "0"))))
-
-        app.router.add_get("/limit-events", get_limit_events)
-
-        async def get_emergency_events(request: web.Request) -> web.Response:
-            # A long poll: the daemon waits here and hears of an emergency call the moment it is dialled.
-            since = float(request.query.get("since", "0"))
-            wait = min(float(request.query.get("wait", "0")), 60.0)
-            news = [e for e in self.agent.emergency_events if e["at"] > since]
-            if not news and wait > 0:
-                waiter = self.agent.emergency_news
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await waiter.wait()
-                news = [e for e in self.agent.emergency_events if e["at"] > since]
-            return web.json_response(news)
+        app.router.add_get("/events", self._stream_events)
 
         async def post_message(request: web.Request) -> web.Response:
             body = await request.json()
@@ -144,7 +142,6 @@ class ControlApi:
                 return web.json_response({"error": "to (list of extensions) and text are required"}, status=400)
             return web.json_response({"results": self.send_message([str(t) for t in to], text)})
 
-        app.router.add_get("/emergency-events", get_emergency_events)
         app.router.add_post("/message", post_message)
 
         async def post_ring(request: web.Request) -> web.Response:
@@ -175,10 +172,13 @@ class ControlApi:
     async def stop(self) -> None:
         """Close the socket; requests in flight get a short grace."""
         if self._runner is not None:
-            # The daemon's emergency long poll would hold cleanup for its whole wait (then SIGKILL):
-            # answer it now, and give any other request a short grace only.
-            self.agent.emergency_news.set()
+            # The daemon's event stream would hold cleanup for its whole grace: end it now.
+            self.agent.events.close()
             await self._runner.cleanup()
+
+
+async def _write(response: web.StreamResponse, item: dict[str, Any]) -> None:
+    await response.write(json.dumps(item).encode() + b"\n")
 
 
 def _epoch(when: dt.datetime | None) -> float | None:

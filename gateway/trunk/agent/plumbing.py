@@ -16,6 +16,7 @@ from gateway.cdr import trunkinfo
 from gateway.config import DrillConfig, EmergencyConfig, TrunkConfig
 from gateway.errors import UserAgentError
 from gateway.pjsafe import UserAgent
+from gateway.trunk.agent.events import EventLog
 from gateway.trunk.agent.model import AgentSecrets, MinutesLedger, Slot, TrunkCall
 from gateway.trunk.alerting import EmergencyRinger
 from gateway.trunk.dialplan import policy_from
@@ -55,10 +56,7 @@ class CallPlumbing:
         self.calls: dict[int, TrunkCall] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.sms_inbox: list[dict[str, Any]] = []
-        self.link_events: list[dict[str, Any]] = []  # modems leaving and reaching READY, for the daemon's events
-        self.emergency_events: list[dict[str, Any]] = []  # emergency numbers dialled, for the daemon's notifications
-        self.emergency_news = asyncio.Event()  # set (and replaced) at each: the daemon's long poll answers at once
+        self.events = EventLog()  # link changes, limit trips, SMS, emergency calls: streamed to the daemon at once
         self._callbacks: dict[str, tuple[str, float]] = {}  # modem → (emergency caller, monotonic end of the window)
         self.ua: UserAgent | None = None  # pjsua2, its calls and ports (gateway.pjsafe keeps the lifecycle rules)
         self.account: Account | None = None

@@ -13,6 +13,7 @@ import structlog
 
 from gateway.errors import UserAgentError
 from gateway.sip.stamp import stamped_call
+from gateway.trunk.agent.events import EventKind
 from gateway.trunk.agent.legs import Leg, uri_user
 from gateway.trunk.agent.model import SIP_FOR_END, Slot, TrunkCall
 from gateway.trunk.agent.plumbing import CallPlumbing
@@ -48,7 +49,9 @@ class CallRouting(CallPlumbing):
         decision = decide(self.policy, extension, dialled, usage)
         if not decision.allowed:
             if decision.limit:
-                self.guard.tripped(extension, decision)
+                trip = self.guard.tripped(extension, decision)
+                if trip is not None:
+                    self.events.add(EventKind.LIMIT, trip)
             self._reject(leg, decision.status, decision.reason)
             return
         try:
@@ -77,7 +80,7 @@ class CallRouting(CallPlumbing):
             self._emergency_dialled(call, choice.preempt)  # after the dial is under way: it goes first
 
     def _emergency_dialled(self, call: TrunkCall, preempted: bool) -> None:
-        """Arm the call back and tell the daemon, whose long poll is waiting for exactly this."""
+        """Arm the call back and tell the daemon (its event stream carries this at once)."""
         slot = call.slot
         full = slot.link is LinkState.READY  # limited service: no SIM the network knows, so no call back
         window = self.emergency.callback_window_s
@@ -95,10 +98,7 @@ class CallRouting(CallPlumbing):
             "callback_window_s": window if full else 0,
             "at": time.time(),
         }
-        self.emergency_events.append(event)
-        del self.emergency_events[:-100]
-        news, self.emergency_news = self.emergency_news, asyncio.Event()
-        news.set()
+        self.events.add(EventKind.EMERGENCY, event)
 
     def _callback_for(self, slot: Slot) -> str:
         """The extension a call to this modem's SIM rings first: its last emergency caller, within the window."""
@@ -193,18 +193,17 @@ class CallRouting(CallPlumbing):
         if LinkState.READY not in (old, new) and new is not LinkState.ABSENT:
             return
         problem = slot.modem.status.problem
-        self.link_events.append(
+        self.events.add(
+            EventKind.LINK,
             {"modem": slot.name, "old": old.value, "new": new.value, "reason": reason, "problem": problem,
-             "at": time.time()}
+             "at": time.time()},
         )  # fmt: skip
-        del self.link_events[:-100]
 
     def on_sms(self, sms: Any) -> None:
         """An incoming SMS: logged, and kept for the daemon to forward."""
         log.info("sms received", sender=sms.sender, chars=len(sms.text))
         stamp = sms.time.isoformat() if sms.time else None
-        self.sms_inbox.append({"sender": sms.sender, "time": stamp, "text": sms.text, "received": time.time()})
-        del self.sms_inbox[:-100]
+        self.events.add(EventKind.SMS, {"sender": sms.sender, "time": stamp, "text": sms.text, "received": time.time()})
 
     # ------------------------------------------------------------------ inbound: modem → ring group
 

@@ -23,7 +23,6 @@ form, before any session exists, carries a token that must match a cookie of its
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import secrets
 import time
@@ -43,8 +42,8 @@ from gateway.drill.routes import CONTENT_TYPES, REPORT_NAME, DrillControl
 from gateway.drill.runner import DrillError
 from gateway.drill.service import DrillBusyError, DrillRefusedError
 from gateway.hw.admin import verify_password
-from gateway.store import Store
-from gateway.web.api import MirrorControl, OverrideSetter, StatusProvider
+from gateway.store import Store, events_since
+from gateway.web.api import MirrorControl, OverrideSetter, StatusProvider, json_document
 from gateway.web.network import FAILED, FailureLimiter, is_page_path
 from gateway.web.ui.history import ProbeHistory
 from gateway.web.ui.sessions import IDLE_S, PASSWORD_KEYS, Role, Session, SessionStore
@@ -245,12 +244,7 @@ class StatusPage:
 
     def _mode_events(self, since: float) -> list[dict[str, Any]]:
         with self.store.read() as conn:
-            rows = conn.execute(
-                "SELECT ts, kind, message, data FROM events WHERE kind IN ('mode', 'override') AND ts >= ?"
-                " ORDER BY id DESC LIMIT ?",
-                [since, MODE_EVENTS],
-            ).fetchall()
-        return [{"ts": r[0], "kind": r[1], "message": r[2], "data": json.loads(r[3] or "{}")} for r in reversed(rows)]
+            return events_since(conn, ("mode", "override"), since, newest=MODE_EVENTS)
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         session = self._session(request)
@@ -264,7 +258,7 @@ class StatusPage:
         # The page's poll does not count as use: a tab left open still logs out after the idle time.
         if self._session(request, touch=False) is None:
             return web.json_response({"error": "not logged in", "login": f"{LOGIN_PATH}?expired"}, status=401)
-        return web.json_response(await self._model())
+        return json_document(await self._model())
 
     async def _drill_report(self, request: web.Request) -> web.StreamResponse:
         if self._session(request) is None:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.cli.main import WHERE
+from gateway.core.health import WHERE
 from gateway.doctor.trunk import NO_VOLTE
 from gateway.web.ui.history import Sample, sip_probe
 

@@ -1,0 +1,213 @@
+"""An emergency call with two cloud regions (cloud-then-trunk): a silent primary hands it to the secondary.
+
+Two Kamailios play the cloud's regions (a PSAP phone registered at the secondary as 112), the real
+daemon held in NORMAL with its trunk agent and the pty modem simulator. The probes run rarely here, so
+the calls below leave before any probe could notice the silent primary: the fall-over is per call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.lab.cloud import LabCloud
+from gateway.lab.daemon import LifelineProcess
+from gateway.lab.phones import SipEndpoint
+from gateway.mirror.records import Extension
+from gateway.sip.render import free_port
+from gateway.trunk import tones
+from gateway.trunk.profiles import Family
+from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim.thread import SimThread
+from tests.conftest import PASSWORDS, REALM, lab_extensions
+from tests.trunk.test_emergency_normal import AGENT, PSAP, atds, dial, via_lifeline
+
+pytestmark = pytest.mark.usefixtures("fresh_phones")
+
+PRIMARY, SECONDARY = "127.0.0.2", "127.0.0.3"
+CLOUD_TIMEOUT_MS = 1500
+
+
+def region(workdir: Path, host: str) -> LabCloud:
+    lab = LabCloud(workdir, host=host, port=free_port(host), realm=REALM)
+    psap = Extension.from_password(number=PSAP[0], auth_user=PSAP[0], realm=REALM, password=PSAP[1])
+    lab.add_subscribers([*lab_extensions(), psap])
+    lab.start()
+    return lab
+
+
+@pytest.fixture(scope="module")
+def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabCloud, LabCloud]]:
+    primary = region(tmp_path_factory.mktemp("primary"), PRIMARY)
+    try:
+        secondary = region(tmp_path_factory.mktemp("secondary"), SECONDARY)
+    except Exception:
+        primary.stop()
+        raise
+    yield primary, secondary
+    primary.stop()
+    secondary.stop()
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
+    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
+    thread = SimThread(
+        SimConfig(Family.QUECTEL, time_scale=0.05, seed=23), tmp_path_factory.mktemp("sim") / "by-id", far
+    )
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+# A Lifeline per test: a call's fall-over marks an SBC down in Kamailio until the next probe, a minute on.
+# Parametrized "tcp": both SBCs over TCP (a stopped one refuses the connection: every send to it fails at once).
+@pytest.fixture
+def lifeline(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    regions: tuple[LabCloud, LabCloud],
+    sim: SimThread,
+) -> Iterator[LifelineProcess]:
+    primary, secondary = regions
+    sbcs = [primary.uri, secondary.uri]
+    if getattr(request, "param", None) == "tcp":
+        sbcs = [f"{primary.uri};transport=tcp", f"{secondary.uri};transport=tcp"]
+    work = tmp_path_factory.mktemp("lifeline")
+    csv = work / "extensions.csv"
+    rows = {**PASSWORDS, AGENT[0]: AGENT[1]}
+    csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in rows.items()))
+    daemon = LifelineProcess(
+        work / "lifeline",
+        {
+            "cloud": {"sbc": sbcs, "realm": REALM},
+            "sip": {"listen": "127.0.0.1", "children": 2},
+            # One probe at the start (both SBCs up, the RTT known), then none while the tests run.
+            "health": {"sip_interval_s": 60},
+            "emergency": {"normal": "cloud-then-trunk", "cloud_timeout_ms": CLOUD_TIMEOUT_MS},
+        },
+    )
+    with daemon.config_path.open("a") as toml:
+        toml.write(
+            f'[trunk]\nextension = "{AGENT[0]}"\nring_group = ["1002"]\ncountry = "DE"\n'
+            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{sim.sim.by_id_dir}"\n'
+        )
+    daemon.cli("extensions", "import", str(csv))
+    daemon.start()
+    daemon.set_mode("normal")
+    deadline = time.monotonic() + 30
+    ready = False
+    while time.monotonic() < deadline and not ready:
+        status = daemon.status()
+        trunk = status.get("trunk") or {}
+        sbcs = [sbc["state"] for sbc in status["health"]["sbcs"]]
+        ready = (
+            trunk.get("registered") == 200
+            and (trunk.get("modems") or [{}])[0].get("state") == "ready"
+            and sbcs == ["up", "up"]
+        )
+        time.sleep(0.2)
+    if not ready:
+        daemon.stop()
+        raise AssertionError(f"the trunk or the SBCs never got ready: {daemon.status()}")
+    yield daemon
+    daemon.stop()
+
+
+def test_a_silent_primary_region_hands_the_emergency_call_to_the_secondary_not_to_the_trunk(
+    sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess, sim: SimThread
+) -> None:
+    ep = sip_endpoint
+    primary, secondary = regions
+    alice = via_lifeline(ep, lifeline, primary, "1001")
+    psap = ep.phone(PSAP[0], PSAP[1], domain=PRIMARY, registrar=secondary.uri)
+    assert psap.register() == 200
+    before = atds(sim)
+    primary.pause()
+    try:
+        call = dial(alice, "112")
+        psap.ringing_call(15).answer_with(200)
+        ep.wait_for(lambda: call.state == "CONFIRMED", 10, "the secondary region's PSAP to answer")
+        assert atds(sim) == before, "the modem dialled though the secondary region was up"
+        assert lifeline.status()["health"]["sbcs"][0]["state"] == "up", "a probe saw the outage: not a per-call test"
+        log = lifeline.log_path.read_text()
+        assert "emergency call" in log and "to the next cloud SBC" in log
+        call.hang_up()
+        ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the call to end")
+    finally:
+        primary.resume()
+        psap.set_registration(False)
+    ep.wait_for(lambda: psap.reg_codes[-1] == 200 and len(psap.reg_codes) >= 2, 10, "the PSAP to unregister")
+
+
+def test_both_regions_silent_the_trunk_takes_the_emergency_call_within_one_cloud_limit_not_one_per_region(
+    sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess, sim: SimThread
+) -> None:
+    ep = sip_endpoint
+    primary, secondary = regions
+    alice = via_lifeline(ep, lifeline, primary, "1001")
+    before = atds(sim)
+    primary.pause()
+    secondary.pause()
+    try:
+        sent = time.monotonic()
+        call = dial(alice, "112")
+        ep.wait_for(lambda: atds(sim) > before, 10, "the modem to dial 112")
+        at, command = sim.call(lambda: sim.sim.dial_log[before])
+        assert command == "ATD112;"
+        # The cloud as a whole had CLOUD_TIMEOUT_MS, the secondary only what the primary left of it: a
+        # limit per region would have the modem dial after two of them.
+        assert CLOUD_TIMEOUT_MS / 1000 - 0.1 <= at - sent < 2 * CLOUD_TIMEOUT_MS / 1000
+        ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer over the modem")
+        call.hang_up()
+        ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+    finally:
+        secondary.resume()
+        primary.resume()
+
+
+@pytest.mark.parametrize("lifeline", ["tcp"], indirect=True)
+def test_a_primary_region_that_refuses_connections_hands_the_emergency_call_to_the_secondary_at_once(
+    sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess, sim: SimThread
+) -> None:
+    ep = sip_endpoint
+    primary, secondary = regions
+    alice = via_lifeline(ep, lifeline, primary, "1001")
+    psap = ep.phone(PSAP[0], PSAP[1], domain=PRIMARY, registrar=secondary.uri)
+    assert psap.register() == 200
+    before = atds(sim)
+    # The primary's SBC dies; its host refuses connections, so every send to it fails at once.
+    primary.stop()
+    try:
+        call = dial(alice, "112")
+        psap.ringing_call(15).answer_with(200)
+        ep.wait_for(lambda: call.state == "CONFIRMED", 10, "the secondary region's PSAP to answer")
+        assert atds(sim) == before, "the modem dialled though the secondary region was up"
+        log = lifeline.log_path.read_text()
+        assert "emergency call" in log and "sending to the cloud failed" in log and "to the next cloud SBC" in log
+        call.hang_up()
+        ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the call to end")
+    finally:
+        primary.start()
+        psap.set_registration(False)
+    ep.wait_for(lambda: psap.reg_codes[-1] == 200 and len(psap.reg_codes) >= 2, 10, "the PSAP to unregister")
+
+
+@pytest.mark.parametrize("lifeline", ["tcp"], indirect=True)
+def test_a_register_the_primary_region_cannot_even_be_sent_goes_to_the_secondary_not_back_as_477(
+    sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    primary, secondary = regions
+    alice = via_lifeline(ep, lifeline, primary, "1001")
+    primary.stop()
+    try:
+        assert alice.register() == 200
+        assert "1001" in secondary.bindings()
+        lines = lifeline.log_path.read_text().splitlines()
+        assert any("REGISTER" in line and "sending to the cloud SBC failed" in line for line in lines)
+    finally:
+        primary.start()
