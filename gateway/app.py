@@ -311,13 +311,15 @@ class App:
         await self.status_page.start()
         runner = web.AppRunner(api, access_log=None)
         await runner.setup()
+        self._runner = runner
+        # The network API first: once the socket answers, the status says whether it serves and why not
+        # (run 44 of the fresh-clone runs read a status between the two, with neither URL nor error).
+        await self.network.start(runner)
         sock = self.config.api_socket
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         await web.UnixSite(runner, str(sock)).start()
         sock.chmod(0o660)
-        self._runner = runner
-        await self.network.start(runner)
         if self.config.hardware.enabled:
             from gateway.hw.build import build_hardware
 

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import SipEndpoint
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.mirror.records import Extension
 from gateway.sip.render import free_port
 from gateway.trunk import tones
@@ -117,6 +117,20 @@ def lifeline(
     daemon.stop()
 
 
+def answered_by_secondary(ep: SipEndpoint, alice: Phone, psap: Phone, sim: SimThread, before: int) -> PhoneCall:
+    """Alice dials 112 and the secondary region's PSAP answers; the modem never dialled."""
+    call = dial(alice, "112")
+    psap.ringing_call(15).answer_with(200)
+    ep.wait_for(lambda: call.state == "CONFIRMED", 10, "the secondary region's PSAP to answer")
+    assert atds(sim) == before, "the modem dialled though the secondary region was up"
+    return call
+
+
+def hang_up(ep: SipEndpoint, call: PhoneCall) -> None:
+    call.hang_up()
+    ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the call to end")
+
+
 def test_a_silent_primary_region_hands_the_emergency_call_to_the_secondary_not_to_the_trunk(
     sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess, sim: SimThread
 ) -> None:
@@ -128,15 +142,11 @@ def test_a_silent_primary_region_hands_the_emergency_call_to_the_secondary_not_t
     before = atds(sim)
     primary.pause()
     try:
-        call = dial(alice, "112")
-        psap.ringing_call(15).answer_with(200)
-        ep.wait_for(lambda: call.state == "CONFIRMED", 10, "the secondary region's PSAP to answer")
-        assert atds(sim) == before, "the modem dialled though the secondary region was up"
+        call = answered_by_secondary(ep, alice, psap, sim, before)
         assert lifeline.status()["health"]["sbcs"][0]["state"] == "up", "a probe saw the outage: not a per-call test"
         log = lifeline.log_path.read_text()
         assert "emergency call" in log and "to the next cloud SBC" in log
-        call.hang_up()
-        ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the call to end")
+        hang_up(ep, call)
     finally:
         primary.resume()
         psap.set_registration(False)
@@ -182,14 +192,10 @@ def test_a_primary_region_that_refuses_connections_hands_the_emergency_call_to_t
     # The primary's SBC dies; its host refuses connections, so every send to it fails at once.
     primary.stop()
     try:
-        call = dial(alice, "112")
-        psap.ringing_call(15).answer_with(200)
-        ep.wait_for(lambda: call.state == "CONFIRMED", 10, "the secondary region's PSAP to answer")
-        assert atds(sim) == before, "the modem dialled though the secondary region was up"
+        call = answered_by_secondary(ep, alice, psap, sim, before)
         log = lifeline.log_path.read_text()
         assert "emergency call" in log and "sending to the cloud failed" in log and "to the next cloud SBC" in log
-        call.hang_up()
-        ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the call to end")
+        hang_up(ep, call)
     finally:
         primary.start()
         psap.set_registration(False)
