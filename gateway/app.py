@@ -312,8 +312,7 @@ class App:
         runner = web.AppRunner(api, access_log=None)
         await runner.setup()
         self._runner = runner
-        # The network API first: once the socket answers, the status says whether it serves and why not
-        # (run 44 of the fresh-clone runs read a status between the two, with neither URL nor error).
+        # The network API first: once the socket answers, the status says whether it serves or why not.
         await self.network.start(runner)
         sock = self.config.api_socket
         with contextlib.suppress(FileNotFoundError):
