@@ -28,14 +28,16 @@ readonly PINMAP_DEST=$CONF_DIR/pinmap.toml
 readonly UDEV_RULES=/etc/udev/rules.d/90-lifeline.rules
 readonly JOURNALD_DROPIN=/etc/systemd/journald.conf.d/lifeline.conf
 readonly WATCHDOG_DROPIN=/etc/systemd/system.conf.d/lifeline-watchdog.conf
+readonly SYSCTL_DROPIN=/etc/sysctl.d/60-lifeline-ha.conf
 readonly BOOT_DIR=/boot/firmware
 readonly PROVISION_FILE=$BOOT_DIR/lifeline.toml
 
 # kamailio-tls-modules: TLS for phones on 5061 (sip.transports = [..., "tls"]).
-readonly RUNTIME_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules python3-venv sqlite3 nftables)
+# keepalived: pair mode ([ha]) moves the shared virtual address between two boxes by VRRP.
+readonly RUNTIME_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules python3-venv sqlite3 nftables keepalived)
 # dnsmasq-base: the outage tests' DNS server inside a namespace (the binary only, no system service).
 # chromium, chromium-driver: the status page's browser test (Selenium drives /usr/bin/chromedriver).
-readonly DEV_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules sip-tester nftables iproute2 sqlite3
+readonly DEV_PACKAGES=(kamailio kamailio-sqlite-modules kamailio-tls-modules sip-tester nftables iproute2 sqlite3 keepalived
     python3-venv python3-dev build-essential shellcheck dnsmasq-base chromium chromium-driver)
 # Building pjproject + its SWIG binding on ARM (no pjsua2 wheel there); curl fetches the tarball.
 readonly PJ_BUILD_PACKAGES=(swig libasound2-dev libssl-dev libopus-dev pkg-config curl ca-certificates)
@@ -801,6 +803,10 @@ install_appliance_files() {
         if [[ -n $ROOT ]] || systemd_running; then
             sys_run systemctl restart systemd-journald
         fi
+    fi
+    # Pair mode ([ha]): Kamailio binds the shared address before this box holds it (gateway/ha/kamailio.py).
+    if install_file "$REPO_DIR/firmware/sysctl/60-lifeline-ha.conf" "$SYSCTL_DROPIN" 0644; then
+        sys_run sysctl -q -p "$SYSCTL_DROPIN" || true
     fi
     # The hardware watchdog: where the SoC has one (a Pi always does; elsewhere /dev/watchdog tells).
     if [[ -n $PI_MODEL || -e $ROOT/dev/watchdog ]]; then

@@ -22,20 +22,23 @@ from gateway.core.alerts import Alert, AlertChannel, AlertQueue, WebhookChannel
 from gateway.core.failover import FailoverPolicy
 from gateway.core.fallback import FallbackTimers
 from gateway.core.health import HealthMonitor, build_probes
-from gateway.core.mode import Mode, ModeController, Override
+from gateway.core.mode import Mode, ModeController
 from gateway.drill.routes import add_drill_routes
 from gateway.drill.service import DrillService
 from gateway.emergency import build_notice, lookup_caller, notify_extensions
-from gateway.errors import ConfigError, RpcError, SipError
+from gateway.errors import ConfigError, RpcError
 from gateway.fsmode import private_dir
+from gateway.ha.call_ends import call_ends
+from gateway.ha.supervisor import KeepalivedSupervisor
 from gateway.hw.controller import HardwareController, Health
 from gateway.hw.heartbeat import Heartbeat, power_faults, storage_faults
 from gateway.hw.patterns import FaultClass
 from gateway.hw.watchdog import SystemdNotifier
 from gateway.mirror.build import build_source
 from gateway.mirror.service import MirrorService
-from gateway.sip.cloud_side import cloud_port, standby_addresses
-from gateway.sip.render import TlsInputs, edge_keys, free_port, resolve_cloud_host
+from gateway.sip.cloud_list import CloudSbcs
+from gateway.sip.cloud_side import cloud_port
+from gateway.sip.render import TlsInputs, edge_keys, free_port
 from gateway.sip.supervisor import KamailioState, KamailioSupervisor
 from gateway.sip.tls import tls_files
 from gateway.store import Store
@@ -64,6 +67,7 @@ class App:
         self.phones = phones.PhoneList(self)  # the status's list of registered phones, built at most every few s
         sip_probe, other_probes = build_probes(config)
         self.health = HealthMonitor(config, self.mode, sip_probe, other_probes)
+        self.cloud = CloudSbcs(config, self.store)  # the SBC list: configured, or an SRV name's kept fresh
         # The GSM/LTE/analog trunk: its agent runs as a child process; alerts also go out as SMS.
         self.trunk = TrunkSupervisor(config, config_path, self.store) if config.trunk.modems else None
         channels = _alert_channels(config)
@@ -72,6 +76,7 @@ class App:
         self.alerts = AlertQueue(self.store, channels, config.alerts.retry_max_s)
         self.port = config.sip.port or free_port(config.sip.listen)
         self.kamailio: KamailioSupervisor | None = None
+        self.pair = KeepalivedSupervisor(config, self.store)  # [ha]: the shared address by VRRP; idle when off
         self._runner: web.AppRunner | None = None
         # The same API over HTTPS on the LAN for vendors, with bearer tokens ([api]).
         self.tokens = TokenStore(self.store)
@@ -102,6 +107,8 @@ class App:
             sources=clocks,
             trunk_extension=config.trunk.extension,  # calls from it come in from the trunk
             emergency=config.trunk.emergency_list,  # the dial plan's and Kamailio's list
+            # A pair: a call set up here may end through the other box (after a failover); its end comes by DMQ.
+            call_ends=call_ends(config.run_dir / "kamailio-rpc.sock") if config.ha.enabled else None,
         )
         # `lifeline drill`: forced SURVIVAL, checks and a test call, back to automatic, a report.
         self.drill = DrillService(self)
@@ -131,6 +138,7 @@ class App:
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
             "mode": self.mode.status().as_dict(),
+            "ha": self.pair.status(),
             "sip": {
                 "listen": self.config.sip.listen,
                 "port": self.port,
@@ -242,26 +250,21 @@ class App:
         owns_analog = trunk is not None and trunk.kind == "analog" and trunk.usable
         return Health(healthy=running, faults=frozenset(faults), trunk=trunk, owns_analog_trunk=owns_analog)
 
-    async def _cloud_address(self) -> str | None:
-        """The cloud SBC's address; the last one that resolved when DNS is down (a restart mid-outage)."""
-        try:
-            address = await asyncio.to_thread(resolve_cloud_host, self.config.cloud.sbc)
-        except SipError as err:
-            saved = await asyncio.to_thread(self.store.get_state, "cloud_address")
-            if not saved or saved.get("sbc") != self.config.cloud.sbc:
-                raise
-            log.warning("cloud SBC does not resolve; using its last known address", error=str(err), **saved)
-            return str(saved["address"])
-        if address is not None:
-            record = {"sbc": self.config.cloud.sbc, "address": address}
-            await asyncio.to_thread(self.store.set_state, "cloud_address", record)
-        return address
+    async def _on_cloud_list(self, config: Config, first: str | None, standby: tuple[str, ...]) -> None:
+        # cloud.sbc's SRV answer changed: the probes and Kamailio move to the new list, as if the file said it.
+        self.config = config
+        self.health.set_sbcs(config, self.cloud.current.source, (first, *standby))
+        if self.kamailio is not None:
+            await self.kamailio.replace_cloud(config, first, standby)
 
     async def start(self) -> None:
         """Start Kamailio and the API."""
-        cloud_ip = await self._cloud_address()
+        # An SRV name becomes its list of SBCs (each name's address the last good one while DNS is down).
+        self.config, cloud_ip, standby_ips = await self.cloud.resolve()
+        self.health.set_sbcs(self.config, self.cloud.current.source, (cloud_ip, *standby_ips))
         # The caller key is new on every start: Kamailio and the trunk agent get it, nobody else.
-        keys = await asyncio.to_thread(edge_keys, self.config.data_dir)
+        pair_key = self.config.ha.key_file if self.config.ha.enabled else None
+        keys = await asyncio.to_thread(edge_keys, self.config.data_dir, pair_key)
         tls: TlsInputs | None = None
         # Where the network API listens: Lifeline's own certificate names that address too when it is made.
         api_address = await asyncio.to_thread(self.network.resolve)
@@ -274,7 +277,7 @@ class App:
             self.config,
             port=self.port,
             cloud_port=await cloud_port(self.store, self.config, self.port) if cloud_ip is not None else 0,
-            standby_ips=await standby_addresses(self.store, self.config) if cloud_ip is not None else (),
+            standby_ips=standby_ips,
             cloud_host_ip=cloud_ip,
             survival=lambda: self.mode.mode.serves_locally,
             keys=keys,
@@ -288,6 +291,7 @@ class App:
         # Kamailio reads the CDR settings from the store when it starts.
         await asyncio.to_thread(self.cdr.prepare)
         await self.kamailio.start()
+        await self.pair.start()  # after Kamailio: keepalived's check asks it before taking the address
         if self.trunk is not None:
             self.trunk.on_sms = self._on_sms
             self.trunk.on_limit = self._on_trunk_limit
@@ -295,6 +299,7 @@ class App:
             await self.trunk.start(self.port, keys.caller)
         await self.alerts.start()
         await self.health.start()
+        self.cloud.start(self._on_cloud_list)
         api = build_api(self.status, self.mode.set_override)
         add_mirror_routes(api, self.mirror)
         if self.trunk is not None:
@@ -351,6 +356,7 @@ class App:
         await self.cdr.stop()
         if self.hw is not None:
             await self.hw.stop()
+        await self.cloud.stop()
         await self.health.stop()
         await self.alerts.stop()
         await self.status_page.stop()
@@ -358,6 +364,7 @@ class App:
             await self._runner.cleanup()
         if self.trunk is not None:
             await self.trunk.stop()
+        await self.pair.stop()  # the peer takes the address before Kamailio goes
         if self.kamailio is not None:
             await self.kamailio.stop()
         self.store.close()
@@ -387,14 +394,3 @@ def _alert_channels(config: Config) -> list[AlertChannel]:
             raise ConfigError(f"alerts.webhook_secret_file = {str(alerts.webhook_secret_file)!r}: {err}") from err
         channels.append(WebhookChannel(alerts.webhook_url, secret, alerts.webhook_timeout_s, alerts.webhook_ca_file))
     return channels
-
-
-async def set_override_offline(config: Config, override: Override, reason: str) -> dict[str, Any]:
-    """Set the mode override in the store when no daemon runs; it applies at the next start."""
-    store = Store(config.db_path)
-    try:
-        controller = ModeController(store)
-        await controller.set_override(override, reason)
-        return controller.status().as_dict()
-    finally:
-        store.close()

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import structlog
 
 from gateway.config import EmergencyConfig
+from gateway.mirror import repository as mirror_repository
 from gateway.store import Store
 from gateway.trunk.errors import TrunkError
 
@@ -49,14 +50,8 @@ class Caller:
 def lookup_caller(store: Store, extension: str) -> Caller:
     """The caller's name, emergency caller ID and location from the directory (blank when unknown)."""
     with store.read() as conn:
-        row = conn.execute(
-            "SELECT display_name, emergency_cid, location_address, location_floor, location_room"
-            " FROM extensions WHERE number = ?",
-            [extension],
-        ).fetchone()
-    if row is None:
-        return Caller(extension)
-    return Caller(extension, *(str(value or "") for value in row))
+        found = mirror_repository.emergency_details(conn, extension)
+    return Caller(extension) if found is None else Caller(extension, *found)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ class RpcError(SipError):
     """A JSON-RPC call to Kamailio failed or timed out."""
 
 
+class DnsLookupError(SipError):
+    """cloud.sbc's SRV name could not be looked up (no answer in time, no DNS server, a server failure)."""
+
+
 class DaemonUnreachableError(LifelineError):
     """No daemon listens on the API socket (none there, or the connection refused): the CLI may use the store."""
 
@@ -45,6 +49,10 @@ class BackupError(LifelineError):
 
 class HardwareError(LifelineError):
     """The GPIO (LEDs, button, bypass relay) could not be set up."""
+
+
+class HaError(LifelineError):
+    """Pair mode ([ha]) cannot run: keepalived, its config, or this box's address."""
 
 
 class UserAgentError(LifelineError):

@@ -2,7 +2,8 @@
 
 Version 1 is the first release's shape; every release up to 2026-11-30 wrote user_version 1 whatever
 shape its database had, so step 2 brings any of those shapes (tests/data/store/) to one. From 3 on, a
-change is a new version with a step in the module of the capability that owns the table.
+change is a new version with a step in the module of the capability that owns the table (3: the API's
+tokens, a table version 2's daemon made on first use; tests/data/store/v2/).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from gateway.cdr import schema as cdr
 from gateway.core import alert_schema as alerts
 from gateway.mirror import schema as mirror
 from gateway.sip import views as kamailio_views
+from gateway.web import token_schema as tokens
 
 Step = Callable[[sqlite3.Connection], None]
 
@@ -34,6 +36,7 @@ OWNERS: tuple[tuple[str, Mapping[int, Step]], ...] = (
     ("alerts", alerts.STEPS),
     ("cdr", cdr.STEPS),
     ("kamailio", kamailio_views.STEPS),
+    ("tokens", tokens.STEPS),
 )
 
 LATEST = max(version for _, steps in OWNERS for version in steps)

@@ -7,7 +7,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,60 @@ def _enable_wal(db: sqlite_utils.Database, within_s: float = 10.0) -> None:
             if "locked" not in str(err) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def read_state(conn: sqlite3.Connection, key: str, default: Any = None) -> Any:
+    """A persisted piece of state (JSON value) from any connection to a store (a copy of one too)."""
+    row = conn.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+    return json.loads(row[0]) if row else default
+
+
+# --- whole databases (backup and restore): the store's, or Kamailio's accounting file ------------
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the SQLite database at path."""
+    # Read-only: never checkpoints or truncates a WAL that the daemon or Kamailio is writing.
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        yield conn
+    finally:
+        conn.close()
+
+
+def snapshot(path: Path, prune: Callable[[sqlite3.Connection], None]) -> tuple[bytes, sqlite3.Connection]:
+    """A consistent copy of a live database in memory, pruned and vacuumed (no deleted rows left in free pages)."""
+    memory = sqlite3.connect(":memory:")
+    try:
+        with read_only(path) as source:
+            source.backup(memory)
+        prune(memory)
+        memory.commit()
+        memory.execute("VACUUM")
+        return memory.serialize(), memory
+    except BaseException:
+        memory.close()
+        raise
+
+
+def inspect_image(data: bytes) -> tuple[str, set[str], int]:
+    """A database image's integrity check result ("ok"), its tables and its schema version (sqlite3.Error if none)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as memory:
+        memory.deserialize(data)
+        check = str(memory.execute("PRAGMA integrity_check").fetchone()[0])
+        tables = {str(r[0]) for r in memory.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return check, tables, int(memory.execute("PRAGMA user_version").fetchone()[0])
+
+
+def write_image(path: Path, data: bytes) -> None:
+    """A database image written to path as a WAL database (0600, before SQLite writes a byte)."""
+    private_database(path)
+    with contextlib.closing(sqlite3.connect(":memory:")) as memory, contextlib.closing(sqlite3.connect(path)) as out:
+        memory.deserialize(data)
+        memory.backup(out)
+        out.execute("PRAGMA journal_mode=WAL")
 
 
 class Store:

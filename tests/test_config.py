@@ -91,3 +91,20 @@ def test_cloud_sbc_takes_a_list_in_order_and_a_bad_entry_is_named_by_its_index()
         config.parse({"cloud": {"sbc": ["sip:a", "http://b"]}})
     with pytest.raises(ConfigError, match=r"same transport"):
         config.parse({"cloud": {"sbc": ["sip:a", "sip:b;transport=tcp"]}})
+
+
+def test_pair_mode_is_off_by_default_and_needs_its_peer_and_virtual_address() -> None:
+    assert config.parse({}).ha.enabled is False
+    with pytest.raises(ConfigError, match="needs peer and virtual_ip"):
+        config.parse({"ha": {"enabled": True, "peer": "192.0.2.2"}})
+    with pytest.raises(ConfigError, match=r"ha\.virtual_ip .*give the prefix too"):
+        config.parse({"ha": {"enabled": True, "peer": "192.0.2.2", "virtual_ip": "192.0.2.10"}})
+    with pytest.raises(ConfigError, match=r"ha\.peer"):
+        config.parse({"ha": {"enabled": True, "peer": "box-b", "virtual_ip": "192.0.2.10/24"}})
+    with pytest.raises(ConfigError, match=r"needs key_file: make one with `lifeline ha key .*copy it to the other"):
+        config.parse({"ha": {"enabled": True, "peer": "192.0.2.2", "virtual_ip": "192.0.2.10/24"}})
+    key = "/etc/lifeline/pair.key"
+    pair = config.parse(
+        {"ha": {"enabled": True, "peer": "192.0.2.2", "virtual_ip": "192.0.2.10/24", "key_file": key}}
+    ).ha
+    assert pair.virtual_address == "192.0.2.10"

@@ -9,6 +9,8 @@ import pytest
 
 from gateway.errors import StoreError
 from gateway.store import SCHEMA_VERSION, Store
+from gateway.web.routes import Scope
+from gateway.web.tokens import TokenStore
 
 EARLIER = sorted((Path(__file__).parent / "data" / "store").glob("*.sql"))
 
@@ -97,3 +99,34 @@ def test_a_failing_step_leaves_the_database_as_it_was(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     conn.close()
+
+
+VERSION_2 = Path(__file__).parent / "data" / "store" / "v2" / "06-2d34603.sql"
+
+
+@pytest.mark.parametrize("daemon_ran", [True, False], ids=["with-its-token-table", "daemon-never-ran"])
+def test_a_version_2_database_migrates_and_keeps_its_api_tokens(daemon_ran: bool, tmp_path: Path) -> None:
+    # Version 2's daemon made api_tokens itself on first use, outside the schema's history: a store the
+    # CLI alone wrote (extensions imported, the daemon never started) has no such table.
+    fresh = tmp_path / "fresh.db"
+    Store(fresh).close()
+    old = tmp_path / "old.db"
+    _load(VERSION_2, old)
+    if not daemon_ran:
+        conn = sqlite3.connect(old)
+        conn.execute("DROP TABLE api_tokens")
+        conn.commit()
+        conn.close()
+
+    store = Store(old)
+    try:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert _shape(old) == _shape(fresh)
+        assert [e["display_name"] for e in store.extensions()] == ["Front desk"]
+        tokens = TokenStore(store)
+        kept = [(t.id, t.name, t.scope.value) for t in tokens.tokens()]
+        assert kept == ([("ta9beea8431", "vendor-noc", "read")] if daemon_ran else [])
+        made, secret = tokens.create("after-upgrade", Scope.READ, "test")
+        assert tokens.verify(secret) == made
+    finally:
+        store.close()

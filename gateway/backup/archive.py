@@ -19,22 +19,27 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
 import socket
 import sqlite3
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.cdr import repository as cdr_repository
 from gateway.cdr.acc import acc_path
 from gateway.cdr.capture import CURSOR_KEY
 from gateway.config import Config
+from gateway.core import alert_schema
 from gateway.errors import BackupError
-from gateway.store import SCHEMA_VERSION
+from gateway.mirror import repository as mirror_repository
+from gateway.sip import accounting
+from gateway.store import SCHEMA_VERSION, inspect_image, read_state, snapshot
 
 FORMAT = 1
 STORE = "lifeline.db"
@@ -45,16 +50,11 @@ MAX_MEMBER = 1 << 31
 # Store tables a backup must have to be one of ours.
 REQUIRED_TABLES = frozenset({"extensions", "cdrs", "cdr_outbox", "state"})
 
-# Records every sink acked are at the sinks: a backup carries only what is not safe anywhere else yet.
-# Unanswered ring-group legs (`merged`) go with the record they were folded into.
-PRUNE_STORE = (
-    "DELETE FROM cdrs WHERE state = 'final' AND seq IN"
-    " (SELECT cdr_seq FROM cdr_outbox GROUP BY cdr_seq HAVING SUM(state != 'delivered') = 0)",
-    "DELETE FROM cdrs WHERE state = 'merged' AND (trunk_call IS NULL OR trunk_call NOT IN"
-    " (SELECT trunk_call FROM cdrs WHERE state != 'merged' AND trunk_call IS NOT NULL))",
-    "DELETE FROM cdr_outbox WHERE cdr_seq NOT IN (SELECT seq FROM cdrs)",
-    "DELETE FROM alerts WHERE delivered_at IS NOT NULL",
-)
+
+def _prune_store(conn: sqlite3.Connection) -> None:
+    """A backup carries only what is not safe anywhere else yet: records every sink acked, delivered alerts go."""
+    cdr_repository.prune_delivered(conn)
+    alert_schema.prune_delivered(conn)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,40 +88,12 @@ def referenced_files(config: Config) -> list[tuple[str, Path]]:
 # --------------------------------------------------------------------------- making one
 
 
-def count_rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
-    """The one number a COUNT query answers; 0 for a table an older store does not have yet."""
+def count_rows(conn: sqlite3.Connection, count: Callable[[sqlite3.Connection], int]) -> int:
+    """What a count of the owner's repository answers; 0 for a table an older store does not have yet."""
     try:
-        return int(conn.execute(sql, params).fetchone()[0])
+        return count(conn)
     except sqlite3.OperationalError:  # a table an older store does not have yet
         return 0
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to the SQLite database at path."""
-    # Read-only: never checkpoints or truncates a WAL that the daemon or Kamailio is writing.
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        conn.execute("PRAGMA busy_timeout=5000")
-        yield conn
-    finally:
-        conn.close()
-
-
-def _snapshot(path: Path, prune: tuple[tuple[str, tuple[Any, ...]], ...] = ()) -> tuple[bytes, sqlite3.Connection]:
-    """A consistent copy of a live database in memory, pruned and vacuumed (no deleted rows left in free pages)."""
-    memory = sqlite3.connect(":memory:")
-    try:
-        with read_only(path) as source:
-            source.backup(memory)
-        for sql, params in prune:
-            memory.execute(sql, params)
-        memory.commit()
-        memory.execute("VACUUM")
-        return memory.serialize(), memory
-    except BaseException:
-        memory.close()
-        raise
 
 
 def _sha256(data: bytes) -> str:
@@ -135,24 +107,23 @@ def collect(config: Config, config_path: Path | None) -> tuple[bytes, dict[str, 
         raise BackupError(f"{db}: no store to back up (no extension imported, the daemon never started)")
     members: dict[str, bytes] = {}
     try:
-        store, memory = _snapshot(db, tuple((sql, ()) for sql in PRUNE_STORE))
+        store, memory = snapshot(db, _prune_store)
         with contextlib.closing(memory):
-            cursor_row = memory.execute("SELECT value FROM state WHERE key = ?", [CURSOR_KEY]).fetchone()
-            cursor = int(json.loads(cursor_row[0])) if cursor_row else 0
+            cursor = int(read_state(memory, CURSOR_KEY, 0))
             counts = {
-                "extensions": count_rows(memory, "SELECT COUNT(*) FROM extensions"),
-                "ring_groups": count_rows(memory, "SELECT COUNT(*) FROM ring_groups"),
-                "records": count_rows(memory, "SELECT COUNT(*) FROM cdrs WHERE state != 'merged'"),
-                "pending_deliveries": count_rows(memory, "SELECT COUNT(*) FROM cdr_outbox WHERE state = 'pending'"),
-                "pending_alerts": count_rows(memory, "SELECT COUNT(*) FROM alerts"),
+                "extensions": count_rows(memory, mirror_repository.count_extensions),
+                "ring_groups": count_rows(memory, mirror_repository.count_ring_groups),
+                "records": count_rows(memory, cdr_repository.count_calls),
+                "pending_deliveries": count_rows(memory, cdr_repository.count_pending_deliveries),
+                "pending_alerts": count_rows(memory, alert_schema.count),
             }
         members[f"data/{STORE}"] = store
         acc = acc_path(db)
         if acc.is_file():
             # After the store: an event folded in between is still here, above the copy's cursor.
-            events, memory = _snapshot(acc, (("DELETE FROM acc WHERE id <= ?", (cursor,)),))
+            events, memory = snapshot(acc, functools.partial(accounting.drop_folded, upto=cursor))
             with contextlib.closing(memory):
-                counts["call_events"] = count_rows(memory, "SELECT COUNT(*) FROM acc")
+                counts["call_events"] = count_rows(memory, accounting.count_events)
             members[f"data/{ACC}"] = events
     except (sqlite3.Error, ValueError) as err:
         raise BackupError(f"{db}: cannot copy the store: {err}") from err
@@ -233,14 +204,10 @@ def open_contents(plaintext: bytes, where: str) -> Contents:
 
 def check_store(data: bytes, where: str) -> None:
     """BackupError unless data is an intact Lifeline store this version can use."""
-    with contextlib.closing(sqlite3.connect(":memory:")) as memory:
-        try:
-            memory.deserialize(data)
-            check = memory.execute("PRAGMA integrity_check").fetchone()[0]
-            tables = {r[0] for r in memory.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            version = int(memory.execute("PRAGMA user_version").fetchone()[0])
-        except sqlite3.Error as err:
-            raise BackupError(f"{where}: the store inside is not a database: {err}") from err
+    try:
+        check, tables, version = inspect_image(data)
+    except sqlite3.Error as err:
+        raise BackupError(f"{where}: the store inside is not a database: {err}") from err
     if check != "ok":
         raise BackupError(f"{where}: the store inside fails its integrity check: {check}")
     if missing := REQUIRED_TABLES - tables:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -12,14 +11,18 @@ import secrets
 import shutil
 import sqlite3
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway import config as config_mod
-from gateway.backup.archive import ACC, DATA_FILES, STORE, Contents, check_store, count_rows, read_only
+from gateway.backup.archive import ACC, DATA_FILES, STORE, Contents, check_store, count_rows
+from gateway.cdr import repository as cdr_repository
 from gateway.config import Config
 from gateway.errors import BackupError, LifelineError
-from gateway.fsmode import SQLITE_SUFFIXES, private_database, private_dir, write_private
-from gateway.store import Store
+from gateway.fsmode import SQLITE_SUFFIXES, private_dir, write_private
+from gateway.mirror import repository as mirror_repository
+from gateway.sip import accounting
+from gateway.store import Store, read_only, write_image
 
 
 @dataclasses.dataclass
@@ -78,17 +81,18 @@ def current_paths(config: Config) -> dict[str, str]:
 def _holdings(data_dir: Path) -> dict[str, int]:
     """Extensions, call records and call events already in a data dir (what a restore would replace)."""
     found = {"extensions": 0, "records": 0, "call_events": 0}
-    for name, queries in (
-        (STORE, (("extensions", "extensions"), ("records", "cdrs"))),
-        (ACC, (("call_events", "acc"),)),
-    ):
+    counts: tuple[tuple[str, tuple[tuple[str, Callable[[sqlite3.Connection], int]], ...]], ...] = (
+        (STORE, (("extensions", mirror_repository.count_extensions), ("records", cdr_repository.count))),
+        (ACC, (("call_events", accounting.count_events),)),
+    )
+    for name, queries in counts:
         path = data_dir / name
         if not path.is_file():
             continue
         try:
             with read_only(path) as conn:
-                for key, table in queries:
-                    found[key] = count_rows(conn, f"SELECT COUNT(*) FROM {table}")
+                for key, count in queries:
+                    found[key] = count_rows(conn, count)
         except sqlite3.Error as err:
             raise BackupError(f"{path}: cannot tell what it holds ({err}); move it away by hand") from err
     return found
@@ -98,14 +102,6 @@ def _targets(data_dir: Path) -> list[Path]:
     """Every file of the data dir a restore writes, SQLite's companions included."""
     names = [f"{db}{suffix}" for db in (STORE, ACC) for suffix in SQLITE_SUFFIXES] + list(DATA_FILES)
     return [data_dir / name for name in names]
-
-
-def _write_store(path: Path, data: bytes) -> None:
-    private_database(path)
-    with contextlib.closing(sqlite3.connect(":memory:")) as memory, contextlib.closing(sqlite3.connect(path)) as out:
-        memory.deserialize(data)
-        memory.backup(out)
-        out.execute("PRAGMA journal_mode=WAL")
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -169,7 +165,7 @@ def restore(contents: Contents, config: Config, config_path: Path | None, *, rep
                 continue  # a later version's file this one does not know: left out rather than guessed at
             path = staging / relative
             if relative in (STORE, ACC):
-                _write_store(path, data)
+                write_image(path, data)
             else:
                 _write_new(path, data)
             staged.append((path, data_dir / relative))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,11 @@ class Capture:
         max_call_s: float = 4 * 3600.0,
         trunk_extension: str | None = None,
         emergency: Collection[str] | None = None,
+        call_ends: Callable[[str], tuple[float, str] | None] | None = None,
     ) -> None:
         self.store = store
+        # Pair mode: ends of calls the other box saw (gateway.ha.call_ends); None for a single box.
+        self.call_ends = call_ends
         self.trunk_extension = trunk_extension
         # The dial plan's and Kamailio's list (TrunkConfig.emergency_list); the default country's if none is given.
         self.emergency = frozenset(emergency if emergency is not None else TrunkConfig().emergency_list)
@@ -288,8 +291,25 @@ class Capture:
 
     # --- housekeeping -----------------------------------------------------------------------
 
+    def _ended_elsewhere(self) -> int:
+        """Close answered records whose BYE went through the pair's other box (after a failover)."""
+        assert self.call_ends is not None
+        with self.store.read() as conn:
+            talking = _rows(conn.execute("SELECT * FROM cdrs WHERE state = 'open' AND answer_ts IS NOT NULL"))
+        ended = [(cdr, end) for cdr in talking if (end := self.call_ends(cdr["call_id"])) is not None]
+        if not ended:
+            return 0
+        with self.store.write() as conn:
+            for cdr, (when, tag) in ended:
+                who = "caller" if tag == cdr["from_tag"] else "callee"
+                cause = f"{who} hung up (through the pair's other box)"
+                self._finish(conn, cdr, self._stamp(when), Disposition.ANSWERED, cdr["sip_code"] or 200, cause)
+        self.clock.flush()
+        return len(ended)
+
     def sweep(self) -> int:
         """Close records whose end will never come (a crash lost the transaction); returns how many."""
+        closed = self._ended_elsewhere() if self.call_ends is not None else 0
         now = self.clock.now().ts
         with self.store.read() as conn:
             stale = _rows(
@@ -301,14 +321,14 @@ class Capture:
             )
         self.clock.flush()
         if not stale:
-            return 0
+            return closed
         with self.store.write() as conn:
             for cdr in stale:
                 if cdr["answer_ts"] is None:
                     self._finish(conn, cdr, None, Disposition.FAILED, None, "no final answer (interrupted)")
                 else:
                     self._finish(conn, cdr, None, Disposition.ANSWERED, cdr["sip_code"] or 200, "end not seen")
-        return len(stale)
+        return closed + len(stale)
 
     def correct_clock(self) -> int:
         """Re-time undelivered records stamped by a worse clock once a better one is back; returns how many."""

@@ -83,3 +83,27 @@ def backlog(conn: sqlite3.Connection) -> int:
     """Records not yet delivered to every sink."""
     row = conn.execute("SELECT COUNT(DISTINCT cdr_seq) FROM cdr_outbox WHERE state != 'delivered'").fetchone()
     return int(row[0] or 0)
+
+
+def prune_delivered(conn: sqlite3.Connection) -> None:
+    """For a backup's copy: drop the records every sink acked, their deliveries, and legs folded into none left."""
+    # Unanswered ring-group legs (`merged`) go with the record they were folded into.
+    conn.execute(
+        "DELETE FROM cdrs WHERE state = 'final' AND seq IN"
+        " (SELECT cdr_seq FROM cdr_outbox GROUP BY cdr_seq HAVING SUM(state != 'delivered') = 0)"
+    )
+    conn.execute(
+        "DELETE FROM cdrs WHERE state = 'merged' AND (trunk_call IS NULL OR trunk_call NOT IN"
+        " (SELECT trunk_call FROM cdrs WHERE state != 'merged' AND trunk_call IS NOT NULL))"
+    )
+    conn.execute("DELETE FROM cdr_outbox WHERE cdr_seq NOT IN (SELECT seq FROM cdrs)")
+
+
+def count_calls(conn: sqlite3.Connection) -> int:
+    """How many records there are of calls (merged ring-group legs left out)."""
+    return int(conn.execute("SELECT COUNT(*) FROM cdrs WHERE state != 'merged'").fetchone()[0])
+
+
+def count_pending_deliveries(conn: sqlite3.Connection) -> int:
+    """How many deliveries to a sink are still pending."""
+    return int(conn.execute("SELECT COUNT(*) FROM cdr_outbox WHERE state = 'pending'").fetchone()[0])

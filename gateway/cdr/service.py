@@ -98,6 +98,7 @@ class CdrService:
         sources: Sequence[ClockSource] | None = None,
         trunk_extension: str | None = None,
         emergency: Collection[str] | None = None,
+        call_ends: Callable[[str], tuple[float, str] | None] | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -114,6 +115,7 @@ class CdrService:
             max_call_s=config.max_call_s,
             trunk_extension=trunk_extension,
             emergency=emergency,
+            call_ends=call_ends,
         )
         outbox = OutboxDb(store)
         self.outbox = outbox

@@ -1,16 +1,23 @@
-"""`lifeline admin password [--viewer]`: a new status page password, printed once; only its hash is kept."""
+"""`lifeline admin password [--viewer]`: a new status page password, printed once; only its hash is kept.
+
+Through the daemon when it runs (it is the only writer of the store then); into the store only when none is there.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-import time
 from typing import Any
 
+from gateway.cli.client import request
 from gateway.config import Config
-from gateway.hw.admin import hash_password, new_password
+from gateway.errors import DaemonRequestError, DaemonUnreachableError
 from gateway.store import Store
-from gateway.web.ui.sessions import PASSWORD_KEYS, Role
+from gateway.web.ui.passwords import remove_viewer_password, set_password
+from gateway.web.ui.sessions import Role
+
+__all__ = ["add_parser", "run", "set_password"]  # set_password: the tests set passwords as the CLI does
 
 
 def add_parser(sub: Any) -> None:
@@ -30,12 +37,24 @@ def add_parser(sub: Any) -> None:
     password.add_argument("--remove", action="store_true", help="with --viewer: remove the read-only password")
 
 
-def set_password(store: Store, by: str, role: Role = Role.ADMIN) -> str:
-    """Make a new password of role, store its scrypt hash (the admin's is the one the button's reset writes)."""
-    password = new_password()
-    store.set_state(PASSWORD_KEYS[role], {"hash": hash_password(password), "set_at": time.time(), "by": by})
-    store.add_event("admin", f"{role.value} password set ({by})")
-    return password
+def _through_daemon(config: Config, method: str, role: Role) -> Any:
+    """One call to the daemon's password route; DaemonUnreachableError only when no daemon is there."""
+    try:
+        return asyncio.run(request(config.api_socket, method, f"/api/v1/passwords/{role.value}"))
+    except DaemonRequestError as err:
+        raise DaemonRequestError(f"{err}; not written behind the running daemon") from err
+
+
+def _offline(config: Config, role: Role, remove: bool, by: str) -> str | None:
+    """The store written by the CLI itself: only when no daemon runs (it is the only writer then)."""
+    store = Store(config.db_path)
+    try:
+        if remove:
+            remove_viewer_password(store, by)
+            return None
+        return set_password(store, by, role)
+    finally:
+        store.close()
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -44,18 +63,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.remove and role is not Role.VIEWER:
         print("lifeline: --remove only removes the read-only password (with --viewer)", file=sys.stderr)
         return 2
-    # Straight into the store, as `extensions import` does: the daemon reads the hashes at each login.
-    store = Store(config.db_path)
+    flag = " --viewer" if role is Role.VIEWER else ""
+    by = f"lifeline admin password{flag}{' --remove' if args.remove else ''}, no daemon running"
     try:
-        if args.remove:
-            store.set_state(PASSWORD_KEYS[role], None)
-            store.add_event("admin", "viewer password removed (lifeline admin password --viewer --remove)")
-            print("the read-only password is removed (sessions it opened end when idle or at a restart)")
-            return 0
-        flag = " --viewer" if role is Role.VIEWER else ""
-        password = set_password(store, f"lifeline admin password{flag}", role)
-    finally:
-        store.close()
+        reply = _through_daemon(config, "DELETE" if args.remove else "PUT", role)
+        password = None if args.remove else str(reply["password"])
+    except DaemonUnreachableError:
+        password = _offline(config, role, args.remove, by)
+    if password is None:
+        print("the read-only password is removed (the sessions it opened have ended)")
+        return 0
     kind = "read-only (viewer)" if role is Role.VIEWER else "admin"
     print(f"the status page's {kind} password (shown this once; only its hash is kept):")
     print(password)

@@ -22,6 +22,7 @@ from gateway.cli import (
     doctor_cmd,
     drill_cmd,
     firewall_cmd,
+    ha_cmd,
     lab_cmd,
     mirror_cmd,
     token_cmd,
@@ -30,7 +31,7 @@ from gateway.cli import (
 from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.health import WHERE
-from gateway.core.mode import Override
+from gateway.core.mode import Override, set_override_offline
 from gateway.errors import ConfigError, DaemonRequestError, DaemonUnreachableError, ImportRowsError, LifelineError
 from gateway.mirror.files import NO_HEADER_COLUMNS, read_extensions_file
 from gateway.store import Store
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     config_cmd.add_parser(sub)
     token_cmd.add_parser(sub)
     firewall_cmd.add_parser(sub)
+    ha_cmd.add_parser(sub)
     admin_cmd.add_parser(sub)
     lab_cmd.add_parser(sub)
     return parser
@@ -101,6 +103,8 @@ def _print_status(data: dict[str, Any]) -> None:
         print(f"sip:           {sip['listen']}:{sip['port']} ({'+'.join(sip['transports'])}), realm {sip['realm']}")
         print(f"cloud:         {sip['cloud'] or 'none configured'}")
         print(f"kamailio:      {kam.get('state')}, pid {kam.get('pid')}, restarts {kam.get('restarts')}")
+        for line in ha_cmd.status_lines(data.get("ha")):
+            print(line)
         reg = data.get("registrations")
         print(f"registrations: {reg['users']} users, {reg['contacts']} contacts" if reg else "registrations: unknown")
         for line in phones.status_lines((reg or {}).get("phones")):
@@ -155,7 +159,8 @@ def _print_health(health: dict[str, Any], detected: str) -> None:
         print(f"  {name:12} {state:4}{rtt}{loss}  {probe['detail'] or ''}")
     for sbc in health.get("sbcs") or []:  # each cloud SBC in order: calls go to the first one up
         rtt = "" if sbc["rtt_ms"] is None else f" rtt {sbc['rtt_ms']} ms"
-        print(f"  sbc {sbc['uri']}: {sbc['state']}{rtt}")
+        source = f" (from {sbc['source']})" if sbc.get("source", "configured") != "configured" else ""
+        print(f"  sbc {sbc['uri']}: {sbc['state']}{rtt}{source}")
 
 
 def _offline_status(config: Config, config_path: Path | None) -> dict[str, Any]:
@@ -199,8 +204,6 @@ def _cmd_status(args: argparse.Namespace, config: Config, config_path: Path | No
 
 
 def _cmd_mode(args: argparse.Namespace, config: Config) -> int:
-    from gateway.app import set_override_offline
-
     override = Override(args.mode)
     reason = args.reason or f"set by hand to {override.value}"
     try:
@@ -266,6 +269,8 @@ def _run(argv: list[str] | None) -> int:
         return config_cmd.run(args)  # it checks or writes the file it is given, not the config in use
     if args.command == "lab":
         return lab_cmd.run(args)  # it builds its own daemon, config and all, and removes them
+    if args.command == "ha" and args.ha_command == "key":
+        return ha_cmd.make_key(args)  # made before [ha] names it: no config needed
     try:
         config, config_path = config_mod.load(args.config)
     except ConfigError as err:
@@ -301,6 +306,8 @@ def _run(argv: list[str] | None) -> int:
             return drill_cmd.run(args, config)
         if args.command == "firewall":
             return firewall_cmd.run(args, config)
+        if args.command == "ha":
+            return ha_cmd.run(args, config)
         if args.command == "admin":
             return admin_cmd.run(args, config)
         return _cmd_extensions(args, config)

@@ -15,6 +15,7 @@ from gateway.config.data import (
     MirrorConfig,
     MirrorKind,
 )
+from gateway.config.ha import HaConfig
 from gateway.config.health import AlertsConfig, FallbackConfig, HealthConfig, SurvivalConfig
 from gateway.config.loader import DEFAULT_PATHS, SECRET_SHOWN, URL_PASSWORD, load, parse
 from gateway.config.model import Config
@@ -47,6 +48,7 @@ __all__ = [
     "DrillConfig",
     "EmergencyConfig",
     "FallbackConfig",
+    "HaConfig",
     "HardwareConfig",
     "HealthConfig",
     "LogConfig",

@@ -9,6 +9,7 @@ from pydantic import ValidationInfo, field_validator
 
 from gateway.config.box import ApiConfig, HardwareConfig, LogConfig, PathsConfig
 from gateway.config.data import BackupConfig, CdrConfig, MirrorConfig
+from gateway.config.ha import HaConfig
 from gateway.config.health import AlertsConfig, FallbackConfig, HealthConfig, SurvivalConfig
 from gateway.config.section import Section
 from gateway.config.sip import CloudConfig, SipConfig
@@ -34,6 +35,7 @@ class Config(Section):
     backup: BackupConfig = BackupConfig()
     api: ApiConfig = ApiConfig()
     drill: DrillConfig = DrillConfig()
+    ha: HaConfig = HaConfig()
 
     @field_validator("drill")
     @classmethod

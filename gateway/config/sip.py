@@ -79,6 +79,10 @@ class CloudConfig(Section):
     # The cloud's traffic is told from the phones' by the socket it arrives on (and its source), so the
     # cloud may share an address with phones; 0: a free port, picked once and kept in the store.
     local_port: int = Field(0, ge=0, le=65535, description="Lifeline's own SIP port towards the cloud; 0 picks one")
+    # sbc = "sip:NAME" (no port, no address) is looked up as RFC 3263 says: NAME's SRV records give the
+    # SBCs in order (gateway/sip/srv.py), looked up again after their TTL, held between these bounds.
+    srv_refresh_min_s: float = Field(30, ge=0.5, le=3600, description="an SRV answer is not looked up again sooner")
+    srv_refresh_max_s: float = Field(3600, ge=0.5, le=86400, description="nor later, whatever its TTL")
 
     @field_validator("realm")
     @classmethod
@@ -126,7 +130,21 @@ class CloudConfig(Section):
             raise ValueError(f"sbc: every SBC must use the same transport, not {' and '.join(sorted(kinds))}")
         if self.standby and self.sbc is None:
             raise ValueError("standby: needs sbc (the first SBC)")
+        if self.srv_refresh_max_s < self.srv_refresh_min_s:
+            raise ValueError("srv_refresh_max_s must not be shorter than srv_refresh_min_s")
         return self
+
+    @property
+    def srv_name(self) -> str | None:
+        """The SRV name sbc stands for (RFC 3263 4.2), or None: a list, an address, or an explicit port."""
+        match = SIP_URI.match(self.sbc or "")
+        if match is None or self.standby or match["port"] or match["host"].startswith("["):
+            return None
+        host = match["host"].rstrip(".").lower()
+        if re.fullmatch(r"[0-9.]+", host):  # an IPv4 address (the pattern admits no other kind of address here)
+            return None
+        service = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}[_transport(self.sbc or "")]
+        return f"{service}.{host}"
 
     @property
     def sbcs(self) -> tuple[str, ...]:

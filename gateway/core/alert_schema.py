@@ -1,4 +1,4 @@
-"""The alert outbox's table, as each schema version left it."""
+"""The alert outbox's table, as each schema version left it, and what a backup's copy does with it."""
 
 from __future__ import annotations
 
@@ -17,3 +17,13 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 STEPS: Mapping[int, Callable[[sqlite3.Connection], None]] = {2: _v2}
+
+
+def prune_delivered(conn: sqlite3.Connection) -> None:
+    """Drop the alerts already delivered (a backup carries only what still waits)."""
+    conn.execute("DELETE FROM alerts WHERE delivered_at IS NOT NULL")
+
+
+def count(conn: sqlite3.Connection) -> int:
+    """How many alert rows there are."""
+    return int(conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])

@@ -149,6 +149,20 @@ class HealthMonitor:
         # Each SBC up or down, in order, after every round of probes (Kamailio's dispatcher follows it).
         self.on_sbcs: Callable[[list[bool]], Awaitable[None]] | None = None
 
+    def set_sbcs(self, config: Config, source: str, addresses: tuple[str | None, ...] = ()) -> None:
+        """Probe config's SBC list (an SRV name's answer) and resolve its names, keeping what is known of each SBC."""
+        sip, others = build_probes(config)
+        if self.sip is not None and sip is not None:
+            # The addresses the daemon resolved (or last knew): a restart while DNS is down still probes them.
+            for sbc, address in zip(sip.probes, addresses, strict=False):
+                if address is not None:
+                    sbc.know(address)
+            self.sip.replace(sip.probes, source)
+        hosts = next((p.hosts for p in others if isinstance(p, DnsProbe)), [])
+        for probe in self.others:
+            if isinstance(probe, DnsProbe):
+                probe.hosts = hosts
+
     def where(self) -> str:
         """Where the break is, from the latest probe results."""
         by_kind: dict[str, bool | None] = {}

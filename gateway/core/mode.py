@@ -7,11 +7,14 @@ import enum
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from gateway.store import Store
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 log = structlog.get_logger("mode")
 
@@ -193,3 +196,14 @@ class ModeController:
 
         async with self._saving:
             await asyncio.to_thread(write)
+
+
+async def set_override_offline(config: Config, override: Override, reason: str) -> dict[str, Any]:
+    """Set the mode override in the store when no daemon runs; it applies at the next start."""
+    store = Store(config.db_path)
+    try:
+        controller = ModeController(store)
+        await controller.set_override(override, reason)
+        return controller.status().as_dict()
+    finally:
+        store.close()

@@ -92,6 +92,11 @@ class SipOptionsProbe:
         self._address: str | None = self.target.host if is_ip(self.target.host) else None
         self._resolved_at = 0.0
 
+    def know(self, address: str) -> None:
+        """The address the daemon last resolved for this SBC: used when DNS fails before the probe's own lookup."""
+        if self._address is None:
+            self._address = address
+
     async def _resolve(self) -> str:
         # DNS trouble alone must not look like a dead cloud: keep using the last good address.
         if is_ip(self.target.host):
@@ -184,6 +189,14 @@ class SbcSetProbe:
         self.uris = [p.uri for p in probes]
         self.last: list[ProbeResult | None] = [None] * len(probes)
         self.misses = [0] * len(probes)
+        self.source = "configured"  # or the SRV name the list came from (gateway/sip/cloud_list.py)
+
+    def replace(self, probes: list[SipOptionsProbe], source: str) -> None:
+        """Probe a new list of SBCs from now on; one that was in the old list keeps what is known of it."""
+        known = {uri: (last, misses) for uri, last, misses in zip(self.uris, self.last, self.misses, strict=True)}
+        self.probes, self.uris, self.source = probes, [p.uri for p in probes], source
+        self.last = [known.get(uri, (None, 0))[0] for uri in self.uris]
+        self.misses = [known.get(uri, (None, 0))[1] for uri in self.uris]
 
     async def check(self) -> ProbeResult:
         """Probe every SBC; ok while one of them answers."""
@@ -209,7 +222,8 @@ class SbcSetProbe:
         for uri, up, last in zip(self.uris, self.up(), self.last, strict=True):
             rtt = None if last is None or last.rtt_ms is None else round(last.rtt_ms, 1)
             state = "unknown" if last is None else ("up" if up else "down")
-            shown.append({"uri": uri, "state": state, "rtt_ms": rtt, "detail": None if last is None else last.detail})
+            detail = None if last is None else last.detail
+            shown.append({"uri": uri, "state": state, "rtt_ms": rtt, "detail": detail, "source": self.source})
         return shown
 
 

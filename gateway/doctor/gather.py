@@ -14,10 +14,12 @@ from gateway.cli.client import request
 from gateway.config import Config
 from gateway.core.probes import DnsProbe, ProbeResult, SipOptionsProbe
 from gateway.doctor import machine
+from gateway.doctor.cloud_srv import srv_lookup
 from gateway.doctor.drill import last_report, timer_enabled
 from gateway.doctor.model import Disk, Facts
 from gateway.doctor.service import cloud_names
 from gateway.errors import ConfigError, DaemonRequestError, DaemonUnreachableError, LifelineError
+from gateway.ha.doctor import peer_target
 from gateway.trunk.ports import ByIdFinder, PortFinder, SysfsFinder
 from gateway.trunk.profiles import Family, configured
 
@@ -136,7 +138,9 @@ async def gather(
             offline = config is not None and status is None
             async with asyncio.TaskGroup() as group:
                 sip = group.create_task(_options(target))
+                peer = group.create_task(_options(peer_target(config, target)))
                 dns = group.create_task(_dns(config, status is not None))
+                srv = group.create_task(srv_lookup(config))
                 ports = group.create_task(_maybe(modem_ports, config) if offline else _none())
                 disk = group.create_task(_disk(where.data_dir))
                 synced = group.create_task(_maybe(kernel_clock_synced))
@@ -155,7 +159,9 @@ async def gather(
         daemon_absent=absent,
         sip_target=target,
         sip_answer=sip.result(),
+        peer_answer=peer.result(),
         dns=dns.result(),
+        srv=srv.result(),
         modem_ports=ports.result() or {},
         disk=disk.result()[0],
         disk_error=disk.result()[1],

@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.core.probes import ProbeResult
+from gateway.sip.srv import SbcList
 
 
 class Verdict(enum.StrEnum):
@@ -78,7 +79,9 @@ class Facts:
     daemon_absent: bool = False  # nobody listens on the API socket (rather than a daemon failing the call)
     sip_target: str | None = None  # where the OPTIONS went (loopback), None: the port is not known
     sip_answer: ProbeResult | None = None
+    peer_answer: ProbeResult | None = None  # [ha]: the peer box's Kamailio, asked the same way
     dns: ProbeResult | None = None  # the doctor's own look-up of the cloud's names, only with the daemon down
+    srv: SbcList | str | None = None  # the doctor's own SRV lookup of cloud.sbc (a string: why it failed)
     modem_ports: dict[str, str | None] = field(default_factory=dict)  # daemon down: modem → its ports, or None
     disk: Disk | None = None
     disk_error: str | None = None

@@ -21,6 +21,7 @@ from gateway.doctor.service import (
     phones_check,
 )
 from gateway.doctor.trunk import trunk_checks
+from gateway.ha.doctor import ha_checks
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2  # as every `lifeline` command exits on a bad config
@@ -56,6 +57,7 @@ def run_checks(facts: Facts) -> list[Check]:
             Check(name, Verdict.SKIP, first) for name in NEEDS_CONFIG
         ]
     checks += cloud_checks(facts, config)
+    checks += ha_checks(facts, config)
     checks.append(mirror_check(facts))
     checks += trunk_checks(facts, config)
     checks += [clock_check(facts), disk_check(facts), wear_check(facts), phones_check(facts)]

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from gateway.config import Config
 from gateway.core.probes import is_ip
+from gateway.doctor.cloud_srv import running_sbcs, srv_check
 from gateway.doctor.model import Check, Facts, Verdict, ago
 from gateway.sip.options import SipTarget
 
@@ -129,7 +130,8 @@ def _from_probe(name: str, probe: dict[str, Any] | None, subject: str, fix: str)
 
 def cloud_names(config: Config) -> list[str]:
     """The cloud's host names that need DNS (the SBC's and the API's), as the daemon's DNS probe has them."""
-    hosts = [SipTarget.from_uri(uri).host for uri in config.cloud.sbcs]
+    # An SRV name need not have an address of its own: the cloud-srv line checks its lookup instead.
+    hosts = [SipTarget.from_uri(uri).host for uri in config.cloud.sbcs] if config.cloud.srv_name is None else []
     if config.health.api_url:
         hosts.append(urlsplit(config.health.api_url).hostname or "")
     return sorted({h for h in hosts if h and not is_ip(h)})
@@ -147,8 +149,10 @@ def cloud_checks(facts: Facts, config: Config) -> list[Check]:
             Check("cloud-api", Verdict.SKIP, alone),
             Check("lan", Verdict.SKIP, alone),
         ]
-    sip = _cloud_sip(facts, sbc) if not config.cloud.standby else _cloud_sbcs(facts, config.cloud.sbcs)
-    return [*sip, _cloud_dns(facts, config), _cloud_api(facts, config), _lan(facts, config)]
+    uris, sources = running_sbcs(facts, config)  # an SRV name: the targets the daemon runs with
+    labels = [f"{uri} (from {sources[uri]})" if uri in sources else uri for uri in uris]
+    sip = _cloud_sip(facts, labels[0]) if len(uris) == 1 else _cloud_sbcs(facts, uris, labels)
+    return [*srv_check(facts, config), *sip, _cloud_dns(facts, config), _cloud_api(facts, config), _lan(facts, config)]
 
 
 def _cloud_sip(facts: Facts, sbc: str) -> list[Check]:
@@ -162,7 +166,7 @@ def _all_down_fix(facts: Facts) -> str:
     return FIX_BY_WHERE.get(where, CLOUD_FIX) + "; phones are served locally meanwhile"
 
 
-def _cloud_sbcs(facts: Facts, uris: tuple[str, ...]) -> list[Check]:
+def _cloud_sbcs(facts: Facts, uris: tuple[str, ...], labels: list[str]) -> list[Check]:
     """One line per SBC (cloud-sip-1, -2, ...): one that is down only warns while another region answers."""
     names = [f"cloud-sip-{index}" for index in range(1, len(uris) + 1)]
     if facts.status is None:
@@ -171,15 +175,15 @@ def _cloud_sbcs(facts: Facts, uris: tuple[str, ...]) -> list[Check]:
     by_uri = {str(sbc.get("uri")): sbc for sbc in shown}
     answering = [uri for uri in uris if (by_uri.get(uri) or {}).get("state") == "up"]
     checks: list[Check] = []
-    for name, uri in zip(names, uris, strict=True):
+    for name, uri, label in zip(names, uris, labels, strict=True):
         sbc = by_uri.get(uri) or {}
-        state, detail = sbc.get("state"), f"{uri}: {sbc.get('detail') or 'no answer'}"
+        state, detail = sbc.get("state"), f"{label}: {sbc.get('detail') or 'no answer'}"
         if state == "up":
             rtt = sbc.get("rtt_ms")
             checks.append(Check(name, Verdict.PASS, detail + (f", {rtt:.0f} ms" if rtt is not None else "")))
         elif state != "down":
             checks.append(
-                Check(name, Verdict.WARN, f"{uri}: not probed yet", "run `lifeline doctor` again in a few seconds")
+                Check(name, Verdict.WARN, f"{label}: not probed yet", "run `lifeline doctor` again in a few seconds")
             )
         elif answering:
             fix = "ask the cloud provider about this region, or whether it allows this office's address"

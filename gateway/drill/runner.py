@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
-import signal
 import sys
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from gateway.children import die_with_parent
 from gateway.errors import LifelineError
-
-PR_SET_PDEATHSIG = 1
 
 
 class DrillError(LifelineError):
     """A drill could not start, or one of its steps could not run."""
-
-
-def _die_with_parent() -> None:
-    # A daemon killed outright must not leave the drill's phone calling on.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def _keep_tail(stream: asyncio.StreamReader, tail: deque[str]) -> None:
@@ -46,7 +37,7 @@ async def run_user_agent(
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     except OSError as err:
         raise DrillError(f"cannot start the drill's SIP user agent: {err}") from err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ from gateway.lab.loopback import LoopbackTopology
 from gateway.lab.netns import Topology
 from gateway.mirror.records import Extension
 from gateway.sip.render import free_port
+from gateway.store import events_since
 
 if TYPE_CHECKING:  # pjsua2 only where phones are made
     from gateway.lab.phones import Phone, SipEndpoint
@@ -42,8 +44,11 @@ class BranchLab:
         loopback: bool = False,
         cloud_delay_ms: tuple[int, int] = (0, 0),
         cloud_children: int = 4,
+        dns: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
+        self.dns = dns  # more dnsmasq options for the cloud's DNS (--srv-host=..., --host-record=...)
+        self._dnsmasq: subprocess.Popen[bytes] | None = None
         # The first cloud's (round trip, jitter), and its workers: each one sleeps out its request's delay.
         self.cloud_delay_ms, self.cloud_children = cloud_delay_ms, cloud_children
         self.regions = regions  # 2: a second cloud SBC (cloud2, by address) after the first in cloud.sbc
@@ -71,14 +76,7 @@ class BranchLab:
         self.topology.create(resolver=a.cloud)
         cloud_ns = self.topology.exec_prefix("cl")
         if not self.loopback:
-            self._spawn(
-                [
-                    *cloud_ns, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                    f"--listen-address={a.cloud}", "--bind-interfaces", "--address=/cloud.test/" + a.cloud,
-                    "--local-ttl=300", "--user=root", f"--pid-file={self.workdir / 'dnsmasq.pid'}",
-                ],
-                "dnsmasq.log",
-            )  # fmt: skip
+            self.set_dns(self.dns)
         ca = trustme.CA()
         ca_file, cert_file = self.workdir / "ca.pem", self.workdir / "api.pem"
         ca.cert_pem.write_to_path(str(ca_file))
@@ -153,6 +151,32 @@ class BranchLab:
         self.lifeline.cli("extensions", "import", str(csv))
         self.lifeline.start()
 
+    def set_dns(self, options: tuple[str, ...]) -> None:
+        """(Re)start the cloud's DNS server with these extra options (dnsmasq reads SRV records only at start)."""
+        a = self.addr
+        if self._dnsmasq is not None:
+            self._dnsmasq.kill()
+            self._dnsmasq.wait()
+            self._procs.remove(self._dnsmasq)
+        self.dns = options
+        # --local: a name under cloud.test it has no record of gets a real negative answer, not REFUSED.
+        self._spawn(
+            [
+                *self.topology.exec_prefix("cl"), "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                "--conf-file=/dev/null", f"--listen-address={a.cloud}", "--bind-interfaces",
+                "--address=/cloud.test/" + a.cloud, "--local=/cloud.test/", "--local-ttl=300", "--user=root",
+                f"--pid-file={self.workdir / 'dnsmasq.pid'}", *options,
+            ],
+            "dnsmasq.log",
+        )  # fmt: skip
+        self._dnsmasq = self._procs[-1]
+        # Serving once it answers a query of its own records (it binds within milliseconds).
+        deadline = time.monotonic() + 10
+        while self.topology.run("br", "getent", "hosts", "x.cloud.test", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the lab's dnsmasq did not start: see dnsmasq.log")
+            time.sleep(0.05)
+
     def _spawn(self, cmd: list[str], log_name: str) -> None:
         with (self.workdir / log_name).open("ab") as log:
             self._procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
@@ -180,9 +204,9 @@ class BranchLab:
     def mode_events(self) -> list[dict[str, Any]]:
         """Mode changes, oldest first (the status lists the newest ten; the store has them all)."""
         assert self.lifeline is not None
-        with sqlite3.connect(self.lifeline.workdir / "data" / "lifeline.db") as db:
-            rows = db.execute("SELECT ts, message, data FROM events WHERE kind = 'mode' ORDER BY id").fetchall()
-        return [{"ts": ts, "message": m, **json.loads(d)} for ts, m, d in rows]
+        with contextlib.closing(sqlite3.connect(self.lifeline.workdir / "data" / "lifeline.db")) as db:
+            events = events_since(db, ("mode",), since=0.0)
+        return [{"ts": e["ts"], "message": e["message"], **e["data"]} for e in events]
 
     def wait_mode(self, mode: str, timeout: float) -> float:
         """Wait until Lifeline's mode is `mode`; returns when (monotonic) it was seen."""

@@ -84,6 +84,12 @@ class LifelineProcess:
         """`lifeline mode MODE`."""
         self.cli("mode", mode)
 
+    def kill(self) -> None:
+        """SIGKILL the daemon alone (not its children), as the OOM killer would; stop() reaps it."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+
     def stop(self) -> int | None:
         """SIGTERM the daemon and wait; returns its exit code."""
         proc, self._proc = self._proc, None

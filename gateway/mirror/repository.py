@@ -1,4 +1,4 @@
-"""The mirror's reads for other capabilities: an extension's digest, names, test accounts (its SQL only here)."""
+"""The mirror's reads for other capabilities: an extension's digest, names, location (its SQL only here)."""
 
 from __future__ import annotations
 
@@ -35,3 +35,26 @@ def display_names(conn: sqlite3.Connection, numbers: list[str]) -> dict[str, str
         f"SELECT number, display_name FROM extensions WHERE number IN ({_marks(numbers)})", numbers
     ).fetchall()
     return {str(n): str(d) for n, d in rows if d}
+
+
+def emergency_details(conn: sqlite3.Connection, number: str) -> tuple[str, str, str, str, str] | None:
+    """(display name, emergency caller ID, address, floor, room) of an extension, blanks for unset; None if unknown."""
+    row = conn.execute(
+        "SELECT display_name, emergency_cid, location_address, location_floor, location_room"
+        " FROM extensions WHERE number = ?",
+        [number],
+    ).fetchone()
+    if row is None:
+        return None
+    name, cid, address, floor, room = (str(value or "") for value in row)
+    return name, cid, address, floor, room
+
+
+def count_extensions(conn: sqlite3.Connection) -> int:
+    """How many extensions there are."""
+    return int(conn.execute("SELECT COUNT(*) FROM extensions").fetchone()[0])
+
+
+def count_ring_groups(conn: sqlite3.Connection) -> int:
+    """How many ring groups there are."""
+    return int(conn.execute("SELECT COUNT(*) FROM ring_groups").fetchone()[0])

@@ -60,6 +60,16 @@ def prepare_acc_file(path: Path, folded_upto: int) -> None:
         acc.execute("DELETE FROM acc WHERE id <= ?", [folded_upto])
 
 
+def drop_folded(conn: sqlite3.Connection, upto: int) -> None:
+    """Drop the events up to id `upto` (folded into records already): for a backup's copy of the file."""
+    conn.execute("DELETE FROM acc WHERE id <= ?", [upto])
+
+
+def count_events(conn: sqlite3.Connection) -> int:
+    """How many call events the file holds."""
+    return int(conn.execute("SELECT COUNT(*) FROM acc").fetchone()[0])
+
+
 class AccReader:
     """Reads the file Kamailio writes, read-only and without ever making Kamailio wait (WAL)."""
 

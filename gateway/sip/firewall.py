@@ -47,6 +47,9 @@ def listeners(
         found.append(Listener("sip-tls", tls_port if tls_port is not None else sip.tls_port))
     if config.api.enabled:
         found.append(Listener("api", api_port if api_port is not None else config.api.port))
+    if config.ha.enabled:
+        # The pair's DMQ socket (gateway/sip/dmq.py) takes TCP from anyone before Kamailio drops a stranger.
+        found.append(Listener("ha-dmq", config.ha.dmq_port))
     return tuple(found)
 
 

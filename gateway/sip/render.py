@@ -15,7 +15,10 @@ from pathlib import Path
 
 from gateway.config import SIP_URI, Config
 from gateway.errors import SipError
+from gateway.ha.kamailio import virtual_listen
+from gateway.ha.key import read_key, route_key
 from gateway.numbering import emergency_pattern
+from gateway.sip.dmq import pair_fragments
 from gateway.sip.options import SipTarget
 from gateway.sip.tls import TlsFiles, cloud_server_name
 
@@ -74,8 +77,11 @@ class TlsInputs:
 ROUTE_KEY_FILE = "sip-route.key"
 
 
-def edge_keys(data_dir: Path) -> EdgeKeys:
-    """A fresh caller key, and the route key from the data dir (made once, readable by us only)."""
+def edge_keys(data_dir: Path, pair_key_file: Path | None = None) -> EdgeKeys:
+    """A fresh caller key, and the route key: the pair's ([ha] key_file), else the data dir's (made once, 0600)."""
+    if pair_key_file is not None:
+        # Both boxes of a pair sign alike: a call set up through one can be ended through the other.
+        return EdgeKeys(caller=secrets.token_hex(32), route=route_key(read_key(pair_key_file)))
     path = data_dir / ROUTE_KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -252,6 +258,9 @@ def render(config: Config, inputs: RenderInputs) -> str:
             # SNI on the connection to the cloud: the tls module sends none of its own (route[TO_CLOUD]).
             cloud += f'\n#!define CLOUD_SNI "{server_name}"'
     name_routes = _name_routes(config, inputs) if cloud else ""
+    listen = virtual_listen(config, listen)  # [ha]: the shared address too (not the DMQ socket below)
+    pair_listen, pair = pair_fragments(config)  # all empty without [ha]
+    listen += pair_listen
     if config.mirror.learned:
         cloud += "\n#!define WITH_LEARNED"
     survival_expires = config.survival.register_expires
@@ -302,6 +311,7 @@ def render(config: Config, inputs: RenderInputs) -> str:
         tcp_idle_s=sip.tcp_idle_s,
         # An authenticated connection lives as long as the longest binding may, in either mode.
         tcp_registered_s=max(config.survival.register_expires, config.survival.normal_max_expires) + 60,
+        **pair,
     )
 
 

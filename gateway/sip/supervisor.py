@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import enum
-import os
 import signal
 import time
 from collections import deque
@@ -15,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from gateway.children import die_with_parent, exited, kill_group
 from gateway.config import Config
 from gateway.errors import RpcError, SipError
 from gateway.fsmode import write_private
@@ -40,7 +39,6 @@ READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 BACKOFF_MAX = 30.0
 EDGE_POLL_S = 5.0
-PR_SET_PDEATHSIG = 1
 
 
 class KamailioState(enum.StrEnum):
@@ -53,33 +51,6 @@ class KamailioState(enum.StrEnum):
     STOPPING = "stopping"
 
 
-def _die_with_parent() -> None:
-    # If the daemon is killed outright, Kamailio must not linger holding the SIP port.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-async def _exited(pid: int) -> None:
-    """Return when the process exits (a pidfd becomes readable), even if its children live on."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    loop.add_reader(fd, readable)
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
 def _htable(dump: Any) -> dict[str, int]:
     """An htable.dump of integer items as {key: value}."""
     items: dict[str, int] = {}
@@ -88,12 +59,6 @@ def _htable(dump: Any) -> dict[str, int]:
             if slot.get("type") == "int":
                 items[str(slot["name"])] = int(slot["value"])
     return items
-
-
-def _kill_group(pgid: int) -> None:
-    # Kamailio's worker processes outlive a main process that was killed; they hold the port.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 class KamailioSupervisor:
@@ -190,7 +155,7 @@ class KamailioSupervisor:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except OSError as err:
             raise SipError(f"sip.kamailio = {self.config.sip.kamailio!r}: cannot start: {err}") from err
@@ -236,10 +201,10 @@ class KamailioSupervisor:
         while True:
             proc = self._proc
             assert proc is not None
-            await _exited(proc.pid)
+            await exited(proc.pid)
             if self.state in (KamailioState.STOPPING, KamailioState.STOPPED):
                 return
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             code = await proc.wait()
             self.restarts += 1
             self._set_state(KamailioState.BACKOFF, f"exited with code {code}; restart in {backoff:.0f} s")
@@ -268,6 +233,22 @@ class KamailioSupervisor:
                 await self.rpc.call("dispatcher.set_state", "a" if ok else "i", 1, uri)
         except RpcError as err:
             log.debug("SBC states not pushed to kamailio", error=str(err), state=self.state.value)
+
+    async def replace_cloud(self, config: Config, cloud_host_ip: str | None, standby_ips: tuple[str, ...]) -> None:
+        """A new SBC list (cloud.sbc's SRV answer changed): Kamailio restarts with it, as its config names them."""
+        self.config, self.cloud_host_ip, self.standby_ips = config, cloud_host_ip, standby_ips
+        if self.state is not KamailioState.RUNNING or self._watch is None:
+            return  # the restart under way renders the new list
+        # Dialogs outlive the restart (Record-Route is signed with a kept key, usrloc is written back).
+        self._watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watch
+        await self._terminate()
+        try:
+            await self._spawn("the cloud's SBC list changed")
+        except SipError as err:
+            log.error("kamailio restart with the new SBC list failed", error=str(err))
+        self._watch = asyncio.create_task(self._supervise(), name="kamailio-supervisor")
 
     async def apply_mode(self, survival: bool) -> None:
         """Flip Kamailio between relaying to the cloud and serving locally, without a restart."""
@@ -344,10 +325,10 @@ class KamailioSupervisor:
         proc.send_signal(signal.SIGTERM)
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
-                await _exited(proc.pid)
+                await exited(proc.pid)
         except TimeoutError:
             log.warning("kamailio ignored SIGTERM; killing it", pid=proc.pid)
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         await proc.wait()
 
     async def stop(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import socket
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ OWN_DIR = "tls"
 OWN_CERT = "lifeline.crt"
 OWN_KEY = "lifeline.key"
 VALID_DAYS = 3650  # phones pin or trust this certificate: it must outlive the box's service life
+MAKE_S = 120.0  # the child that makes the certificate: a Python start and one EC key, slow on a busy Pi
 # TLS 1.2 ciphers with forward secrecy and AEAD only (TLS 1.3 suites are modern by definition).
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 # The CAs the system trusts (Debian's ca-certificates): the cloud's certificate is checked against them
@@ -88,8 +91,21 @@ def tls_files(config: Config, also: Iterable[str] = ()) -> TlsFiles:
     directory = config.data_dir / OWN_DIR
     own = TlsFiles(directory / OWN_CERT, directory / OWN_KEY)
     if not (own.certificate.exists() and own.private_key.exists()):
-        make_certificate(own, sip.listen, also)
+        make_certificate_apart(own, sip.listen, also)
     return own
+
+
+def make_certificate_apart(files: TlsFiles, listen: str, also: Iterable[str] = ()) -> None:
+    """make_certificate in a child process (blocks: call it off the event loop); SipError when it fails."""
+    # A process of its own: cryptography, once imported, stays in the daemon for its whole life
+    # (~10 MiB resident, bench/api) for a certificate made once in the box's life.
+    cmd = [sys.executable, "-m", "gateway.sip.tls", str(files.certificate), str(files.private_key), listen, *also]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=MAKE_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SipError(f"cannot make the TLS certificate: {err}") from err
+    if done.returncode != 0:
+        raise SipError(f"cannot make the TLS certificate: {done.stderr.strip()[-500:] or done.returncode}")
 
 
 def make_certificate(files: TlsFiles, listen: str, also: Iterable[str] = ()) -> None:
@@ -153,3 +169,7 @@ def tls_config(files: TlsFiles, cloud: CloudTls | None = None) -> str:
         f"cipher_list = {CIPHERS}\n"
         f"{check}"
     )
+
+
+if __name__ == "__main__":  # make_certificate_apart's child: CERT KEY LISTEN [ALSO...]
+    make_certificate(TlsFiles(Path(sys.argv[1]), Path(sys.argv[2])), sys.argv[3], sys.argv[4:])

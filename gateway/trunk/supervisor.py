@@ -17,6 +17,7 @@ import structlog
 from gateway import unixjson
 from gateway.backoff import full_jitter
 from gateway.cdr.records import ClockKind
+from gateway.children import die_with_parent
 from gateway.config import Config
 from gateway.core.alerts import Alert, AlertDeliveryError
 from gateway.core.probes import lan_address
@@ -205,7 +206,9 @@ class TrunkSupervisor:
             cmd = [sys.executable, "-m", "gateway.trunk.agent"]
             if self.config_path is not None:
                 cmd += ["--config", str(self.config_path)]
-            self._proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE)
+            self._proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.PIPE, preexec_fn=die_with_parent
+            )
             assert self._proc.stdin is not None
             self._proc.stdin.write(json.dumps(secrets).encode() + b"\n")
             await self._proc.stdin.drain()

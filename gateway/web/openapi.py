@@ -16,6 +16,7 @@ from gateway.drill.routes import DRILL_ROUTES
 from gateway.web.api import MIRROR_ROUTES, STATUS_ROUTES, TRUNK_ROUTES
 from gateway.web.routes import GRANTS, METRICS_ROUTES, Route, Scope, add_routes, index
 from gateway.web.tokens import TOKEN_ROUTES
+from gateway.web.ui.passwords import PASSWORD_ROUTES
 
 OPENAPI_FILE = Path(__file__).resolve().parent / "openapi.json"
 
@@ -37,6 +38,7 @@ ROUTES: tuple[Route, ...] = (
     *TRUNK_ROUTES,
     *DRILL_ROUTES,
     *TOKEN_ROUTES,
+    *PASSWORD_ROUTES,
     *OPENAPI_ROUTES,
     *METRICS_ROUTES,
 )

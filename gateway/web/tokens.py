@@ -27,18 +27,6 @@ PREFIX = "ll"
 SECRET_BYTES = 32  # 256 bits
 TOUCH_EVERY_S = 60.0  # last use is written at most this often per token (a scraper calls every few seconds)
 NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_tokens (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    revoked_at REAL,
-    last_used_at REAL,
-    last_used_from TEXT
-)
-"""
 COLUMNS = "id, name, scope, created_at, revoked_at, last_used_at, last_used_from"
 # Compared against when the id is unknown, so an unknown id costs the same as a wrong secret.
 _NO_DIGEST = hashlib.sha256(b"no such token").hexdigest()
@@ -80,13 +68,11 @@ class Token:
 
 
 class TokenStore:
-    """The api_tokens table of the store (the table is made here, on first use)."""
+    """The api_tokens table of the store (its schema: gateway/web/token_schema.py, in the store's history)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._touched: dict[str, tuple[float, str]] = {}
-        with store.write() as conn:
-            conn.execute(SCHEMA)
 
     def create(self, name: str, scope: Scope, by: str) -> tuple[Token, str]:
         """Make a token; returns it and its secret (shown once, stored only as a digest)."""

@@ -168,3 +168,25 @@ def test_a_socket_left_by_a_dead_daemon_counts_as_no_daemon(
         code, out, _ = cli(lifeline, capsys, "mode", "survival")
     assert code == 0 and "Connection refused" in out
     assert stored_mode(lifeline)["override"] == "survival"  # type: ignore[index]
+
+
+def stored_viewer_password(lifeline: LifelineProcess) -> object:
+    store = Store(lifeline.workdir / "data" / "lifeline.db")
+    try:
+        return store.get_state("viewer_password")
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("args", [("--viewer",), ("--viewer", "--remove")])
+def test_admin_password_reports_a_failing_daemon_and_writes_nothing_behind_it(
+    lifeline: LifelineProcess, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, _, err = cli(lifeline, capsys, "admin", "password", "--viewer")  # no daemon: written by the CLI
+    assert code == 0 and stored_viewer_password(lifeline) is not None
+    before = stored_viewer_password(lifeline)
+    with fake_daemon(api_socket(lifeline), answer(500, '{"error": "database is locked"}')):
+        code, out, err = cli(lifeline, capsys, "admin", "password", *args)
+    assert code == 1 and out == ""
+    assert "(HTTP 500 Internal Server Error): database is locked; not written behind the running daemon" in err
+    assert stored_viewer_password(lifeline) == before

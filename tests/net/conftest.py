@@ -26,13 +26,15 @@ def make_branch() -> Iterator[Callable[..., BranchLab]]:
     labs: list[BranchLab] = []
     workdirs: list[Path] = []
 
-    def make(sections: dict[str, Any] | None = None, regions: int = 1, **health: Any) -> BranchLab:
+    def make(
+        sections: dict[str, Any] | None = None, regions: int = 1, dns: tuple[str, ...] = (), **health: Any
+    ) -> BranchLab:
         tag = f"{os.getpid() % 1000}{next(_tags) % 100}"
         # A short work directory: Kamailio's RPC socket lives in it, and a unix socket's path has room
         # for about 100 bytes (a test worker's tmp_path alone can take most of that).
         workdir = Path(tempfile.mkdtemp(prefix=f"ll{tag}-"))
         workdirs.append(workdir)
-        lab = BranchLab(workdir, tag, PASSWORDS, health, sections, regions)
+        lab = BranchLab(workdir, tag, PASSWORDS, health, sections, regions, dns=dns)
         labs.append(lab)
         lab.start()
         return lab

@@ -61,6 +61,19 @@ def test_ports_follow_the_transports_the_api_and_the_limit() -> None:
     assert "tcp dport" not in udp_only and "chain input {" in udp_only  # an old table is still replaced
 
 
+def test_a_pair_limits_its_replication_port_too() -> None:
+    pair = {
+        "enabled": True,
+        "peer": "192.0.2.2",
+        "virtual_ip": "192.0.2.10/24",
+        "key_file": "/etc/lifeline/pair.key",
+        "dmq_port": 5091,
+    }
+    config = parse({"sip": {"port": 5060}, "api": {"port": 8443}, "ha": pair})
+    assert Listener("ha-dmq", 5091) in listeners(config)
+    assert "tcp dport { 5060, 5091, 8443 }" in ruleset(config, listeners(config))
+
+
 def test_a_free_port_needs_the_bound_one() -> None:
     config = parse({"sip": {"port": 0}, "api": {"port": 0}})
     assert unknown(listeners(config)) == (Listener("sip-tcp", 0), Listener("api", 0))

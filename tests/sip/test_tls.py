@@ -104,6 +104,13 @@ def test_tls_is_1_2_or_newer_with_lifelines_own_certificate(tls_daemon: Lifeline
     assert "PROTOCOL_VERSION" in str(err.value)  # Lifeline refused TLS 1.1 (this client speaks it)
 
 
+def test_the_daemon_made_its_certificate_without_keeping_cryptography_loaded(tls_daemon: LifelineProcess) -> None:
+    # Once loaded, cryptography's bindings stay for the process's life (~10 MiB resident, bench/api).
+    assert (tls_daemon.workdir / "data" / OWN_DIR / OWN_CERT).exists()
+    maps = Path(f"/proc/{tls_daemon.status()['pid']}/maps").read_text()
+    assert "/cryptography/" not in maps
+
+
 def tls_phone(ep: SipEndpoint, daemon: LifelineProcess, user: str) -> Phone:
     """A pjsua2 phone whose SIP goes over TLS to Lifeline (its own TLS transport on loopback)."""
     tcfg = pj.TransportConfig()

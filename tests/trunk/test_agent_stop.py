@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +33,28 @@ def test_the_agent_stops_with_the_daemon_and_is_not_killed(tmp_path: Path, sim: 
     stopped = [line for line in lines if line.get("event") == "trunk agent stopped" and "exit_code" in line]
     assert stopped and stopped[-1]["exit_code"] == 0, stopped
     assert not any("killed" in str(line.get("event")) for line in lines)
+
+
+def test_a_daemon_killed_outright_takes_its_agent_with_it(tmp_path: Path, sim: SimThread) -> None:
+    # An orphaned agent would keep the modem's port open, and the next daemon's agent could not use it.
+    daemon = start_trunked(tmp_path, sim.sim.by_id_dir, {})
+    agent_pid = int(daemon.status()["trunk"]["pid"])
+    try:
+        daemon.kill()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _alive(agent_pid):
+            time.sleep(0.1)
+        assert not _alive(agent_pid), "the trunk agent outlived its daemon"
+    finally:
+        if _alive(agent_pid):
+            os.kill(agent_pid, signal.SIGKILL)
+        daemon.stop()
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting for its reaper."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"

@@ -1,19 +1,17 @@
-"""The agent's control API for the daemon: aiohttp on a unix socket (status, SMS, the event stream, ring)."""
+"""The agent's control API for the daemon: HTTP on a unix socket (status, SMS, the event stream, ring)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
-import os
 import re
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import structlog
-from aiohttp import web
 
 from gateway.errors import UserAgentError
 from gateway.trunk.agent.events import EventKind
+from gateway.trunk.agent.http import Answer, Request, Server, Stream
 from gateway.trunk.agent.plumbing import CallPlumbing
 from gateway.trunk.errors import TrunkError
 from gateway.trunk.link import LinkState
@@ -28,7 +26,7 @@ class ControlApi:
 
     def __init__(self, agent: CallPlumbing) -> None:
         self.agent = agent
-        self._runner: web.AppRunner | None = None
+        self._server: Server | None = None
 
     def status(self) -> dict[str, Any]:
         """What the daemon shows about the trunk."""
@@ -94,91 +92,79 @@ class ControlApi:
         log.info("messages sent", results=results)
         return results
 
-    async def _stream_events(self, request: web.Request) -> web.StreamResponse:
+    async def _stream_events(self, request: Request) -> Answer | Stream:
         """GET /events?boot=B&since=N: JSON lines, the events after N (all kept ones when B is not this agent's)."""
         events = self.agent.events
         try:
             since = int(request.query.get("since", "0")) if request.query.get("boot") == events.boot else 0
         except ValueError:
-            return web.json_response({"error": "since must be an event number"}, status=400)
+            return Answer({"error": "since must be an event number"}, 400)
         kept = events.after(0)
         if since and kept and kept[0]["seq"] > since + 1:
             log.warning("events lost to the daemon: it was too far behind", missed=kept[0]["seq"] - since - 1)
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
-        await _write(response, {"kind": EventKind.HELLO.value, "boot": events.boot, "seq": since})
-        with contextlib.suppress(ConnectionResetError):  # the daemon went away: it reconnects with its cursor
+
+        async def lines(since: int) -> AsyncGenerator[dict[str, Any], None]:
+            # The daemon going away ends the stream at a write (the server closes this generator): it
+            # reconnects with its cursor.
+            yield {"kind": EventKind.HELLO.value, "boot": events.boot, "seq": since}
             while not events.closed:
                 news = await events.wait(since, KEEPALIVE_S)
                 for event in news:
-                    await _write(response, event)
+                    yield event
                     since = event["seq"]
                 if not news and not events.closed:
-                    await _write(response, {"kind": EventKind.KEEPALIVE.value, "seq": since})
-        return response
+                    yield {"kind": EventKind.KEEPALIVE.value, "seq": since}
+
+        return Stream(lines(since))
 
     async def start(self) -> None:
         """Serve the API on the control socket (mode 0600)."""
 
-        async def get_status(request: web.Request) -> web.Response:
-            return web.json_response(self.status())
+        async def get_status(request: Request) -> Answer:
+            return Answer(self.status())
 
-        async def post_sms(request: web.Request) -> web.Response:
-            body = await request.json()
+        async def post_sms(request: Request) -> Answer:
+            body = request.json_object()
             numbers, text = body.get("numbers"), body.get("text")
             if not isinstance(numbers, list) or not isinstance(text, str) or not text:
-                return web.json_response({"error": "numbers (list) and text (string) are required"}, status=400)
-            return web.json_response({"results": await self.send_sms([str(n) for n in numbers], text)})
+                return Answer({"error": "numbers (list) and text (string) are required"}, 400)
+            return Answer({"results": await self.send_sms([str(n) for n in numbers], text)})
 
-        app = web.Application()
-        app.router.add_get("/status", get_status)
-        app.router.add_post("/sms", post_sms)
-        app.router.add_get("/events", self._stream_events)
-
-        async def post_message(request: web.Request) -> web.Response:
-            body = await request.json()
+        async def post_message(request: Request) -> Answer:
+            body = request.json_object()
             to, text = body.get("to"), body.get("text")
             if not isinstance(to, list) or not isinstance(text, str) or not text:
-                return web.json_response({"error": "to (list of extensions) and text are required"}, status=400)
-            return web.json_response({"results": self.send_message([str(t) for t in to], text)})
+                return Answer({"error": "to (list of extensions) and text are required"}, 400)
+            return Answer({"results": self.send_message([str(t) for t in to], text)})
 
-        app.router.add_post("/message", post_message)
-
-        async def post_ring(request: web.Request) -> web.Response:
+        async def post_ring(request: Request) -> Answer:
             # emergency.ring: the daemon asks once the emergency call's dial is under way (gateway/trunk/alerting.py).
-            body = await request.json()
+            body = request.json_object()
             to, display, caller, ring_s = body.get("to"), body.get("display"), body.get("caller"), body.get("ring_s")
             if not (isinstance(to, list) and isinstance(display, str) and isinstance(caller, str)) or not (
                 isinstance(ring_s, int | float) and 1 <= ring_s <= 300
             ):
-                error = "to (list), display, caller and ring_s (1-300) are required"
-                return web.json_response({"error": error}, status=400)
+                return Answer({"error": "to (list), display, caller and ring_s (1-300) are required"}, 400)
             if self.agent.ringer is None:
-                return web.json_response({"results": dict.fromkeys(map(str, to), "no SIP account")})
-            return web.json_response(
-                {"results": await self.agent.ringer.ring([str(t) for t in to], display, caller, ring_s)}
-            )
+                return Answer({"results": dict.fromkeys(map(str, to), "no SIP account")})
+            return Answer({"results": await self.agent.ringer.ring([str(t) for t in to], display, caller, ring_s)})
 
-        app.router.add_post("/ring", post_ring)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        path = self.agent.secrets.control_socket
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        await web.UnixSite(runner, path).start()
-        os.chmod(path, 0o600)
-        self._runner = runner
+        server = Server({
+            ("GET", "/status"): get_status,
+            ("POST", "/sms"): post_sms,
+            ("GET", "/events"): self._stream_events,
+            ("POST", "/message"): post_message,
+            ("POST", "/ring"): post_ring,
+        })  # fmt: skip
+        await server.start(self.agent.secrets.control_socket)
+        self._server = server
 
     async def stop(self) -> None:
         """Close the socket; requests in flight get a short grace."""
-        if self._runner is not None:
-            # The daemon's event stream would hold cleanup for its whole grace: end it now.
+        if self._server is not None:
+            # The daemon's event stream would hold the stop for its whole grace: end it now.
             self.agent.events.close()
-            await self._runner.cleanup()
-
-
-async def _write(response: web.StreamResponse, item: dict[str, Any]) -> None:
-    await response.write(json.dumps(item).encode() + b"\n")
+            await self._server.stop(grace_s=2.0)
 
 
 def _epoch(when: dt.datetime | None) -> float | None:

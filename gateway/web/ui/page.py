@@ -46,6 +46,7 @@ from gateway.store import Store, events_since
 from gateway.web.api import MirrorControl, OverrideSetter, StatusProvider, json_document
 from gateway.web.network import FAILED, FailureLimiter, is_page_path
 from gateway.web.ui.history import ProbeHistory
+from gateway.web.ui.passwords import add_password_routes
 from gateway.web.ui.sessions import IDLE_S, PASSWORD_KEYS, Role, Session, SessionStore
 from gateway.web.ui.view import TIMELINE_S, page_model
 
@@ -134,6 +135,7 @@ class StatusPage:
         ):
             router.add_post(f"{PREFIX}/{path}", self._action(action, admin=admin), name=name)
         router.add_static(f"{PREFIX}/static", HERE / "static", name="ui.static")
+        add_password_routes(app, self.store)
         app.on_response_prepare.append(self._headers)
 
     async def start(self) -> None:
@@ -157,20 +159,30 @@ class StatusPage:
 
     # ------------------------------------------------------------------ sessions and login
 
-    def _session(self, request: web.Request, *, touch: bool = True) -> Session | None:
-        return self.sessions.get(request.cookies.get(COOKIE), touch=touch)
+    async def _session(self, request: web.Request, *, touch: bool = True) -> Session | None:
+        cookie = request.cookies.get(COOKIE)
+        session = self.sessions.get(cookie, touch=touch)
+        if session is None:
+            return None
+        # Whoever changed or removed the role's password (the API, the CLI with no daemon, the reset
+        # button), the sessions it opened end now, not when idle: a removed viewer is out at once.
+        stored = await asyncio.to_thread(self._password_hash, session.role)
+        if stored is None or not secrets.compare_digest(stored, session.password_hash):
+            self.sessions.drop(cookie)
+            return None
+        return session
 
     def _password_hash(self, role: Role = Role.ADMIN) -> str | None:
         stored = self.store.get_state(PASSWORD_KEYS[role])
         return str(stored["hash"]) if isinstance(stored, dict) and stored.get("hash") else None
 
-    def _role_of(self, password: str) -> Role | None:
-        """Whose password this is (worker thread: scrypt); each set hash is tried, so the time says nothing."""
+    def _role_of(self, password: str) -> tuple[Role, str] | None:
+        """Whose password this is, and its hash (worker thread: scrypt); every set hash is tried: no timing tell."""
         matched = None
         for role in Role:
             stored = self._password_hash(role)
             if stored is not None and verify_password(password, stored) and matched is None:
-                matched = role
+                matched = role, stored
         return matched
 
     async def _to_page(self, _request: web.Request) -> web.StreamResponse:
@@ -193,7 +205,7 @@ class StatusPage:
         return response
 
     async def _login_form(self, request: web.Request) -> web.StreamResponse:
-        if self._session(request, touch=False) is not None:
+        if await self._session(request, touch=False) is not None:
             raise web.HTTPFound(f"{PREFIX}/")
         return await self._login_page(request)
 
@@ -211,12 +223,13 @@ class StatusPage:
         if stored is None:
             return await self._login_page(request, "No admin password is set yet (see below).", 409)
         password = form.get("password")
-        role = None
+        matched = None
         if isinstance(password, str) and 0 < len(password) <= MAX_PASSWORD:
-            role = await asyncio.to_thread(self._role_of, password.strip())
-        if role is None:
+            matched = await asyncio.to_thread(self._role_of, password.strip())
+        if matched is None:
             return await self._failed(request, address)
-        session_id, _session = self.sessions.create(address, role)
+        role, password_hash = matched
+        session_id, _session = self.sessions.create(address, role, password_hash)
         log.info("status page login", source=address, role=role.value)
         await asyncio.to_thread(self.store.add_event, "ui", f"status page: {role.value} logged in from {address}")
         response = _see_other(f"{PREFIX}/")
@@ -247,7 +260,7 @@ class StatusPage:
             return events_since(conn, ("mode", "override"), since, newest=MODE_EVENTS)
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             raise web.HTTPFound(LOGIN_PATH)
         flash, session.flash = session.flash, []
@@ -256,12 +269,12 @@ class StatusPage:
 
     async def _status_json(self, request: web.Request) -> web.StreamResponse:
         # The page's poll does not count as use: a tab left open still logs out after the idle time.
-        if self._session(request, touch=False) is None:
+        if await self._session(request, touch=False) is None:
             return web.json_response({"error": "not logged in", "login": f"{LOGIN_PATH}?expired"}, status=401)
         return json_document(await self._model())
 
     async def _drill_report(self, request: web.Request) -> web.StreamResponse:
-        if self._session(request) is None:
+        if await self._session(request) is None:
             raise web.HTTPFound(LOGIN_PATH)
         match = REPORT_NAME.match(request.match_info["name"])
         text = await self.drill.report(match["id"], match["fmt"]) if match else None
@@ -275,7 +288,7 @@ class StatusPage:
 
     def _action(self, action: Action, *, admin: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def checked(request: web.Request) -> web.StreamResponse:
-            session = self._session(request)
+            session = await self._session(request)
             if session is None:
                 return _see_other(LOGIN_PATH)
             origin = request.headers.get("Origin")

@@ -2,7 +2,8 @@
 
 Only a correct password makes a session (the admin's, or the read-only viewer's); the id is 256 random
 bits and the store keys it by its SHA-256, so a lookup compares no secret. Each session carries its own
-CSRF token, which every POST must present (gateway.web.ui.page). A restart of the daemon logs everybody out.
+CSRF token, which every POST must present (gateway.web.ui.page), and the password hash it logged in with:
+the page ends it at once when that role's password is changed or removed. A restart logs everybody out.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Session:
     created: float
     seen: float
     role: Role = Role.ADMIN
+    password_hash: str = ""  # the role's stored hash at login: another one now means the password changed
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     flash: list[str] = field(default_factory=list)  # messages for the next page shown, then dropped
 
@@ -69,11 +71,11 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, address: str, role: Role = Role.ADMIN) -> tuple[str, Session]:
+    def create(self, address: str, role: Role = Role.ADMIN, password_hash: str = "") -> tuple[str, Session]:
         """A new session for a correct login: (its id for the cookie, the session)."""
         now = self.clock()
         session_id = secrets.token_urlsafe(32)
-        session = Session(address=address, created=now, seen=now, role=role)
+        session = Session(address=address, created=now, seen=now, role=role, password_hash=password_hash)
         self._sessions[_key(session_id)] = session
         while len(self._sessions) > self.limit:
             del self._sessions[next(iter(self._sessions))]
