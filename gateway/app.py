@@ -28,7 +28,6 @@ from gateway.drill.service import DrillService
 from gateway.emergency import build_notice, lookup_caller, notify_extensions
 from gateway.errors import ConfigError, RpcError
 from gateway.fsmode import private_dir
-from gateway.ha.call_ends import call_ends
 from gateway.ha.supervisor import KeepalivedSupervisor
 from gateway.hw.controller import HardwareController, Health
 from gateway.hw.heartbeat import Heartbeat, power_faults, storage_faults
@@ -36,6 +35,7 @@ from gateway.hw.patterns import FaultClass
 from gateway.hw.watchdog import SystemdNotifier
 from gateway.mirror.build import build_source
 from gateway.mirror.service import MirrorService
+from gateway.sip.call_ends import call_ends
 from gateway.sip.cloud_list import CloudSbcs
 from gateway.sip.cloud_side import cloud_port
 from gateway.sip.render import TlsInputs, edge_keys, free_port

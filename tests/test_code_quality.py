@@ -142,3 +142,39 @@ def test_the_sql_check_sees_sql_in_plain_and_formatted_strings_and_sqlite_calls(
         "    conn.executemany(sql, [])\n"
     )
     assert [hit.split(":")[0] for hit in _sql_in(module)] == ["line 3", "line 3", "line 4", "line 6"]
+
+
+# Kamailio's RPC commands ("ul.dump", "htable.get", …): only gateway/sip/ knows them. The lab runs
+# Kamailios of its own (the cloud, the pair), and keepalived's check cannot import the package (it
+# runs under the system interpreter, gateway/ha/check.py), so it asks core.version itself.
+KAMAILIO_RPC = re.compile(
+    r"^(core|ul|htable|cfg|pv|dispatcher|tm|stats|corex|dmq|dlg|tls|pike|jsonrpc)\.[a-z][A-Za-z_]*(\.[a-z][A-Za-z_]*)?$"
+)
+FILE_NAME = re.compile(r"\.(py|cfg|key|crt|pem|sock|list|json|toml|tmpl|log)$")
+KAMAILIO_OWNERS = ("gateway/sip/", "gateway/lab/", "gateway/ha/check.py")
+
+
+def _rpc_names_outside_owners() -> dict[str, list[str]]:
+    found = {}
+    for path in sorted((ROOT / "gateway").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        if name.startswith(KAMAILIO_OWNERS):
+            continue
+        tree = ast.parse(path.read_text())
+        hits = [
+            f"line {node.lineno}: {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and KAMAILIO_RPC.match(node.value)
+            and not FILE_NAME.search(node.value)
+        ]
+        if hits:
+            found[name] = hits
+    return found
+
+
+def test_only_gateway_sip_names_kamailios_rpc_commands() -> None:
+    outside = _rpc_names_outside_owners()
+    listed = "; ".join(f"{name}: {', '.join(hits)}" for name, hits in outside.items())
+    assert not outside, f"Kamailio RPC outside gateway/sip/ (add a method to its facade instead): {listed}"

@@ -48,7 +48,7 @@ class Capture:
         call_ends: Callable[[str], tuple[float, str] | None] | None = None,
     ) -> None:
         self.store = store
-        # Pair mode: ends of calls the other box saw (gateway.ha.call_ends); None for a single box.
+        # Pair mode: ends of calls the other box saw (gateway.sip.call_ends); None for a single box.
         self.call_ends = call_ends
         self.trunk_extension = trunk_extension
         # The dial plan's and Kamailio's list (TrunkConfig.emergency_list); the default country's if none is given.
