@@ -393,7 +393,9 @@ def test_a_flood_is_dropped_while_the_real_phones_register_and_call(
     indexes = [index for index, _ in flood.answered]
     assert flood.sent >= 3000, flood.sent
     # Answered at first (Kamailio was up and answering), then nothing: every request past the first
-    # few hundred was dropped, however long the flood went on, during the phones' calls too.
-    assert 10 <= len(indexes) <= 2 * FLOOD_LIMIT and max(indexes) < 2 * FLOOD_LIMIT, indexes
+    # few hundred was dropped, however long the flood went on, during the phones' calls too. Pike
+    # samples per unit: its documented blocking point for one IPv4 address lies between the limit and
+    # three times it (fresh-clone run 52 let 430 through, where the flood began in its unit matters).
+    assert 10 <= len(indexes) <= 3 * FLOOD_LIMIT and max(indexes) < 3 * FLOOD_LIMIT, indexes
     assert all(when < phones_started for _, when in flood.answered)
     assert wait_log(edge, r"lifeline: flood from 127\.0\.0\.130 dropped$")
