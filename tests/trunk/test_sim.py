@@ -45,19 +45,21 @@ async def test_echo_until_ate0_and_crlf_framing(tmp_path: Path) -> None:
     assert sim.at_port is not None
     port = RawPort(sim.at_port.name)
     try:
+        # Replies are looked for anywhere in what came: the modem's unsolicited lines (RDY, network
+        # registration) may follow them at any moment (fresh-clone run 54).
         port.send("AT")
-        await eventually(lambda: port.data.endswith(b"\r\nOK\r\n"), "OK to AT")
+        await eventually(lambda: b"\r\nOK\r\n" in port.data, "OK to AT")
         assert port.data.startswith(b"AT\r")  # echoed
         port.data.clear()
         port.send("ATE0")
-        await eventually(lambda: port.data.endswith(b"\r\nOK\r\n"), "OK to ATE0")
+        await eventually(lambda: b"\r\nOK\r\n" in port.data, "OK to ATE0")
         port.data.clear()
         port.send("AT+CSQ")
         await eventually(lambda: b"OK\r\n" in port.data, "the +CSQ reply")
         assert bytes(port.data).replace(b"\r\nRDY\r\n", b"").startswith(b"\r\n")  # no echo any more
         port.data.clear()
         port.send("AT+NOSUCH")
-        await eventually(lambda: port.data.endswith(b"\r\nERROR\r\n"), "ERROR for an unknown command")
+        await eventually(lambda: b"\r\nERROR\r\n" in port.data, "ERROR for an unknown command")
     finally:
         port.close()
         await sim.stop()
