@@ -28,14 +28,14 @@ from gateway.drill.service import DrillService
 from gateway.emergency import build_notice, lookup_caller, notify_extensions
 from gateway.errors import ConfigError, RpcError
 from gateway.fsmode import private_dir
-from gateway.ha.supervisor import KeepalivedSupervisor
+from gateway.ha.pair import Pair
 from gateway.hw.controller import HardwareController, Health
 from gateway.hw.heartbeat import Heartbeat, power_faults, storage_faults
 from gateway.hw.patterns import FaultClass
 from gateway.hw.watchdog import SystemdNotifier
 from gateway.mirror.build import build_source
 from gateway.mirror.service import MirrorService
-from gateway.sip.call_ends import call_ends
+from gateway.sip.call_ends import pair_calls
 from gateway.sip.cloud_list import CloudSbcs
 from gateway.sip.cloud_side import cloud_port
 from gateway.sip.render import TlsInputs, edge_keys, free_port
@@ -76,7 +76,7 @@ class App:
         self.alerts = AlertQueue(self.store, channels, config.alerts.retry_max_s)
         self.port = config.sip.port or free_port(config.sip.listen)
         self.kamailio: KamailioSupervisor | None = None
-        self.pair = KeepalivedSupervisor(config, self.store)  # [ha]: the shared address by VRRP; idle when off
+        self.pair = Pair(config, self.store, self.mode, self.trunk)  # [ha]: shared address, mode, trunks
         self._runner: web.AppRunner | None = None
         # The same API over HTTPS on the LAN for vendors, with bearer tokens ([api]).
         self.tokens = TokenStore(self.store)
@@ -90,7 +90,7 @@ class App:
             cloud_reachable=lambda: self.mode.mode is Mode.NORMAL,
             on_removed=self._drop_bindings,
         )
-        self.mirror.add_listener(self._on_mirror_event)
+        self.mirror.on_health.add(self._on_mirror_event)
         # LEDs, button and bypass relay: only when [hardware] enabled (a dev machine has no GPIO).
         self.hw: HardwareController | None = None
         self.heartbeat = Heartbeat(SystemdNotifier(), self._health)
@@ -107,8 +107,8 @@ class App:
             sources=clocks,
             trunk_extension=config.trunk.extension,  # calls from it come in from the trunk
             emergency=config.trunk.emergency_list,  # the dial plan's and Kamailio's list
-            # A pair: a call set up here may end through the other box (after a failover); its end comes by DMQ.
-            call_ends=call_ends(config.run_dir / "kamailio-rpc.sock") if config.ha.enabled else None,
+            # A pair: a call may end through the other box (after a failover); its end or start comes by DMQ.
+            pair=pair_calls(config.run_dir / "kamailio-rpc.sock") if config.ha.enabled else None,
         )
         # `lifeline drill`: forced SURVIVAL, checks and a test call, back to automatic, a report.
         self.drill = DrillService(self)
@@ -283,19 +283,19 @@ class App:
             keys=keys,
             tls=tls,
         )
-        self.kamailio.on_ban = self._on_ban
-        self.health.on_fallback = self._on_fallback
-        self.health.on_sbcs = self._on_sbcs
-        self.mode.add_listener(self._on_mode)
-        self.mode.add_listener(self._cdr_on_mode)
+        self.kamailio.on_ban.add(self._on_ban)
+        self.health.on_fallback.add(self._on_fallback)
+        self.health.on_sbcs.add(self._on_sbcs)
+        self.mode.on_change.add(self._on_mode)
+        self.mode.on_change.add(self._cdr_on_mode)
         # Kamailio reads the CDR settings from the store when it starts.
         await asyncio.to_thread(self.cdr.prepare)
         await self.kamailio.start()
-        await self.pair.start()  # after Kamailio: keepalived's check asks it before taking the address
+        await self.pair.start(self.kamailio.pair_table())  # after Kamailio: keepalived's check asks it first
         if self.trunk is not None:
-            self.trunk.on_sms = self._on_sms
-            self.trunk.on_limit = self._on_trunk_limit
-            self.trunk.on_emergency = self._on_emergency
+            self.trunk.on_sms.add(self._on_sms)
+            self.trunk.on_limit.add(self._on_trunk_limit)
+            self.trunk.on_emergency.add(self._on_emergency)
             await self.trunk.start(self.port, keys.caller)
         await self.alerts.start()
         await self.health.start()
@@ -329,7 +329,7 @@ class App:
 
             self.hw = build_hardware(self.config, self.mode, self.store)
             await self.hw.start()
-            self.mode.add_listener(self.hw.on_mode)
+            self.mode.on_change.add(self.hw.on_mode)
         await self.heartbeat.start(self.hw)
         await self.mirror.start()
         await self.cdr.start()

@@ -7,8 +7,13 @@ import contextlib
 import ctypes
 import os
 import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+log = structlog.get_logger(__name__)
 
 
 def die_with_parent() -> None:
@@ -45,3 +50,58 @@ def kill_group(pgid: int) -> None:
     # Kamailio's worker processes and keepalived's VRRP child outlive a main process that was killed.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+async def start_child(args: Sequence[str]) -> asyncio.subprocess.Process:
+    """Start a supervised server in a process group of its own, ended with the daemon; output on one pipe."""
+    return await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+
+
+async def keep_running(
+    current: Callable[[], asyncio.subprocess.Process | None],
+    stopping: Callable[[], bool],
+    on_exit: Callable[[int, float], None],
+    respawn: Callable[[int], Awaitable[None]],
+    failure: type[Exception],
+    name: str,
+    backoff_max: float = 30.0,
+) -> None:
+    """Restart a supervised server whenever it exits, the pause doubling while restarts fail; until stopping()."""
+    backoff = 1.0
+    while True:
+        proc = current()
+        assert proc is not None
+        await exited(proc.pid)
+        if stopping():
+            return
+        kill_group(proc.pid)  # what it forked (Kamailio's workers, keepalived's VRRP child) must not live on
+        code = await proc.wait()
+        on_exit(code, backoff)
+        await asyncio.sleep(backoff)
+        try:
+            await respawn(code)
+            backoff = 1.0
+        except failure as err:
+            log.error(f"{name} restart failed", error=str(err))
+            backoff = min(backoff * 2, backoff_max)
+
+
+async def stop_child(proc: asyncio.subprocess.Process | None, grace_s: float, name: str) -> None:
+    """SIGTERM a supervised server, SIGKILL its whole group after grace_s (or at once once it has gone)."""
+    if proc is None or proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(grace_s):
+            await exited(proc.pid)
+    except TimeoutError:
+        log.warning(f"{name} ignored SIGTERM; killing it", pid=proc.pid)
+    kill_group(proc.pid)
+    await proc.wait()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,7 +15,11 @@ from gateway.lab.daemon import LifelineProcess
 from gateway.mirror.records import Extension
 from gateway.sip.render import free_port
 
+if TYPE_CHECKING:  # pjsua2 is loaded only by the tests that make phones
+    from gateway.lab.phones import Phone, SipEndpoint
+
 CLOUD_HOST = "127.0.0.2"
+PRIMARY, SECONDARY = "127.0.0.2", "127.0.0.3"  # two regions of one cloud, as two lab clouds
 REALM = "asterisk"
 PASSWORDS = {"1001": "alice-secret-1001", "1002": "bob-secret-1002", "1003": "carol-secret-1003"}
 
@@ -24,6 +30,63 @@ def lab_extensions() -> list[Extension]:
         Extension.from_password(number=n, auth_user=n, realm=REALM, password=p, display_name=f"Ext {n}")
         for n, p in PASSWORDS.items()
     ]
+
+
+def start_lab_cloud(workdir: Path, host: str, subscribers: list[Extension] | None = None, **options: Any) -> LabCloud:
+    """A started lab cloud on host knowing subscribers (the lab's extensions if not given); options go to LabCloud."""
+    lab = LabCloud(workdir, host=host, port=free_port(host), realm=REALM, **options)
+    lab.add_subscribers(lab_extensions() if subscribers is None else subscribers)
+    lab.start()
+    return lab
+
+
+@contextmanager
+def two_regions(
+    workdir: Path, start: Callable[[Path, str], LabCloud] = start_lab_cloud
+) -> Iterator[tuple[LabCloud, LabCloud]]:
+    """The primary and the secondary region's lab clouds, started by start; both stopped afterwards."""
+    with ExitStack() as started:
+        primary = start(workdir / "primary", PRIMARY)
+        started.callback(primary.stop)
+        secondary = start(workdir / "secondary", SECONDARY)
+        started.callback(secondary.stop)
+        yield primary, secondary
+
+
+@contextmanager
+def running_lifeline(
+    workdir: Path, extensions_csv: Path, cloud: dict[str, Any], **sip: Any
+) -> Iterator[LifelineProcess]:
+    """The real daemon with these [cloud] (realm: the lab's) and [sip] options, extensions imported; then stopped."""
+    config = {"cloud": {"realm": REALM, **cloud}, "sip": {"listen": "127.0.0.1", "children": 2, **sip}}
+    daemon = LifelineProcess(workdir, config)
+    daemon.cli("extensions", "import", str(extensions_csv))
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def phone_via_lifeline(
+    ep: SipEndpoint,
+    lifeline: LifelineProcess,
+    cloud: LabCloud,
+    user: str,
+    domain: str = CLOUD_HOST,
+    password: str | None = None,
+) -> Phone:
+    """A phone registering to the cloud with Lifeline as its outbound proxy (the default model), not yet registered."""
+    secret = PASSWORDS[user] if password is None else password
+    return ep.phone(user, secret, domain=domain, registrar=cloud.uri, proxy=f"sip:127.0.0.1:{lifeline.sip_port};lr")
+
+
+def registered_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, *users: str) -> list[Phone]:
+    """A phone_via_lifeline for each user, registered (200) one after the other."""
+    phones = [phone_via_lifeline(ep, lifeline, cloud, user) for user in users]
+    for phone in phones:
+        assert phone.register() == 200, f"{phone.user} was not registered"
+    return phones
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +112,7 @@ def fresh_phones(sip_endpoint: object) -> Iterator[None]:
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[LabCloud]:
     """A real Kamailio registrar playing the cloud PBX on 127.0.0.2."""
-    lab = LabCloud(tmp_path / "cloud", host=CLOUD_HOST, port=free_port(CLOUD_HOST), realm=REALM)
-    lab.add_subscribers(lab_extensions())
-    lab.start()
+    lab = start_lab_cloud(tmp_path / "cloud", CLOUD_HOST)
     yield lab
     lab.stop()
 
@@ -68,11 +129,5 @@ def extensions_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def lifeline(tmp_path: Path, cloud: LabCloud, extensions_csv: Path) -> Iterator[LifelineProcess]:
     """The real daemon with its Kamailio, relaying to the lab cloud, extensions imported."""
-    daemon = LifelineProcess(
-        tmp_path / "lifeline",
-        {"cloud": {"sbc": cloud.uri, "realm": REALM}, "sip": {"listen": "127.0.0.1", "children": 2}},
-    )
-    daemon.cli("extensions", "import", str(extensions_csv))
-    daemon.start()
-    yield daemon
-    daemon.stop()
+    with running_lifeline(tmp_path / "lifeline", extensions_csv, {"sbc": cloud.uri}) as daemon:
+        yield daemon

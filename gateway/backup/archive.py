@@ -80,6 +80,8 @@ def referenced_files(config: Config) -> list[tuple[str, Path]]:
         ("health.api_ca_file", config.health.api_ca_file),
         ("cloud.ca_file", config.cloud.ca_file),
         ("mirror.ca_file", config.mirror.ca_file),
+        # The pair key: a box restored after a disk loss must sign routes as its peer does, without a visit to it.
+        ("ha.key_file", config.ha.key_file),
     ]
     found += [(f"trunk.modems[{m.name}].sim_pin_file", m.sim_pin_file) for m in config.trunk.modems]
     return [(key, path) for key, path in found if path is not None]

@@ -13,15 +13,14 @@ import binascii
 import datetime as dt
 import hmac
 import json
-import os
 import secrets
-import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import BackupError
+from gateway.secretfile import create_secret_file, read_secret_file
 
 # cryptography is imported where a key is derived or a file sealed, not above: every `lifeline`
 # command, the daemon too, imports this module, and cryptography's bindings cost ~10 MiB resident.
@@ -72,29 +71,11 @@ def new_key_text() -> str:
 
 def write_new_key(path: Path) -> None:
     """Write a new key file at 0600; an existing file is never replaced (its backups would be lost)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as err:
-        raise BackupError(f"{path}: exists; a key is never overwritten (backups made with it need it)") from err
-    except OSError as err:
-        raise BackupError(f"{path}: cannot create the key file: {err.strerror}") from err
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(new_key_text())
-        out.flush()
-        os.fsync(out.fileno())
+    create_secret_file(path, new_key_text(), BackupError, "a key is never overwritten (backups made with it need it)")
 
 
 def _private_text(path: Path, what: str) -> str:
-    try:
-        info = path.stat()
-        if info.st_mode & 0o077:
-            mode = stat.S_IMODE(info.st_mode)
-            raise BackupError(f"{path}: the {what} is readable by others (mode {mode:04o}); chmod 600 it first")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise BackupError(f"{path}: no such {what}") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise BackupError(f"{path}: cannot read the {what}: {err}") from err
+    return read_secret_file(path, BackupError, f"{path}: the {what}", f"no such {what}")
 
 
 def read_key_file(path: Path) -> Secret:

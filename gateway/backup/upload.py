@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 
 from gateway.errors import BackupError
-from gateway.mirror.http import redact
+from gateway.mirror.http import client_error_text, redact
 
 
 def target_url(url: str, filename: str) -> str:
@@ -36,13 +36,7 @@ async def put(url: str, data: bytes, *, token: str | None, ca_file: Path | None,
             if not 200 <= response.status < 300:
                 raise BackupError(f"{where}: HTTP {response.status} {response.reason or ''}".rstrip())
             return response.status
-    except aiohttp.ClientConnectorCertificateError as err:
-        raise BackupError(f"{where}: TLS certificate not trusted: {err.certificate_error}") from err
-    except aiohttp.ClientSSLError as err:
-        raise BackupError(f"{where}: TLS error: {err}") from err
-    except aiohttp.ClientConnectorError as err:
-        raise BackupError(f"{where}: cannot connect: {err.os_error.strerror or err}") from err
     except TimeoutError as err:
         raise BackupError(f"{where}: no answer within {timeout_s:g} s") from err
     except aiohttp.ClientError as err:
-        raise BackupError(f"{where}: {type(err).__name__}: {err}") from err
+        raise BackupError(f"{where}: {client_error_text(err)}") from err

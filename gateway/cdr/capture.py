@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import uuid6
 
 from gateway.cdr.acc import trunk_caller, trunk_details
 from gateway.cdr.clock import BestClock, Stamp
+from gateway.cdr.pair import peer_starts, record_id
 from gateway.cdr.records import ClockKind, Direction, Disposition, disposition_for
 from gateway.config import TrunkConfig
 from gateway.logs import mask_number
 from gateway.sip.accounting import AccEvent, AccReader, acc_path, prepare_acc_file
+from gateway.sip.call_starts import CallStart
 from gateway.store import Store
 
 log = structlog.get_logger("cdr.capture")
@@ -46,10 +47,13 @@ class Capture:
         trunk_extension: str | None = None,
         emergency: Collection[str] | None = None,
         call_ends: Callable[[str], tuple[float, str] | None] | None = None,
+        call_starts: Callable[[str], CallStart | None] | None = None,
     ) -> None:
         self.store = store
-        # Pair mode: ends of calls the other box saw (gateway.sip.call_ends); None for a single box.
+        # Pair mode: ends of calls the other box saw (gateway.sip.call_ends), starts of calls answered
+        # through it (gateway.sip.call_starts); None for a single box.
         self.call_ends = call_ends
+        self.call_starts = call_starts
         self.trunk_extension = trunk_extension
         # The dial plan's and Kamailio's list (TrunkConfig.emergency_list); the default country's if none is given.
         self.emergency = frozenset(emergency if emergency is not None else TrunkConfig().emergency_list)
@@ -87,6 +91,7 @@ class Capture:
         events = self._read_events(cursor)
         if not events:
             return 0
+        peer = peer_starts(self.store, events, self.call_starts) if self.call_starts is not None else {}
         finals = 0
         with self.store.write() as conn:
             stored = conn.execute("SELECT value FROM state WHERE key = ?", [CURSOR_KEY]).fetchone()
@@ -100,6 +105,9 @@ class Capture:
                     log.warning("acc row skipped", error=str(err))
                     self.skipped += 1
                     continue
+                # A BYE of a call answered through the other box: its start first, as that box folds it.
+                for earlier in peer.pop(event.call_id, []) if event.method == "BYE" else []:
+                    self._fold(conn, earlier, extensions)
                 finals += self._fold(conn, event, extensions)
             conn.execute(
                 "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -121,7 +129,8 @@ class Capture:
     def _create(
         self, conn: sqlite3.Connection, event: AccEvent, extensions: set[str], trunk: dict[str, str] | None
     ) -> dict[str, Any]:
-        start = self._stamp(event.start_time if event.start_time is not None else event.time)
+        wall = event.start_time if event.start_time is not None else event.time
+        start = self._stamp(wall)
         src, dst = event.src_user, event.dst_user
         from_ext = src if src in extensions else None
         if self.trunk_extension and src == self.trunk_extension:
@@ -139,7 +148,7 @@ class Capture:
         else:
             direction = Direction.INBOUND
         row = {
-            "id": str(uuid6.uuid7()),
+            "id": record_id(event.call_id, event.from_tag, wall),  # the same on the pair's other box
             "call_id": event.call_id,
             "from_tag": event.from_tag,
             "state": "open",

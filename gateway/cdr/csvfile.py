@@ -53,7 +53,7 @@ def _stamp(ts: float | None) -> str:
 
 
 def master_csv_row(record: CdrRecord) -> list[str]:
-    """One record as a Master.csv row (uniqueid = the record's UUIDv7)."""
+    """One record as a Master.csv row (uniqueid = the record's id)."""
     return [
         f'"{record.from_ext or record.from_number}" <{record.from_number}>',
         record.from_number,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping
 
-# seq is the stable delivery order; id the gateway-unique UUIDv7 the sinks dedupe on.
+# seq is the stable delivery order; id the call's UUID the sinks dedupe on (gateway/cdr/pair.py).
 # *_mono are CLOCK_BOOTTIME seconds of the same boot (boot_id): they let a later, better
 # clock correct timestamps taken while the wall clock could not be trusted.
 CDRS_TABLE = """

@@ -21,6 +21,7 @@ from gateway.cdr.outbox import OutboxDb, SinkDelivery
 from gateway.cdr.sinks import CdrSink
 from gateway.cdr.webhook import WebhookSink
 from gateway.config import CdrConfig
+from gateway.sip.call_ends import PairCalls
 from gateway.store import Store
 
 log = structlog.get_logger("cdr")
@@ -98,7 +99,7 @@ class CdrService:
         sources: Sequence[ClockSource] | None = None,
         trunk_extension: str | None = None,
         emergency: Collection[str] | None = None,
-        call_ends: Callable[[str], tuple[float, str] | None] | None = None,
+        pair: PairCalls | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -115,7 +116,8 @@ class CdrService:
             max_call_s=config.max_call_s,
             trunk_extension=trunk_extension,
             emergency=emergency,
-            call_ends=call_ends,
+            call_ends=pair.end if pair is not None else None,
+            call_starts=pair.start if pair is not None else None,
         )
         outbox = OutboxDb(store)
         self.outbox = outbox

@@ -11,6 +11,7 @@ from gateway.config import Config
 from gateway.errors import HaError
 from gateway.ha.check import problems
 from gateway.ha.key import write_new_key
+from gateway.ha.pair_mode import agreement_words, peer_words
 
 
 def add_parser(sub: Any) -> None:
@@ -46,11 +47,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 def status_lines(ha: dict[str, Any] | None) -> list[str]:
-    """The pair's line in `lifeline status`: this box's role and its peer."""
+    """The pair's lines in `lifeline status`: this box's role, its peer's health, who decides the mode."""
     if ha is None:
         return []
     if ha["role"] == "off":
         return ["pair:          off (single box)"]
     keepalived = ha.get("keepalived") or {}
     running = "" if keepalived.get("running") else ", keepalived NOT RUNNING"
-    return [f"pair:          {ha['role']}, shared address {ha['virtual_ip']}, peer {ha['peer']}{running}"]
+    lines = [f"pair:          {ha['role']}, shared address {ha['virtual_ip']}, peer {ha['peer']}{running}"]
+    peer, agreement = ha.get("peer_health"), ha.get("mode_agreement")
+    if peer is not None:
+        lines.append(f"pair peer:     {peer_words(peer)}")
+    if agreement is not None:
+        lines.append(f"pair mode:     {agreement_words(agreement)}")
+    return lines

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from gateway.core.probes import (
     SipOptionsProbe,
     is_ip,
 )
+from gateway.listeners import AsyncListeners
 from gateway.sip.options import SipTarget
 from gateway.sip.tls import cloud_ca_list
 
@@ -145,9 +145,9 @@ class HealthMonitor:
         self.rtt = RttEstimator()
         self.fallback = fallback_timers(self.rtt, config.fallback, suspect=False)
         self._fallback_config = config.fallback
-        self.on_fallback: Callable[[FallbackTimers], Awaitable[None]] | None = None
+        self.on_fallback: AsyncListeners[[FallbackTimers]] = AsyncListeners("fallback timers")
         # Each SBC up or down, in order, after every round of probes (Kamailio's dispatcher follows it).
-        self.on_sbcs: Callable[[list[bool]], Awaitable[None]] | None = None
+        self.on_sbcs: AsyncListeners[[list[bool]]] = AsyncListeners("sbc states")
 
     def set_sbcs(self, config: Config, source: str, addresses: tuple[str | None, ...] = ()) -> None:
         """Probe config's SBC list (an SRV name's answer) and resolve its names, keeping what is known of each SBC."""
@@ -224,8 +224,7 @@ class HealthMonitor:
 
     async def _sip_once(self, probe: SbcSetProbe) -> None:
         result = await probe.check()
-        if self.on_sbcs is not None:
-            await self.on_sbcs(probe.up())
+        await self.on_sbcs.emit(probe.up())
         stats = self.stats[probe.name]
         stats.add(result)
         if not result.ok:
@@ -245,8 +244,7 @@ class HealthMonitor:
             return
         log.info("fallback wait", old_ms=self.fallback.wait_ms, new_ms=timers.wait_ms, suspect=suspect)
         self.fallback = timers
-        if self.on_fallback is not None:
-            await self.on_fallback(timers)
+        await self.on_fallback.emit(timers)
 
     async def _others_loop(self) -> None:
         previous = self.where()

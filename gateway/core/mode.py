@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from gateway.listeners import AsyncListeners
 from gateway.store import Store
 
 if TYPE_CHECKING:
@@ -52,19 +53,20 @@ class ModeStatus:
     since: float
     reason: str
     detected: Mode
+    override_at: float = 0.0  # when the override was set (wall clock): in a pair the newer one wins
+    following: Mode | None = None  # a pair's standby: the mode the active box decided
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "mode": self.mode.value,
             "override": self.override.value,
+            "override_at": self.override_at,
             "since": self.since,
             "reason": self.reason,
             "detected": self.detected.value,
+            "following": self.following.value if self.following is not None else None,
         }
-
-
-ModeListener = Callable[[Mode, Mode, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class ModeController:
 
     Automatic detection drives it: each cloud SIP probe outcome goes through the injected failover
     policy (`observe_probe`), or a conclusion arrives directly (`observe`). A manual override wins
-    over detection until it is set back to auto; detection keeps tracking meanwhile.
+    over detection until it is set back to auto; detection keeps tracking meanwhile. A pair's standby
+    follows the mode its active box decided (`follow`) instead of its own detection.
     """
 
     def __init__(self, store: Store, policy: Policy | None = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -104,7 +107,9 @@ class ModeController:
         self._since = float(saved.get("since", time.time()))
         self._reason = str(saved.get("reason", "first start"))
         self._auto_mode = Mode(saved.get("auto_mode", Mode.NORMAL.value))
-        self._listeners: list[ModeListener] = []
+        self._override_at = float(saved.get("override_at", 0.0))
+        self._leader: Mode | None = None  # the pair's active box's mode while this box follows it
+        self.on_change: AsyncListeners[[Mode, Mode, str]] = AsyncListeners("mode change")  # (old, new, reason)
         self._saving = asyncio.Lock()  # records land in the order of the changes they record
         if not saved:
             # Recorded now, not at the first change: else every restart would be "first start" again.
@@ -119,14 +124,13 @@ class ModeController:
 
     def status(self) -> ModeStatus:
         """The mode, the override, since when and why."""
-        return ModeStatus(self._mode, self._override, self._since, self._reason, self._auto_mode)
+        return ModeStatus(
+            self._mode, self._override, self._since, self._reason, self._auto_mode, self._override_at, self._leader
+        )
 
-    def add_listener(self, listener: ModeListener) -> None:
-        """Call `listener(old, new, reason)` after every change."""
-        self._listeners.append(listener)
-
-    async def set_override(self, override: Override, reason: str) -> None:
-        """Apply a manual override (or go back to automatic detection)."""
+    async def set_override(self, override: Override, reason: str, at: float | None = None) -> None:
+        """Apply a manual override (or go back to automatic detection); at: when it was set (the peer's)."""
+        self._override_at = time.time() if at is None else at
         if override != self._override:
             log.info("override", old=self._override.value, new=override.value, reason=reason)
             event: tuple[str, str, dict[str, Any]] = (
@@ -136,9 +140,29 @@ class ModeController:
             )
             self._override = override
             await self._save(event)
-        target = self._auto_mode if override is Override.AUTO else Mode(override.value)
-        await self._set_state(target, reason)
+        await self._set_state(self._target(), reason)
         await self._save()
+
+    async def follow(self, leader: Mode | None, reason: str) -> None:
+        """Follow the mode the pair's active box decided; None: decide from this box's probes again."""
+        if leader == self._leader:
+            return
+        if leader is None and self._leader is not None and self._auto_mode != self._leader:
+            # Taking over: start from the mode the branch was in; this box's own probes move it from there.
+            self._auto_mode = self._leader
+            if self._policy is not None:
+                self._policy.resume(self._leader, self._clock())
+        log.info("pair mode", following=leader.value if leader is not None else None, reason=reason)
+        self._leader = leader
+        if self._override is Override.AUTO:
+            await self._set_state(self._target(), reason)
+        await self._save()
+
+    def _target(self) -> Mode:
+        """The override, else the active box's mode (a pair's standby), else what detection concluded."""
+        if self._override is not Override.AUTO:
+            return Mode(self._override.value)
+        return self._leader if self._leader is not None else self._auto_mode
 
     async def observe_probe(self, ok: bool, evidence: dict[str, Any] | None = None) -> None:
         """One cloud SIP probe outcome; the failover policy decides whether the mode moves."""
@@ -155,7 +179,7 @@ class ModeController:
         if self._override is not Override.AUTO:
             log.info("detected (override in force)", old=self._auto_mode.value, new=mode.value, reason=reason)
         self._auto_mode = mode
-        if self._override is Override.AUTO:
+        if self._override is Override.AUTO and self._leader is None:
             await self._set_state(mode, reason, evidence)
         await self._save()
 
@@ -169,8 +193,7 @@ class ModeController:
         # The listeners first (Kamailio serves the phones locally at once); the record of the change is
         # written after, off the loop: a synced write on an SD card can take tens of milliseconds, and a
         # crash between the two only repeats the change after the restart, which detection redoes.
-        for listener in self._listeners:
-            await listener(old, new, reason)
+        await self.on_change.emit(old, new, reason)
         await self._save(("mode", f"{old} → {new}: {reason}", data))
 
     def _snapshot(self) -> dict[str, Any]:
@@ -180,6 +203,7 @@ class ModeController:
             "since": self._since,
             "reason": self._reason,
             "auto_mode": self._auto_mode.value,
+            "override_at": self._override_at,
         }
 
     def _persist(self) -> None:

@@ -7,22 +7,15 @@ import json
 import re
 from pathlib import Path
 
-import jinja2
-
 from gateway.drill.model import DrillResult, Outcome
 from gateway.fsmode import private_dir, write_private
+from gateway.htmlpage import report_templates
 
 REPORT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,3})?$")
 FORMATS = ("json", "html")
 TEMPLATE = "report.html.tmpl"
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent),
-    autoescape=True,  # extension names and SIP reasons come from outside: escaped, always
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_env = report_templates(Path(__file__).parent)
 
 
 def when(ts: float | None) -> str:

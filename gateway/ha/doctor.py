@@ -40,10 +40,25 @@ def ha_checks(facts: Facts, config: Config) -> list[Check]:
     peer = facts.peer_answer
     heard = "not asked" if peer is None else ("answers" if peer.ok else f"does not answer ({peer.detail})")
     detail = f"this box is {role}, shared address {ha.virtual_ip}; peer {ha.peer}'s Kamailio {heard}"
+    replicated = status.get("peer_health")
+    if replicated is not None:
+        detail += f"; {_replication(replicated, status.get('mode_agreement') or {})}"
     if role == "fault":
         fix = "`lifeline ha check` says what is wrong here (Kamailio or the store); the peer holds the address"
         return [Check(NAME, Verdict.FAIL, detail, fix)]
     if peer is not None and not peer.ok:
         fix = f"check the peer box {ha.peer}: is it on, on this LAN, its daemon running? (`lifeline doctor` there)"
         return [Check(NAME, Verdict.WARN, detail + ": no standby to take over", fix)]
+    if replicated is not None and not replicated.get("up"):
+        fix = f"the peer's records stopped coming: its daemon running? TCP {ha.dmq_port} open between the boxes?"
+        return [Check(NAME, Verdict.WARN, detail, fix)]
     return [Check(NAME, Verdict.PASS, detail)]
+
+
+def _replication(peer: dict[str, Any], agreement: dict[str, Any]) -> str:
+    """The peer's records as replicated here, and who decides the mode."""
+    decides = "the peer decides the mode" if agreement.get("following") else "this box decides the mode"
+    if peer.get("heard_s") is None:
+        return f"nothing replicated from the peer yet; {decides}"
+    state = "up" if peer.get("up") else "silent"
+    return f"peer {state}, heard {peer['heard_s']:.1f} s ago, replication lag {peer['lag_ms']} ms; {decides}"

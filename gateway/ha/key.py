@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import stat
 from pathlib import Path
 
 from gateway.errors import HaError
+from gateway.secretfile import create_secret_file, read_secret_file
 
 KEY_BYTES = 32
 HEADER = "# Lifeline pair key: the same file on both boxes of a pair ([ha] key_file), mode 0600.\n"
@@ -19,31 +18,15 @@ ROUTE_LABEL = b"lifeline sip route"  # what the Record-Route key is derived for;
 
 def write_new_key(path: Path) -> None:
     """Write a new random pair key at 0600; an existing file is never replaced (the peer has it)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as err:
-        raise HaError(f"{path}: exists; a pair key is never overwritten (the other box uses it)") from err
-    except OSError as err:
-        raise HaError(f"{path}: cannot create the pair key: {err.strerror}") from err
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(HEADER + secrets.token_hex(KEY_BYTES) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
+    text = HEADER + secrets.token_hex(KEY_BYTES) + "\n"
+    create_secret_file(path, text, HaError, "a pair key is never overwritten (the other box uses it)")
 
 
 def read_key(path: Path) -> bytes:
     """The pair key in path (refused if group or others may read it); errors name ha.key_file."""
     where = f"ha.key_file {path}"
-    try:
-        info = path.stat()
-        if info.st_mode & 0o077:
-            mode = stat.S_IMODE(info.st_mode)
-            raise HaError(f"{where}: readable by others (mode {mode:04o}); chmod 600 it")
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError as err:
-        raise HaError(f"{where}: no such file; make it with `lifeline ha key {path}` on one box, copy it") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise HaError(f"{where}: cannot read the pair key: {getattr(err, 'strerror', None) or err}") from err
+    missing = f"no such file; make it with `lifeline ha key {path}` on one box, copy it"
+    text = read_secret_file(path, HaError, where, missing)
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if len(lines) != 1 or not re.fullmatch(rf"[0-9a-f]{{{2 * KEY_BYTES}}}", lines[0]):
         raise HaError(f"{where}: not a pair key (one line of {2 * KEY_BYTES} hex digits, from `lifeline ha key`)")

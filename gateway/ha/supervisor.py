@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
 import stat
 import time
 from collections import deque
@@ -14,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from gateway.children import die_with_parent, exited, kill_group
+from gateway.children import keep_running, start_child, stop_child
 from gateway.config import Config
 from gateway.errors import HaError
 from gateway.fsmode import write_private
@@ -24,7 +23,6 @@ from gateway.store import Store
 log = structlog.get_logger("keepalived")
 
 STOP_TIMEOUT = 10.0
-BACKOFF_MAX = 30.0
 KEEPALIVED = "/usr/sbin/keepalived"
 # keepalived's VRRP states as `lifeline status` names this box's part in the pair.
 ROLES = {"MASTER": "active", "BACKUP": "standby", "FAULT": "fault", "STOP": "fault"}
@@ -123,14 +121,8 @@ class KeepalivedSupervisor:
             (self.config.run_dir / name).unlink(missing_ok=True)
         args = keepalived_command(KEEPALIVED, self.cfg_path, self.config.run_dir)
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,  # killed outright, the daemon takes keepalived (and the address) along
-            )
+            # Killed outright, the daemon takes keepalived (and the address) along.
+            self._proc = await start_child(args)
         except OSError as err:
             raise HaError(f"{KEEPALIVED}: cannot start: {err} (is the keepalived package installed?)") from err
         self._tasks.append(asyncio.create_task(self._pump_output(self._proc), name="keepalived-output"))
@@ -145,25 +137,14 @@ class KeepalivedSupervisor:
                 log.debug("keepalived", line=line)
 
     async def _supervise(self) -> None:
-        backoff = 1.0
-        while True:
-            proc = self._proc
-            assert proc is not None
-            await exited(proc.pid)
-            if self._stopping:
-                return
-            kill_group(proc.pid)  # its VRRP child must not advertise on without it
-            code = await proc.wait()
+        def exited_with(code: int, backoff: float) -> None:
             self.restarts += 1
             log.error("keepalived exited; restarting", code=code, backoff_s=backoff, tail="\n".join(self._tail))
             self._set_state("STOP")
-            await asyncio.sleep(backoff)
-            try:
-                await self._spawn()
-                backoff = 1.0
-            except HaError as err:
-                log.error("keepalived restart failed", error=str(err))
-                backoff = min(backoff * 2, BACKOFF_MAX)
+
+        await keep_running(
+            lambda: self._proc, lambda: self._stopping, exited_with, lambda _: self._spawn(), HaError, "keepalived"
+        )
 
     async def stop(self) -> None:
         """Stop keepalived (SIGTERM: it gives the address away), then SIGKILL after a grace period."""
@@ -172,16 +153,7 @@ class KeepalivedSupervisor:
             asyncio.get_running_loop().remove_reader(self._fifo)
             os.close(self._fifo)
             self._fifo = None
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(STOP_TIMEOUT):
-                    await exited(proc.pid)
-            except TimeoutError:
-                log.warning("keepalived ignored SIGTERM; killing it", pid=proc.pid)
-            kill_group(proc.pid)
-            await proc.wait()
+        await stop_child(self._proc, STOP_TIMEOUT, "keepalived")
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -167,6 +167,11 @@ class LabCloud:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def transactions(self) -> int:
+        """Transactions the cloud handled statefully (its tm counters: INVITEs and their BYEs in the tests)."""
+        stats: Any = self.rpc.call_blocking("tm.stats")
+        return int(stats["total"])
+
     def bindings(self) -> dict[str, list[str]]:
         """The cloud's registered AORs and their contacts."""
         dump: Any = self.rpc.call_blocking("ul.dump")

@@ -11,8 +11,9 @@ import contextlib
 import ctypes
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,14 +138,27 @@ class Topology:
 
     def close(self) -> None:
         """Kill what runs inside and delete the namespaces."""
-        for name in reversed(self._created):
-            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), 9)
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        remove_netns(reversed(self._created))
         self._created.clear()
         shutil.rmtree(self.etc / self.ns["br"], ignore_errors=True)
+
+
+def kill_all_in(netns: str, *, power_cut: bool = False) -> None:
+    """SIGKILL every process in a namespace; power_cut: all stopped first, so none sees another die."""
+    # Without the stop, keepalived would give the shared address away on the SIGTERM its dying parent
+    # sends it, and a peer would learn of the failure from a goodbye a real power cut never sends.
+    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, timeout=30).stdout.split()
+    for sig in (signal.SIGSTOP, signal.SIGKILL) if power_cut else (signal.SIGKILL,):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):  # one may have ended meanwhile
+                os.kill(int(pid), sig)
+
+
+def remove_netns(names: Iterable[str]) -> None:
+    """Kill what runs in each namespace and delete it (one that is already gone is no error)."""
+    for name in names:
+        kill_all_in(name)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,12 +18,15 @@ from typing import Any
 from gateway.errors import RpcError
 from gateway.ha.key import write_new_key
 from gateway.lab.daemon import LifelineProcess
+from gateway.lab.netns import kill_all_in, remove_netns
 from gateway.sip.rpc import KamailioRpc
 
 NET = "10.203.1"  # exists only inside the namespaces below
 BOX_A, BOX_B, VIP = f"{NET}.71", f"{NET}.72", f"{NET}.70"
 PHONES, ATTACKER, FORGER = f"{NET}.10", f"{NET}.73", f"{NET}.74"
+CLOUD = f"{NET}.80"  # a lab cloud on the LAN bridge, for tests whose boxes probe one (cloud={"sbc": ...})
 DMQ_PORT = 5090
+SPLIT_TABLE = "lifeline_split"  # nftables table of cut_between() in both boxes
 
 
 def _ip(*args: str) -> None:
@@ -43,6 +45,8 @@ class PairLab:
         *,
         one_key: bool = True,
         cdr: dict[str, object] | None = None,
+        cloud: dict[str, object] | None = None,
+        health: dict[str, object] | None = None,
         **sip: object,
     ) -> None:
         self.ns = {role: f"ll{tag}{role}" for role in ("lan", "a", "b")}
@@ -53,6 +57,7 @@ class PairLab:
         for path in set(keys):
             write_new_key(path)
         self._cdr = cdr or {}
+        self._cloud, self._health = cloud or {}, health or {}
         self.a = self._box(workdir / "a", "a", BOX_A, BOX_B, 150, extensions_csv, realm, keys[0], sip)
         self.b = self._box(workdir / "b", "b", BOX_B, BOX_A, 100, extensions_csv, realm, keys[1], sip)
 
@@ -64,7 +69,7 @@ class PairLab:
         lan = self.ns["lan"]
         _ip("-n", lan, "link", "add", "br0", "type", "bridge")
         _ip("-n", lan, "link", "set", "br0", "up")
-        for address in (PHONES, ATTACKER, FORGER):
+        for address in (PHONES, ATTACKER, FORGER, CLOUD):
             _ip("-n", lan, "addr", "add", f"{address}/24", "dev", "br0")
         for role, address in (("a", BOX_A), ("b", BOX_B)):
             inner, outer = f"ll{tag}{role}0", f"ll{tag}{role}1"
@@ -95,7 +100,7 @@ class PairLab:
         sip: dict[str, object],
     ) -> LifelineProcess:
         config: dict[str, dict[str, Any]] = {
-            "cloud": {"realm": realm},
+            "cloud": {"realm": realm, **self._cloud},
             "sip": {"listen": own, "port": 5060, "children": 2, **sip},
             "ha": {
                 "enabled": True,
@@ -105,15 +110,21 @@ class PairLab:
                 "key_file": str(key_file),
             },
             "cdr": dict(self._cdr),
+            "health": dict(self._health),
         }
         daemon = LifelineProcess(workdir, config, prefix=("ip", "netns", "exec", self.ns[role]))
         daemon.cli("extensions", "import", str(extensions_csv))
         return daemon
 
-    def start(self, box: LifelineProcess) -> None:
-        """Start a box and hold it in SURVIVAL (no cloud here: the boxes serve the phones themselves)."""
+    def start(self, box: LifelineProcess, override: str | None = "survival") -> None:
+        """Start a box and hold it in SURVIVAL (no cloud here: the boxes serve the phones themselves).
+
+        The override holds for the pair (gateway/ha/pair_mode.py): the second box sets the same one again.
+        override=None leaves the mode to the boxes (a test with a lab cloud at CLOUD).
+        """
         box.start()
-        box.set_mode("survival")
+        if override is not None:
+            box.set_mode(override)
 
     def role(self, box: LifelineProcess) -> str | None:
         """The box's part in the pair as `lifeline status` shows it (active, standby, ...)."""
@@ -121,17 +132,39 @@ class PairLab:
         role = ha.get("role")
         return str(role) if role is not None else None
 
+    def power_cut(self, role: str) -> None:
+        """Every process of the box stopped, then killed: nobody gets to say goodbye."""
+        kill_all_in(self.ns[role], power_cut=True)
+
+    def cut_between(self) -> None:
+        """Split brain: each box drops every packet from or to the other (VRRP, DMQ); phones reach both."""
+        for role, peer in (("a", BOX_B), ("b", BOX_A)):
+            # A table of its own, so heal_between() removes exactly this; ARP is not IP and still passes.
+            rules = (
+                f"table inet {SPLIT_TABLE} {{\n"
+                f" chain input {{ type filter hook input priority -10; ip saddr {peer} drop; }}\n"
+                f" chain output {{ type filter hook output priority -10; ip daddr {peer} drop; }}\n}}\n"
+            )
+            subprocess.run(
+                ["ip", "netns", "exec", self.ns[role], "nft", "-f", "-"],
+                input=rules,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+
+    def heal_between(self) -> None:
+        """The link between the boxes back (cut_between undone)."""
+        for role in ("a", "b"):
+            self.run(role, "nft", "delete", "table", "inet", SPLIT_TABLE)
+
     def close(self) -> None:
         """Stop both daemons, kill what is left inside and delete the namespaces."""
         for box in (self.b, self.a):
             with contextlib.suppress(Exception):
                 box.stop()
-        for name in reversed(self._created):
-            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), 9)
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        remove_netns(reversed(self._created))
         self._created.clear()
 
 

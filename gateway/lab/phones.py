@@ -318,9 +318,11 @@ class Phone(UaAccount):
         self.endpoint.wait_for(lambda: len(self.reg_codes) > before, timeout, f"{self.user} to register")
         return self.reg_codes[-1]
 
-    def call(self, number: str, headers: Iterable[tuple[str, str]] = ()) -> PhoneCall:
-        """Dial a number in this phone's domain, with extra SIP headers if given."""
+    def call(self, number: str, headers: Iterable[tuple[str, str]] = (), local_uri: str | None = None) -> PhoneCall:
+        """Dial a number in this phone's domain, with extra SIP headers and another From if given."""
         prm = pj.CallOpParam(True)
+        if local_uri is not None:
+            prm.txOption.localUri = local_uri
         for name, value in headers:
             header = pj.SipHeader()
             header.hName, header.hValue = name, value
@@ -348,3 +350,30 @@ class Phone(UaAccount):
         self.calls.clear()
         self.endpoint.ua.remove_account(self)
         self.endpoint.ua.close_transport(self.transport_id)
+
+
+def talk(
+    ep: SipEndpoint,
+    caller: Phone,
+    callee: Phone,
+    number: str = "1002",
+    *,
+    rtp: bool = False,
+    caller_hangs_up: bool = False,
+) -> None:
+    """caller dials number, callee answers (RTP flows both ways first, if rtp); one hangs up and the other sees it."""
+    before = len(callee.incoming)
+    call = caller.call(number)
+    ep.wait_for(lambda: len(callee.incoming) > before or call.state == "DISCONNECTED", 15, "the callee to ring")
+    assert len(callee.incoming) > before, f"the call failed: {call.record.last_code} {call.record.last_reason}"
+    incoming = callee.incoming[-1]
+    incoming.answer_with(200)
+    ep.wait_for(lambda: call.state == "CONFIRMED" and incoming.state == "CONFIRMED", 15, "the call answered")
+    if rtp:
+        sa, sb = call.rtp_packets()[0], incoming.rtp_packets()[0]
+        ep.wait_for(
+            lambda: call.rtp_packets()[0] > sa + 10 and incoming.rtp_packets()[0] > sb + 10, 10, "RTP both ways"
+        )
+    ender, other = (call, incoming) if caller_hangs_up else (incoming, call)
+    ender.hang_up()
+    ep.wait_for(lambda: other.state == "DISCONNECTED", 10, "the other side to see the hang-up")

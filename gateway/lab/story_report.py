@@ -6,20 +6,13 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
+from gateway.htmlpage import report_templates
 from gateway.lab.story_model import Story
 
 TEMPLATE = "story_report.html.tmpl"
 WIDTH, ROW, LEFT = 900, 22, 300  # the chart's width, a step's row height, the label column (px)
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent),
-    autoescape=True,  # step details quote SIP reasons and log lines: escaped, always
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_env = report_templates(Path(__file__).parent)
 
 
 def chart(story: Story) -> dict[str, Any]:

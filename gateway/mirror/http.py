@@ -53,6 +53,17 @@ def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     return ctx
 
 
+def client_error_text(err: aiohttp.ClientError) -> str:
+    """What went wrong with a request, in an installer's words (certificate, TLS, connection, other)."""
+    if isinstance(err, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate not trusted: {err.certificate_error}"
+    if isinstance(err, aiohttp.ClientSSLError):
+        return f"TLS error: {err}"
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return f"cannot connect: {err.os_error.strerror or err}"
+    return f"{type(err).__name__}: {err}"
+
+
 class HttpClient:
     """Requests with a total timeout and a cap on the response size."""
 
@@ -110,11 +121,5 @@ class HttpClient:
                 return Response(resp.status, CIMultiDict(resp.headers), b"".join(chunks))
         except TimeoutError as err:
             raise FetchError(f"{where}: no complete answer within {self.timeout_s:g} s") from err
-        except aiohttp.ClientConnectorCertificateError as err:
-            raise FetchError(f"{where}: TLS certificate not trusted: {err.certificate_error}") from err
-        except aiohttp.ClientSSLError as err:
-            raise FetchError(f"{where}: TLS error: {err}") from err
-        except aiohttp.ClientConnectorError as err:
-            raise FetchError(f"{where}: cannot connect: {err.os_error.strerror or err}") from err
         except aiohttp.ClientError as err:
-            raise FetchError(f"{where}: {type(err).__name__}: {err}") from err
+            raise FetchError(f"{where}: {client_error_text(err)}") from err

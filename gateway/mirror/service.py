@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from gateway.config import MirrorConfig
+from gateway.listeners import AsyncListeners
 from gateway.mirror.engine import SyncEngine, SyncResult, state_key
 from gateway.mirror.errors import MirrorError
 from gateway.mirror.source import DirectorySource
@@ -20,7 +21,6 @@ from gateway.store import Store
 log = structlog.get_logger("mirror")
 
 # (event, data): "mirror_stale" / "mirror_fresh"; the alert interface (issue 3) subscribes here.
-MirrorListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 RemovedHook = Callable[[list[str]], Awaitable[None]]
 TICK_MAX_S = 30.0
 
@@ -62,11 +62,7 @@ class MirrorService:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._manual: asyncio.Task[None] | None = None
-        self._listeners: list[MirrorListener] = []
-
-    def add_listener(self, listener: MirrorListener) -> None:
-        """Call listener(event, data) when the mirror turns stale or fresh again."""
-        self._listeners.append(listener)
+        self.on_health: AsyncListeners[[str, dict[str, Any]]] = AsyncListeners("mirror health")  # stale, fresh
 
     async def start(self) -> None:
         """Start the periodic loop (the first sync runs at once)."""
@@ -145,7 +141,7 @@ class MirrorService:
             was_stale = self.health == MirrorHealth.STALE
             self._set_state(MirrorHealth.FRESH, "sync succeeded")
             if was_stale and self.engine is not None:
-                await self._notify("mirror_fresh", {"source": self.engine.source.name, "age_s": 0})
+                await self.on_health.emit("mirror_fresh", {"source": self.engine.source.name, "age_s": 0})
         elif self.health != MirrorHealth.STALE:
             self._set_state(MirrorHealth.FAILING, failed)
         await self._check_stale()
@@ -165,18 +161,11 @@ class MirrorService:
             self._set_state(MirrorHealth.STALE, reason)
             data = {"source": self.engine.source.name, "age_s": round(age), "last_error": health.get("last_error")}
             await asyncio.to_thread(self.store.add_event, "mirror_stale", reason, data)
-            await self._notify("mirror_stale", data)
+            await self.on_health.emit("mirror_stale", data)
         elif not stale and self.health == MirrorHealth.STALE:
             good = not health.get("last_error")
             self._set_state(MirrorHealth.FRESH if good else MirrorHealth.FAILING, "no longer stale")
-            await self._notify("mirror_fresh", {"source": self.engine.source.name, "age_s": round(age)})
-
-    async def _notify(self, event: str, data: dict[str, Any]) -> None:
-        for listener in self._listeners:
-            try:
-                await listener(event, data)
-            except Exception:  # one broken listener must not stop the mirror
-                log.exception("mirror listener failed", mirror_event=event)
+            await self.on_health.emit("mirror_fresh", {"source": self.engine.source.name, "age_s": round(age)})
 
     def _set_state(self, new: MirrorHealth, reason: str) -> None:
         old, self.health = self.health, new
@@ -237,4 +226,4 @@ def status_from_health(
     }
 
 
-__all__ = ["MirrorHealth", "MirrorListener", "MirrorService", "state_key", "status_from_health"]
+__all__ = ["MirrorHealth", "MirrorService", "state_key", "status_from_health"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from gateway.errors import RpcError
+from gateway.sip.call_starts import CallStart, call_starts
 from gateway.sip.rpc import KamailioRpc
 
 TABLE = "cdr_ends"  # kamailio.cfg.tmpl: written as a recorded BYE passes, replicated to the peer by DMQ
@@ -30,3 +32,15 @@ def call_ends(rpc_socket: Path) -> Callable[[str], CallEnd | None]:
             return None
 
     return lookup
+
+
+class PairCalls(NamedTuple):
+    """What capture asks this box's Kamailio about the pair's calls: their ends and their starts."""
+
+    end: Callable[[str], CallEnd | None]
+    start: Callable[[str], CallStart | None]
+
+
+def pair_calls(rpc_socket: Path) -> PairCalls:
+    """Both lookups, through this box's Kamailio RPC socket."""
+    return PairCalls(call_ends(rpc_socket), call_starts(rpc_socket))

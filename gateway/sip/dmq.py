@@ -16,9 +16,18 @@ import ipaddress
 from gateway.config import Config
 from gateway.errors import SipError
 from gateway.ha.render import own_lan_ip
+from gateway.sip import call_starts
 
 # The failed-login counters and the bans (route[AUTH_FAILED]): a guess at either box counts for both.
 REPLICATED_TABLES = ("authfail", "authfail_ext", "ban", "banlevel")
+
+PING_INTERVAL_S = 5  # dmq's ping_interval in _MODULES
+# A silence of the peer's pings longer than this (more than one missed) makes this box ask for a resync.
+PEER_SILENCE_S = PING_INTERVAL_S + 3
+# The actions that ask a peer for everything, as Kamailio 5.6's modules number them (dmq_usrloc's
+# usrloc_sync.h, htable's ht_dmq.h); tests/ha/test_split_brain.py fails if they are wrong.
+USRLOC_SYNC, HTABLE_SYNC = 3, 1
+_RESYNC = {"gap": PEER_SILENCE_S, "usrloc_sync": USRLOC_SYNC, "htable_sync": HTABLE_SYNC}
 
 # Loaded before htable (which registers with dmq as it starts) and after tm, sl and usrloc.
 _MODULES = """
@@ -28,13 +37,18 @@ loadmodule "dmq_usrloc.so"
 modparam("dmq", "server_address", "{server}")
 modparam("dmq", "notification_address", "{notify}")
 modparam("dmq", "num_workers", 1)
+# Pings every 5 s (the least; PING_INTERVAL_S), not 60: the peer's state in dmq.list_nodes (`lifeline
+# status`) and its silences are known within seconds.
+modparam("dmq", "ping_interval", 5)
 # Registrations: every change is sent to the peer as it happens; a box that starts asks for all of them.
 modparam("dmq_usrloc", "enable", 1)
 modparam("dmq_usrloc", "sync", 1)
 modparam("dmq_usrloc", "batch_msg_contacts", 50)
 # The peer's sockets are not ours: the box that calls a phone sends from its own (the shared address
 # when it has one), so the binding's socket stays behind.
-modparam("dmq_usrloc", "replicate_socket_info", 0)"""
+modparam("dmq_usrloc", "replicate_socket_info", 0)
+# When the peer's DMQ was last heard (route[HA_PEER_HEARD]), in seconds since the epoch.
+modparam("pv", "shvset", "ha_peer_heard=i:0")"""
 
 # After the tables (dmqreplicate=1): htable must be loaded first, and dmq before htable (its peer list).
 _HTABLE = """
@@ -51,9 +65,12 @@ _ROUTE = """
 route[HA_DMQ] {{
 	if ($Ri == "{own}" && $Rp == {port}) {{
 		if (is_method("KDMQ") && $proto == "tcp" && $si == "{peer}") {{
+			if ($rU == "notification_peer") route(HA_PEER_HEARD);
 			dmq_handle_message();
 			exit;
 		}}
+		# The peer's forwarded trunk calls and their dialogs (gateway/sip/pair_trunk.py).
+		if ($proto == "tcp" && $si == "{peer}" && route(PAIR_TRUNK_GATE)) return;
 		xlog("L_WARN", "lifeline: $rm from $si on the pair's replication socket dropped\\n");
 		exit;
 	}}
@@ -61,6 +78,21 @@ route[HA_DMQ] {{
 		xlog("L_WARN", "lifeline: KDMQ from $si outside the pair's replication socket dropped\\n");
 		exit;
 	}}
+}}
+
+# DMQ sends each change once and keeps no backlog: a binding or table item changed while the boxes
+# could not reach each other (a split brain, a cable, a switch's restart) is never sent again, and
+# dmq_usrloc and htable ask for everything only when Kamailio starts. The peer pings every
+# ping_interval; a ping after a longer silence means such a gap: ask the peer for all of it again, as
+# a box that starts does (DMQ_SYNC of dmq_usrloc, HT_DMQ_SYNC of htable in Kamailio 5.6). The peer
+# does the same on hearing this box's pings, so each box learns what the other took meanwhile.
+route[HA_PEER_HEARD] {{
+	if ($Ts - $shv(ha_peer_heard) > {gap}) {{
+		xlog("L_NOTICE", "lifeline: DMQ peer {peer} heard after a silence: asking it for everything again\\n");
+		dmq_send_message("usrloc", "{notify}", '{{"action":{usrloc_sync}}}', "application/json");
+		dmq_send_message("htable", "{notify}", '{{"action":{htable_sync}}}', "application/json");
+	}}
+	$shv(ha_peer_heard) = $Ts;
 }}
 """
 
@@ -74,7 +106,8 @@ def pair_fragments(config: Config) -> tuple[str, dict[str, str]]:
     """The DMQ listen line, and the template's ha_* placeholders (all empty when ha is off)."""
     ha = config.ha
     if not ha.enabled or ha.peer is None:
-        return "", {"ha_modules": "", "ha_replicate": "", "ha_htable": "", "ha_gate": "", "ha_routes": ""}
+        empty = ("ha_modules", "ha_replicate", "ha_htable", "ha_gate", "ha_routes", "ha_cdr_answer")
+        return "", dict.fromkeys(empty, "")
     own = own_lan_ip(config)  # the same address keepalived speaks VRRP from
     if ipaddress.ip_address(own) == ipaddress.ip_address(ha.peer):
         raise SipError(f"ha.peer = {ha.peer!r}: that is this box's own address (sip.listen)")
@@ -83,7 +116,9 @@ def pair_fragments(config: Config) -> tuple[str, dict[str, str]]:
     return f"\nlisten=tcp:{_host(own)}:{ha.dmq_port}", {
         "ha_modules": _MODULES.format(server=server, notify=notify),
         "ha_replicate": "dmqreplicate=1;",
-        "ha_htable": _HTABLE,
+        "ha_htable": call_starts.TABLE_FRAGMENT + _HTABLE,
         "ha_gate": "\troute(HA_DMQ);\n",
-        "ha_routes": _ROUTE.format(own=own, port=ha.dmq_port, peer=ha.peer),
+        "ha_routes": _ROUTE.format(own=own, port=ha.dmq_port, peer=ha.peer, notify=notify, **_RESYNC)
+        + call_starts.ROUTE_FRAGMENT,
+        "ha_cdr_answer": call_starts.ROUTE_CALL,
     }

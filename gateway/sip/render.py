@@ -20,6 +20,7 @@ from gateway.ha.key import read_key, route_key
 from gateway.numbering import emergency_pattern
 from gateway.sip.dmq import pair_fragments
 from gateway.sip.options import SipTarget
+from gateway.sip.pair_trunk import trunk_key, with_trunk
 from gateway.sip.tls import TlsFiles, cloud_server_name
 
 MODULE_DIRS = (
@@ -41,6 +42,7 @@ class EdgeKeys:
 
     caller: str  # signs the caller stamp for the trunk agent; new on every daemon start
     route: str  # signs our Record-Route; kept across restarts so calls outlive one
+    pair_trunk: str = ""  # [ha]: signs trunk calls sent to the peer box (gateway.sip.pair_trunk); "" off
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def edge_keys(data_dir: Path, pair_key_file: Path | None = None) -> EdgeKeys:
     """A fresh caller key, and the route key: the pair's ([ha] key_file), else the data dir's (made once, 0600)."""
     if pair_key_file is not None:
         # Both boxes of a pair sign alike: a call set up through one can be ended through the other.
-        return EdgeKeys(caller=secrets.token_hex(32), route=route_key(read_key(pair_key_file)))
+        pair_key = read_key(pair_key_file)
+        return EdgeKeys(secrets.token_hex(32), route_key(pair_key), trunk_key(pair_key))
     path = data_dir / ROUTE_KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -261,6 +264,8 @@ def render(config: Config, inputs: RenderInputs) -> str:
     listen = virtual_listen(config, listen)  # [ha]: the shared address too (not the DMQ socket below)
     pair_listen, pair = pair_fragments(config)  # all empty without [ha]
     listen += pair_listen
+    first = sip.transports[0]  # the trunk across the pair ([ha]): its agent registers on the phones' first socket
+    pair = with_trunk(pair, config, first, tls_port if first == "tls" else inputs.port, inputs.keys.pair_trunk)
     if config.mirror.learned:
         cloud += "\n#!define WITH_LEARNED"
     survival_expires = config.survival.register_expires
@@ -315,11 +320,14 @@ def render(config: Config, inputs: RenderInputs) -> str:
     )
 
 
-def kamailio_command(binary: str, cfg: Path, run_dir: Path) -> list[str]:
+def kamailio_command(binary: str, cfg: Path, run_dir: Path, shm_mb: int = 64) -> list[str]:
     """Kamailio in the foreground, logging to stderr, with Lifeline's memory sizes."""
     # -DD: no daemonising, so the supervisor owns the main process; -m/-M: shared and private
-    # memory in MB, enough for thousands of bindings on a Pi.
-    return [binary, "-DD", "-E", "-f", str(cfg), "-m", "64", "-M", "8", "-Y", str(run_dir)]
+    # memory in MB, enough for thousands of bindings on a Pi. -x/-X tlsf: Debian's build defaults to
+    # qm, the debugging allocator, whose search grows with every block: loading the CA bundle for the
+    # cloud's TLS took 19-24 s on a busy 2-core machine (15 s is the start limit), tlsf 2.6-3 s.
+    shm, pkg = str(shm_mb), "8"
+    return [binary, "-DD", "-E", "-f", str(cfg), "-m", shm, "-M", pkg, "-x", "tlsf", "-X", "tlsf", "-Y", str(run_dir)]
 
 
 def port_free(host: str, port: int) -> bool:

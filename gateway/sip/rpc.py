@@ -21,6 +21,9 @@ from typing import Any
 from gateway.errors import RpcError
 
 MAX_REPLY = 1 << 20
+# The client sockets' names: one count for the process, as several clients (each with its own lock)
+# may call at once, and a name taken twice would have one call remove the other's socket.
+_names = itertools.count(1)
 
 
 class KamailioRpc:
@@ -49,7 +52,7 @@ class KamailioRpc:
 
     def call_bulk_blocking(self, method: str, *params: Any) -> Any:
         """call_bulk() for code that has no event loop."""
-        reply_name = f"lifeline_reply_{os.getpid()}_{next(self._ids)}"  # Kamailio refuses a name with a dot or a slash
+        reply_name = f"lifeline_reply_{os.getpid()}_{next(_names)}"  # Kamailio refuses a name with a dot or a slash
         request = {"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1, "reply_name": reply_name}
         reply_path = self.fifo.with_name(reply_name)
         os.mkfifo(reply_path, 0o600)
@@ -125,7 +128,7 @@ class KamailioRpc:
         # abstract name: those stay in one network namespace, and a lab's Kamailio runs in another.
         # Only a datagram from Kamailio's own path is taken for the reply.
         deadline = time.monotonic() + self.timeout
-        path = self.server.with_name(f"c{os.getpid()}_{next(self._ids)}")
+        path = self.server.with_name(f"c{os.getpid()}_{next(_names)}")
         path.unlink(missing_ok=True)
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 
+from gateway.listeners import Listeners
 from gateway.trunk import at, dle
 from gateway.trunk.audio_stream import FrameSink
 from gateway.trunk.call import CallEvent, CallState, EndReason
@@ -21,8 +21,6 @@ from gateway.trunk.link import LIMITED_SERVICE, LinkState, ModemSettings, UsbRes
 from gateway.trunk.link_machine import ModemLink
 from gateway.trunk.ports import PortFinder
 from gateway.trunk.profiles import AudioStart, Family, Profile
-
-CallListener = Callable[[CallEvent], None]
 
 _DEFAULT_SETTINGS = ModemSettings()
 
@@ -41,9 +39,9 @@ class Modem(ModemLink):
         self._orig = asyncio.Event()  # Huawei ^ORIG seen for the call being dialled
         self._audio_task: asyncio.Task[bool] | None = None  # the current call's audio command (per-call families)
         self._active_at: float | None = None  # when the current call was answered
-        self.call_listeners: list[CallListener] = []
-        self.dtmf_listeners: list[Callable[[str], None]] = []
-        self.sms_listeners: list[Callable[[at.Sms], None]] = []
+        self.on_call: Listeners[[CallEvent]] = Listeners("modem call")
+        self.on_dtmf: Listeners[[str]] = Listeners("modem dtmf")
+        self.on_sms: Listeners[[at.Sms]] = Listeners("modem sms")
 
     @property
     def frame_sink(self) -> FrameSink | None:
@@ -89,8 +87,7 @@ class Modem(ModemLink):
                 self._wake.set()  # the SIM is back (or asks for its PIN): look now, not a retry later
             elif name == "+CMT" and urc.extra:
                 sms = at.parse_cmt(urc.line, urc.extra[0])
-                for sms_listener in list(self.sms_listeners):
-                    sms_listener(sms)
+                self.on_sms.emit(sms)
             elif name == "+CMTI":
                 indication = at.parse_cmti(urc.line)
                 asyncio.get_running_loop().create_task(self._read_sms(indication))
@@ -128,12 +125,10 @@ class Modem(ModemLink):
                     and self.state is LinkState.READY
                 ):
                     asyncio.get_running_loop().create_task(self._analog_on_hook(streaming))
-            for listener in list(self.call_listeners):
-                listener(event)
+            self.on_call.emit(event)
 
     def _emit_dtmf(self, digit: str) -> None:
-        for listener in list(self.dtmf_listeners):
-            listener(digit)
+        self.on_dtmf.emit(digit)
 
     def _check_stream_at_end(self) -> None:
         # The next call's first frame must not count as a stall of this one: forget this call's clock.
@@ -169,8 +164,7 @@ class Modem(ModemLink):
             reply = await self.command(f"AT+CMGR={indication.index}")
             if reply.ok:
                 sms = at.parse_cmgr(reply.lines)
-                for listener in list(self.sms_listeners):
-                    listener(sms)
+                self.on_sms.emit(sms)
                 await self.command(f"AT+CMGD={indication.index}")  # a full SIM stops new-SMS URCs
 
     # ------------------------------------------------------------------ calls

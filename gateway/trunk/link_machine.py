@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable
 
 import structlog
 
+from gateway.listeners import Listeners
 from gateway.trunk import at, registration
 from gateway.trunk.at_channel import AtChannel
 from gateway.trunk.audio_stream import AudioStream
@@ -72,7 +72,7 @@ class ModemLink(RecoveryLadder):
         self._needs_reset: str | None = None
         self._needs_creset = False
         self._configured = False  # the family's init (audio included) went to the modem since its port opened
-        self.state_listeners: list[Callable[[LinkState, LinkState, str], None]] = []
+        self.on_state: Listeners[[LinkState, LinkState, str]] = Listeners("modem state")
 
     @abc.abstractmethod
     def _on_urc(self, urc: at.Urc) -> None:
@@ -121,8 +121,7 @@ class ModemLink(RecoveryLadder):
         self.status.emergency_only = self.emergency_capable and new is not LinkState.READY
         self.log.info("modem state", old=old.value, new=new.value, reason=reason)
         self._changed.set()
-        for listener in list(self.state_listeners):
-            listener(old, new, reason)
+        self.on_state.emit(old, new, reason)
 
     def _problem(self, text: str | None) -> None:
         if text != self.status.problem:

@@ -8,7 +8,7 @@ import enum
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from gateway.config import Config
 from gateway.core.alerts import Alert, AlertDeliveryError
 from gateway.core.probes import lan_address
 from gateway.hw.patterns import TrunkView
+from gateway.listeners import AsyncListeners
 from gateway.mirror import repository as directory
 from gateway.store import Store
 from gateway.trunk.errors import TrunkError
@@ -110,9 +111,9 @@ class TrunkSupervisor:
         self._stopping = False
         self._stream: tuple[str, int] = ("", 0)  # the agent's boot id and the last event number read from it
         self._event_tasks: list[asyncio.Task[None]] = []
-        self.on_sms: Callable[[dict[str, Any]], Awaitable[None]] | None = None
-        self.on_limit: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # a toll-fraud limit tripped
-        self.on_emergency: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # an emergency number dialled
+        self.on_sms: AsyncListeners[[dict[str, Any]]] = AsyncListeners("trunk sms")
+        self.on_limit: AsyncListeners[[dict[str, Any]]] = AsyncListeners("trunk limit")  # a toll-fraud limit tripped
+        self.on_emergency: AsyncListeners[[dict[str, Any]]] = AsyncListeners("emergency")  # an emergency number dialled
         self.last_status: dict[str, Any] = {}
         self.clock = ModemNetworkClock()
 
@@ -299,12 +300,11 @@ class TrunkSupervisor:
         elif kind == "limit":
             # A per-extension rate, concurrency or the daily cap refused a call: an event, and the daemon's alert.
             await asyncio.to_thread(self.store.add_event, "trunk", limit_event_message(event), event)
-            if self.on_limit is not None:
-                await self.on_limit(event)
-        elif kind == "sms" and self.on_sms is not None:
-            await self.on_sms(event)
-        elif kind == "emergency" and self.on_emergency is not None:
-            await self.on_emergency(event)
+            await self.on_limit.emit(event)
+        elif kind == "sms":
+            await self.on_sms.emit(event)
+        elif kind == "emergency":
+            await self.on_emergency.emit(event)
 
     async def send_message(self, extensions: list[str], text: str) -> dict[str, str]:
         """SIP MESSAGEs to extensions, sent by the agent's SIP account through Kamailio."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -10,8 +9,8 @@ import sqlite3
 import ssl
 import stat
 import struct
-import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,14 @@ from gateway.cli import backup_cmd
 from gateway.cli.main import main
 from gateway.config import load
 from gateway.errors import BackupError
+from gateway.ha.key import read_key, write_new_key
 from gateway.lab.daemon import to_toml
 from gateway.mirror.records import Extension
 from gateway.sip.accounting import ACC_TABLE
 from gateway.sip.render import free_port
 from gateway.store import Store
 from tests.cdr.helpers import add_record, queue
+from tests.served import served_in_thread
 
 PASSWORDS = {"1001": "alice-clear-pass-1001", "1002": "bob-clear-pass-1002"}
 REALM = "branch.example"
@@ -175,6 +176,23 @@ def test_restore_onto_a_fresh_install_brings_everything_back(old: Install, key: 
     assert config.alerts.webhook_url == "https://alerts.example/hook" and config.cloud.realm == REALM
     assert "# the operator's own comment" in text
     assert stat.S_IMODE(new.config_path.stat().st_mode) == 0o600
+
+
+def test_a_pair_box_gets_its_pair_key_back_private(key: Path, tmp_path: Path) -> None:
+    pair_key = tmp_path / "pair.key"
+    write_new_key(pair_key)
+    ha = {"enabled": True, "peer": "192.0.2.72", "virtual_ip": "192.0.2.70/24", "key_file": str(pair_key)}
+    old = make_install(tmp_path / "old", {"cloud": {"realm": REALM}, "ha": ha})
+    seed(old)
+    made = create(old, tmp_path / "out", "--key-file", str(key))
+    kept = pair_key.read_bytes()
+    pair_key.unlink()  # the box's disk was lost; its peer still signs routes with this key
+
+    new = make_install(tmp_path / "new")
+    assert new.cli("backup", "restore", str(made), "--key-file", str(key)) == 0
+
+    assert pair_key.read_bytes() == kept and stat.S_IMODE(pair_key.stat().st_mode) == 0o600
+    assert len(read_key(pair_key)) == 32  # a pair key the daemon accepts (private, well formed)
 
 
 def test_the_file_holds_no_clear_password_and_hides_everything(old: Install, key: Path, tmp_path: Path) -> None:
@@ -319,36 +337,18 @@ def test_a_used_install_is_restored_over_only_with_replace_and_kept_aside(
     assert numbers(new.data / "lifeline.db") == ["1001", "1002"]
 
 
-class FakeDaemon:
+@contextmanager
+def fake_daemon(socket: Path) -> Iterator[None]:
     """Something answering on an API socket, in a thread of its own."""
 
-    def __init__(self, socket: Path) -> None:
-        self.socket = socket
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
+    async def status(_request: web.Request) -> web.Response:
+        return web.json_response({"pid": 4242})
 
-    async def _start(self) -> None:
-        async def status(_request: web.Request) -> web.Response:
-            return web.json_response({"pid": 4242})
-
-        app = web.Application()
-        app.router.add_get("/api/v1/status", status)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.UnixSite(self.runner, str(self.socket)).start()
-
-    def __enter__(self) -> FakeDaemon:
-        self.socket.parent.mkdir(parents=True, exist_ok=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+    app = web.Application()
+    app.router.add_get("/api/v1/status", status)
+    socket.parent.mkdir(parents=True, exist_ok=True)
+    with served_in_thread(app, lambda runner: web.UnixSite(runner, str(socket))):
+        yield
 
 
 def test_restore_is_refused_while_a_daemon_runs(
@@ -357,7 +357,7 @@ def test_restore_is_refused_while_a_daemon_runs(
     seed(old)
     made = create(old, tmp_path / "out", "--key-file", str(key))
     new = make_install(tmp_path / "new")
-    with FakeDaemon(new.root / "run" / "lifeline.sock"):
+    with fake_daemon(new.root / "run" / "lifeline.sock"):
         capsys.readouterr()
         assert new.cli("backup", "restore", str(made), "--key-file", str(key)) == 1
     assert "the daemon is running (pid 4242)" in capsys.readouterr().err
@@ -414,7 +414,7 @@ def ca() -> trustme.CA:
 
 
 class BackupServer:
-    """An HTTPS server on loopback that keeps what is PUT to it (token checked), in its own thread."""
+    """An HTTPS server on loopback that keeps what is PUT to it (token checked)."""
 
     def __init__(self, ca: trustme.CA, token: str) -> None:
         self.token = token
@@ -422,9 +422,8 @@ class BackupServer:
         self.port = free_port("127.0.0.1")
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1").configure_cert(self.context)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
+        self.app = web.Application(client_max_size=1 << 26)
+        self.app.router.add_put("/{tail:.*}", self._put)
 
     async def _put(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -432,28 +431,14 @@ class BackupServer:
         self.received[request.path] = await request.read()
         return web.Response(status=201)
 
-    async def _start(self) -> None:
-        app = web.Application(client_max_size=1 << 26)
-        app.router.add_put("/{tail:.*}", self._put)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.context).start()
-
-    def __enter__(self) -> BackupServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+    def site(self, runner: web.AppRunner) -> web.TCPSite:
+        return web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self.context)
 
 
 @pytest.fixture
 def server(ca: trustme.CA) -> Iterator[BackupServer]:
-    with BackupServer(ca, token=base64.b64encode(os.urandom(12)).decode()) as running:
+    running = BackupServer(ca, token=base64.b64encode(os.urandom(12)).decode())
+    with served_in_thread(running.app, running.site):  # in a thread of its own
         yield running
 
 

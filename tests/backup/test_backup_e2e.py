@@ -13,7 +13,7 @@ import pytest
 
 from gateway.cdr.labsink import LabWebhookReceiver, ThreadedReceiver, seed_records
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, SipEndpoint
+from gateway.lab.phones import Phone, SipEndpoint, talk
 from gateway.store import Store
 from tests.cdr.helpers import new_secret, wait_until
 
@@ -63,12 +63,7 @@ def test_a_restored_backup_serves_the_same_phones_and_delivers_each_record_once(
         try:
             alice, bob = phone(ep, old, "1001", PASSWORDS["1001"]), phone(ep, old, "1002", PASSWORDS["1002"])
             assert alice.register() == 200 and bob.register() == 200
-            call = alice.call("1002")
-            ringing = bob.ringing_call()
-            ringing.answer_with(200)
-            ep.wait_for(lambda: call.state == "CONFIRMED", what="the call to be answered")
-            call.hang_up()
-            ep.wait_for(lambda: ringing.state == "DISCONNECTED", what="bob to see the hang-up")
+            talk(ep, alice, bob, caller_hangs_up=True)
             wait_until(
                 lambda: query(old_db, "SELECT COUNT(*) FROM cdrs WHERE state = 'final'")[0][0] == SEEDED + 1,
                 15,

@@ -17,12 +17,11 @@ from gateway.cdr.labsink import LabWebhookReceiver, ThreadedReceiver
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import PhoneCall, SipEndpoint
 from gateway.trunk import tones
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim import FarEnd
 from gateway.trunk.sim.modem import ICCID
 from gateway.trunk.sim.thread import SimThread
 from tests.cdr.helpers import new_secret, wait_until
-from tests.trunk.lab import CALLER, phone, start_trunked
+from tests.trunk.lab import CALLER, phone, quectel_sim, start_trunked
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -30,10 +29,8 @@ pytestmark = pytest.mark.usefixtures("fresh_phones")
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[SimThread]:
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
-    thread = SimThread(SimConfig(Family.QUECTEL, time_scale=0.05, seed=5, max_rings=400), tmp_path / "by-id", far)
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path / "by-id", 5, far, max_rings=400) as thread:
+        yield thread
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import contextlib
 import shutil
 import socket
 import tempfile
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from gateway.cli import client
 from gateway.cli.main import main
 from gateway.lab.daemon import LifelineProcess
 from gateway.store import Store
+from tests.served import served_in_thread
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,29 +42,10 @@ def reset_logging() -> Iterator[None]:
 def fake_daemon(path: Path, handler: Handler) -> Iterator[None]:
     """Serve handler for every request on the unix socket path, from a thread with its own loop."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    loop = asyncio.new_event_loop()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.UnixSite(runner, str(path)).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="fake-daemon", daemon=True)
-    thread.start()
-    assert ready.wait(10), "the fake daemon did not start"
-    try:
+    with served_in_thread(app, lambda runner: web.UnixSite(runner, str(path)), access_log=None, shutdown_timeout=0.2):
         yield
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def answer(status: int, body: str, content_type: str = "application/json") -> Handler:
@@ -85,10 +66,11 @@ def cli(lifeline: LifelineProcess, capsys: pytest.CaptureFixture[str], *args: st
     return code, out.out, out.err
 
 
-def stored_mode(lifeline: LifelineProcess) -> object:
+def stored(lifeline: LifelineProcess, key: str) -> object:
+    """What the store holds under key (read directly, as the CLI would without a daemon)."""
     store = Store(lifeline.workdir / "data" / "lifeline.db")
     try:
-        return store.get_state("mode")
+        return store.get_state(key)
     finally:
         store.close()
 
@@ -121,7 +103,7 @@ def test_mode_reports_a_failing_daemon_and_writes_nothing_behind_it(
         code, out, err = cli(lifeline, capsys, "mode", "survival")
     assert code == 1 and out == ""
     assert expected in err and "not written behind the running daemon" in err
-    assert stored_mode(lifeline) is None
+    assert stored(lifeline, "mode") is None
 
 
 def test_mode_reports_a_hung_daemon_as_a_timeout(
@@ -130,7 +112,7 @@ def test_mode_reports_a_hung_daemon_as_a_timeout(
     monkeypatch.setattr(client, "TIMEOUT", client.aiohttp.ClientTimeout(total=0.3))
     with fake_daemon(api_socket(lifeline), never_answers):
         code, _, err = cli(lifeline, capsys, "mode", "survival")
-        assert (code, stored_mode(lifeline)) == (1, None)
+        assert (code, stored(lifeline, "mode")) == (1, None)
         assert "did not answer PUT /api/v1/mode within 0.3 s" in err
         code, _, err = cli(lifeline, capsys, "mirror", "sync")
         assert code == 1 and "did not answer POST /api/v1/mirror/sync within 0.3 s" in err
@@ -153,7 +135,7 @@ def test_without_a_socket_the_cli_writes_the_store_itself(
 ) -> None:
     code, out, _ = cli(lifeline, capsys, "mode", "survival")
     assert code == 0 and "daemon not running (no daemon at" in out and "it starts in SURVIVAL" in out
-    assert stored_mode(lifeline)["override"] == "survival"  # type: ignore[index]
+    assert stored(lifeline, "mode")["override"] == "survival"  # type: ignore[index]
     code, out, _ = cli(lifeline, capsys, "mirror", "sync")
     assert code == 0 and "applied to the store directly" in out and mirrored(lifeline) == 1
 
@@ -167,15 +149,7 @@ def test_a_socket_left_by_a_dead_daemon_counts_as_no_daemon(
         left.bind(str(path))  # the file exists, nobody listens: connections are refused
         code, out, _ = cli(lifeline, capsys, "mode", "survival")
     assert code == 0 and "Connection refused" in out
-    assert stored_mode(lifeline)["override"] == "survival"  # type: ignore[index]
-
-
-def stored_viewer_password(lifeline: LifelineProcess) -> object:
-    store = Store(lifeline.workdir / "data" / "lifeline.db")
-    try:
-        return store.get_state("viewer_password")
-    finally:
-        store.close()
+    assert stored(lifeline, "mode")["override"] == "survival"  # type: ignore[index]
 
 
 @pytest.mark.parametrize("args", [("--viewer",), ("--viewer", "--remove")])
@@ -183,10 +157,10 @@ def test_admin_password_reports_a_failing_daemon_and_writes_nothing_behind_it(
     lifeline: LifelineProcess, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
 ) -> None:
     code, _, err = cli(lifeline, capsys, "admin", "password", "--viewer")  # no daemon: written by the CLI
-    assert code == 0 and stored_viewer_password(lifeline) is not None
-    before = stored_viewer_password(lifeline)
+    assert code == 0 and stored(lifeline, "viewer_password") is not None
+    before = stored(lifeline, "viewer_password")
     with fake_daemon(api_socket(lifeline), answer(500, '{"error": "database is locked"}')):
         code, out, err = cli(lifeline, capsys, "admin", "password", *args)
     assert code == 1 and out == ""
     assert "(HTTP 500 Internal Server Error): database is locked; not written behind the running daemon" in err
-    assert stored_viewer_password(lifeline) == before
+    assert stored(lifeline, "viewer_password") == before

@@ -16,7 +16,7 @@ async def test_override_changes_mode_records_event_and_notifies(tmp_path: Path) 
     async def listener(old: Mode, new: Mode, reason: str) -> None:
         seen.append((old, new, reason))
 
-    controller.add_listener(listener)
+    controller.on_change.add(listener)
     await controller.set_override(Override.SURVIVAL, "drill")
     assert controller.mode is Mode.SURVIVAL
     assert seen == [(Mode.NORMAL, Mode.SURVIVAL, "drill")]
@@ -65,7 +65,7 @@ async def test_phones_are_switched_over_while_the_disk_is_still_busy(tmp_path: P
     async def kamailio(old: Mode, new: Mode, reason: str) -> None:
         flipped.set()
 
-    controller.add_listener(kamailio)
+    controller.on_change.add(kamailio)
     release = threading.Event()
     holding = threading.Event()
 

@@ -25,11 +25,10 @@ from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, SipEndpoint
 from gateway.trunk import tones
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim import FarEnd
 from gateway.trunk.sim.thread import SimThread
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
-from tests.trunk.lab import start_trunked
+from tests.trunk.lab import quectel_sim, start_trunked
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -241,10 +240,8 @@ def test_a_drill_cut_short_by_a_crash_gives_the_override_back_at_the_next_start(
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[SimThread]:
     far = FarEnd(source=tones.Tone((425.0,)), answer_after_s=1.0)
-    thread = SimThread(SimConfig(Family.QUECTEL, time_scale=0.05, seed=7, max_rings=400), tmp_path / "by-id", far)
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path / "by-id", 7, far, max_rings=400) as thread:
+        yield thread
 
 
 def test_the_emergency_test_calls_the_configured_test_number_through_the_trunk(tmp_path: Path, sim: SimThread) -> None:

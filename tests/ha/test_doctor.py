@@ -58,3 +58,14 @@ def test_a_silent_peer_warns_that_nobody_can_take_over() -> None:
 def test_the_peer_is_asked_on_this_boxs_port_and_transport() -> None:
     assert peer_target(CONFIG, "sip:192.0.2.1:5060;transport=udp") == "sip:192.0.2.2:5060;transport=udp"
     assert peer_target(parse({}), "sip:127.0.0.1:5060;transport=udp") is None
+
+
+def test_the_peers_replicated_records_and_who_decides_are_named_and_silence_warns() -> None:
+    heard = {"up": True, "heard_s": 0.4, "lag_ms": 12, "role": "active", "mode": "survival"}
+    ha = running("standby") | {"peer_health": heard, "mode_agreement": {"decides": "peer", "following": "survival"}}
+    (check,) = ha_checks(facts(ha), CONFIG)
+    assert check.verdict is Verdict.PASS
+    assert "peer up, heard 0.4 s ago, replication lag 12 ms; the peer decides the mode" in check.detail
+    silent = ha | {"peer_health": heard | {"up": False, "heard_s": 9.0}}
+    (check,) = ha_checks(facts(silent), CONFIG)
+    assert check.verdict is Verdict.WARN and check.fix is not None and "TCP 5090" in check.fix

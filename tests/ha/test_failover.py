@@ -6,7 +6,6 @@ Two real daemons (Kamailio and keepalived each) in namespaces of their own on on
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -97,13 +96,7 @@ def test_one_box_holds_the_address_and_status_shows_both_roles(pair: PairLab) ->
 
 
 def test_killing_every_process_of_the_active_box_moves_the_address_and_sip_to_the_other(pair: PairLab) -> None:
-    pids = subprocess.run(["ip", "netns", "pids", pair.ns["a"]], capture_output=True, text=True).stdout.split()
-    # All stopped first, then killed: as a power cut, nobody gets to say goodbye (keepalived would give
-    # the address away at once on the SIGTERM its parent's death sends it; the peer must notice by itself).
-    for sig in (signal.SIGSTOP, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):  # a check keepalived ran may have ended meanwhile
-                os.kill(int(pid), sig)
+    pair.power_cut("a")  # the peer must notice by itself: no SIGTERM, no goodbye advert
     took = wait_until(lambda: "b" in holders(pair), "box b to take the shared address", FAILOVER_S, 0.05)
     assert pair.role(pair.b) == "active"
     # Nothing of box a runs (its interface may keep the address: nobody is left to remove it),

@@ -69,7 +69,7 @@ def make_rig(tmp_path: Path, pinmap: PinMap = PINMAP, **timings: float) -> Rig:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     rig = make_rig(tmp_path)
-    rig.mode.add_listener(rig.hw.on_mode)
+    rig.mode.on_change.add(rig.hw.on_mode)
     await rig.hw.start()
     yield rig
     await rig.hw.stop()
@@ -179,7 +179,7 @@ async def test_short_press_lights_every_led_for_a_lamp_test(rig: Rig) -> None:
 
 async def test_hold_past_drill_time_starts_a_drill_that_returns_by_itself(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, drill_duration_s=1.0)
-    rig.mode.add_listener(rig.hw.on_mode)
+    rig.mode.on_change.add(rig.hw.on_mode)
     await rig.hw.start()
     try:
         await press(rig, 0.6)  # past drill_hold_s (0.4), short of reset_hold_s (1.2)
@@ -198,7 +198,7 @@ async def test_hold_past_drill_time_starts_a_drill_that_returns_by_itself(tmp_pa
 
 async def test_a_manual_override_during_a_drill_is_not_undone(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, drill_duration_s=0.8)
-    rig.mode.add_listener(rig.hw.on_mode)
+    rig.mode.on_change.add(rig.hw.on_mode)
     await rig.hw.start()
     try:
         await press(rig, 0.6)

@@ -6,17 +6,16 @@ the next requests fail in a chosen way.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import ssl
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 
 from tests.mirror.fakes_groups import FreePbxGraphql, KazooCallflows
+from tests.served import served_in_thread
 
 Fault = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
@@ -44,28 +43,12 @@ async def running(app: web.Application, ssl_context: ssl.SSLContext | None = Non
 
 @contextlib.contextmanager
 def in_thread(app: web.Application) -> Iterator[str]:
-    """Serve app from a thread with its own event loop (for synchronous tests that drive pjsua2)."""
-    loop = asyncio.new_event_loop()
-    started: list[tuple[web.AppRunner, str]] = []
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        started.append(loop.run_until_complete(serve(app)))
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="fake-directory", daemon=True)
-    thread.start()
-    assert ready.wait(10), "the fake directory did not start"
-    runner, url = started[0]
-    try:
-        yield url
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    """Serve app from a thread with its own event loop (for synchronous tests that drive pjsua2); yields its URL."""
+    # A short shutdown, as serve's.
+    with served_in_thread(
+        app, lambda runner: web.TCPSite(runner, "127.0.0.1", 0), access_log=None, shutdown_timeout=0.5
+    ) as runner:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 class FakeVendor:

@@ -9,9 +9,9 @@ import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import SipEndpoint
+from gateway.lab.phones import SipEndpoint, talk
 from gateway.lab.sipclient import SipClient
-from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
+from tests.conftest import CLOUD_HOST, REALM, phone_via_lifeline
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -35,25 +35,17 @@ def test_phones_seen_by_the_cloud_are_admitted_by_their_binding_and_strangers_ar
     sip_endpoint: SipEndpoint, cloud: LabCloud, learning_lifeline: LifelineProcess
 ) -> None:
     ep = sip_endpoint
-    proxy = f"sip:127.0.0.1:{learning_lifeline.sip_port};lr"
-    alice, bob = (
-        ep.phone(u, PASSWORDS[u], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy) for u in ("1001", "1002")
-    )
+    alice, bob = (phone_via_lifeline(ep, learning_lifeline, cloud, u) for u in ("1001", "1002"))
     assert alice.register() == 200 and bob.register() == 200  # the cloud authenticated them
     assert learning_lifeline.status()["extensions"] == 0
 
     cloud.stop()
     learning_lifeline.set_mode("survival")
     assert alice.register() == 200  # a refresh in SURVIVAL, admitted by its learned binding
-    call = alice.call("1002")
-    incoming = bob.ringing_call()
-    incoming.answer_with(200)
-    ep.wait_for(lambda: call.state == "CONFIRMED", what="the learned phones to talk")
-    call.hang_up()
-    ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="bob to see the hang-up")
+    talk(ep, alice, bob, caller_hangs_up=True)  # the learned phones talk
 
     # A phone the cloud never accepted through Lifeline gets a challenge it cannot answer.
-    stranger = ep.phone("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy)
+    stranger = phone_via_lifeline(ep, learning_lifeline, cloud, "1003")
     assert stranger.register() == 401
 
     # Another LAN host writing alice's number, with a contact of its own address, is not alice.

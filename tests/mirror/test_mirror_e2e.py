@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, SipEndpoint
+from gateway.lab.phones import Phone, SipEndpoint, talk
 from tests.mirror.conftest import PASSWORDS, REALM
 from tests.mirror.fakes import FakeFreePbx, FakeKazoo, FakeWazo, LifelineVendor, in_thread
 
@@ -77,12 +77,7 @@ def test_phones_register_and_call_with_mirrored_credentials(
             bob = phone(ep, daemon, "2002", PASSWORDS["2002"])
             assert alice.register() == 200
             assert bob.register() == 200
-            call = alice.call("2002")
-            incoming = bob.ringing_call()
-            incoming.answer_with(200)
-            ep.wait_for(lambda: call.state == "CONFIRMED" and incoming.state == "CONFIRMED", what="call confirmed")
-            call.hang_up()
-            ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="bob to see the hang-up")
+            talk(ep, alice, bob, "2002", caller_hangs_up=True)
             alice.shutdown()
             bob.shutdown()
             ep.phones.clear()

@@ -47,7 +47,7 @@ async def test_old_mirror_turns_stale_only_while_the_cloud_is_reachable(store: S
     async def listener(event: str, data: dict[str, Any]) -> None:
         events.append((event, data))
 
-    svc.add_listener(listener)
+    svc.on_health.add(listener)
     store.set_state("mirror.lifeline", {"last_ok": time.time() - 7200, "extensions": 3})
     await svc.start()
     try:
@@ -74,7 +74,7 @@ async def test_fresh_sync_clears_staleness_and_notifies(store: Store, fake_api: 
     async def listener(event: str, data: dict[str, Any]) -> None:
         events.append(event)
 
-    svc.add_listener(listener)
+    svc.on_health.add(listener)
     svc._set_state(MirrorHealth.STALE, "test starts stale")
     result = await svc.sync()
     assert result.total == 3

@@ -65,3 +65,10 @@ def in_phones_ns(sip_endpoint: SipEndpoint) -> Iterator[Callable[[BranchLab], No
 def lab_phone(ep: SipEndpoint, lab: BranchLab, user: str) -> Phone:
     """A phone on the branch LAN, registering to the cloud with Lifeline as outbound proxy."""
     return lab.phone(ep, user)
+
+
+def registered_pair(ep: SipEndpoint, lab: BranchLab) -> tuple[Phone, Phone]:
+    """Alice (1001) and Bob (1002) on the branch LAN, registered through Lifeline to the cloud."""
+    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
+    assert alice.register() == 200 and bob.register() == 200
+    return alice, bob

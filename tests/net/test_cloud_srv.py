@@ -16,8 +16,8 @@ from typing import Any
 
 from gateway.lab.branch import REALM, BranchLab
 from gateway.lab.phones import SipEndpoint
-from tests.net.conftest import lab_phone
-from tests.net.test_regions import answered_call, transactions, wait_states
+from tests.net.conftest import registered_pair
+from tests.net.test_regions import call_through, wait_states
 
 SRV = "_sip._udp.srv.cloud.test"
 PRIMARY, SECONDARY = "sip:sbc.cloud.test:5060", "sip:sbc2.cloud.test:5060"
@@ -69,19 +69,14 @@ def test_an_srv_name_gives_both_regions_in_order_and_the_secondary_carries_calls
 
     in_phones_ns(lab)
     ep = sip_endpoint
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
-    used = transactions(lab.cloud)
-    answered_call(ep, alice, bob)
-    assert transactions(lab.cloud) > used, "the first SRV target (priority 10) did not carry the call"
+    alice, bob = registered_pair(ep, lab)
+    call_through(lab.cloud, ep, alice, bob, "the first SRV target (priority 10) did not carry the call")
 
     # The primary region's SBC goes silent: the secondary from the SRV answer takes the calls, no SURVIVAL.
     lab.topology.outage("sip-primary")
     assert wait_states(lab, ["down", "up"]) == {"normal"}
     assert alice.register() == 200 and bob.register() == 200
-    used = transactions(lab.cloud2)
-    answered_call(ep, alice, bob)
-    assert transactions(lab.cloud2) > used, "the call did not go through the secondary region"
+    call_through(lab.cloud2, ep, alice, bob, "the call did not go through the secondary region")
     assert not [e for e in lab.mode_events() if "→ survival" in e["message"]]
 
 
@@ -100,12 +95,9 @@ def test_a_changed_srv_answer_is_used_while_running(
     wait_states(lab, ["up"])
     in_phones_ns(lab)
     ep = sip_endpoint
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
+    alice, bob = registered_pair(ep, lab)
     assert lab.cloud2 is not None and {"1001", "1002"} <= set(lab.cloud2.bindings())
-    used = transactions(lab.cloud2)
-    answered_call(ep, alice, bob)
-    assert transactions(lab.cloud2) > used, "the call did not go to the new SRV target"
+    call_through(lab.cloud2, ep, alice, bob, "the call did not go to the new SRV target")
     assert lab.status()["mode"]["mode"] == "normal"
 
 
@@ -120,11 +112,8 @@ def test_dns_cut_after_the_start_keeps_the_last_good_list_and_the_cloud(
     assert wait_states(lab, ["up", "up"]) == {"normal"}
     in_phones_ns(lab)
     ep = sip_endpoint
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
-    used = transactions(lab.cloud)
-    answered_call(ep, alice, bob)
-    assert transactions(lab.cloud) > used, "the call did not go through the cloud's primary while DNS is down"
+    alice, bob = registered_pair(ep, lab)
+    call_through(lab.cloud, ep, alice, bob, "the call did not go through the cloud's primary while DNS is down")
 
     # A restart while DNS is still down: the last good list and addresses from the store, still the cloud.
     assert lab.lifeline is not None and lab.lifeline.stop() == 0
@@ -146,8 +135,5 @@ def test_a_name_without_srv_records_is_its_own_address_on_5060(
     assert checks["cloud-srv"]["verdict"] == "warn" and "publish SRV records" in checks["cloud-srv"]["fix"]
     in_phones_ns(lab)
     ep = sip_endpoint
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
-    used = transactions(lab.cloud)
-    answered_call(ep, alice, bob)
-    assert transactions(lab.cloud) > used, "the call did not go through the cloud"
+    alice, bob = registered_pair(ep, lab)
+    call_through(lab.cloud, ep, alice, bob, "the call did not go through the cloud")

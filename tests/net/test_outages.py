@@ -10,8 +10,8 @@ from pathlib import Path
 import pjsua2 as pj
 
 from gateway.lab.branch import BranchLab
-from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
-from tests.net.conftest import lab_phone
+from gateway.lab.phones import PhoneCall, SipEndpoint, talk
+from tests.net.conftest import registered_pair
 
 
 def connect(ep: SipEndpoint, caller: PhoneCall, callee_incoming: Callable[[], PhoneCall]) -> PhoneCall:
@@ -24,13 +24,6 @@ def connect(ep: SipEndpoint, caller: PhoneCall, callee_incoming: Callable[[], Ph
 def rtp_flows(ep: SipEndpoint, a: PhoneCall, b: PhoneCall) -> None:
     ra, rb = a.rtp_packets()[0], b.rtp_packets()[0]
     ep.wait_for(lambda: a.rtp_packets()[0] > ra + 10 and b.rtp_packets()[0] > rb + 10, 10, "RTP both ways")
-
-
-def registered_pair(ep: SipEndpoint, lab: BranchLab) -> tuple[Phone, Phone]:
-    """Alice (1001) and Bob (1002) on the branch LAN, registered through Lifeline to the cloud."""
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
-    return alice, bob
 
 
 def probe_samples(lab: BranchLab) -> int:
@@ -57,11 +50,7 @@ def test_hard_cut_fails_over_phones_keep_calling_and_failback_waits_for_hold_dow
     lab.topology.outage("all")
     lab.wait_mode("survival", 20)
     wait_where(lab, "wan")
-    call = alice.call("1002")
-    incoming = connect(ep, call, bob.ringing_call)
-    rtp_flows(ep, call, incoming)
-    call.hang_up()
-    ep.wait_for(lambda: incoming.state == "DISCONNECTED", 10, "bob sees the hang-up")
+    talk(ep, alice, bob, rtp=True, caller_hangs_up=True)
 
     lab.topology.restore()
     lab.wait_mode("normal", 40)

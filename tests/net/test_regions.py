@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from gateway.lab.branch import BranchLab
 from gateway.lab.cloud import LabCloud
-from gateway.lab.phones import Phone, SipEndpoint
-from tests.net.conftest import lab_phone
+from gateway.lab.phones import Phone, SipEndpoint, talk
+from tests.net.conftest import registered_pair
 
 
 def sbc_states(lab: BranchLab) -> list[str]:
@@ -29,26 +28,12 @@ def wait_states(lab: BranchLab, wanted: list[str], timeout: float = 20) -> set[s
     raise AssertionError(f"SBCs never became {wanted}: {lab.status()['health']}")
 
 
-def transactions(cloud: LabCloud | None) -> int:
-    """Transactions a lab cloud handled statefully (INVITEs and their BYEs)."""
+def call_through(cloud: LabCloud | None, ep: SipEndpoint, caller: Phone, callee: Phone, failure: str) -> None:
+    """A call from caller to callee (answered, RTP both ways, hung up) that must go through this lab cloud."""
     assert cloud is not None
-    stats: Any = cloud.rpc.call_blocking("tm.stats")
-    return int(stats["total"])
-
-
-def answered_call(ep: SipEndpoint, caller: Phone, callee: Phone) -> None:
-    """caller calls callee, who answers; audio flows both ways; the callee hangs up."""
-    before = len(callee.incoming)
-    call = caller.call("1002")
-    ep.wait_for(lambda: len(callee.incoming) > before or call.state == "DISCONNECTED", 15, "the callee to ring")
-    assert len(callee.incoming) > before, f"the call failed: {call.record.last_code} {call.record.last_reason}"
-    incoming = callee.incoming[-1]
-    incoming.answer_with(200)
-    ep.wait_for(lambda: call.state == "CONFIRMED" and incoming.state == "CONFIRMED", 15, "call confirmed")
-    ra, rb = call.rtp_packets()[0], incoming.rtp_packets()[0]
-    ep.wait_for(lambda: call.rtp_packets()[0] > ra + 10 and incoming.rtp_packets()[0] > rb + 10, 10, "RTP both ways")
-    incoming.hang_up()
-    ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the caller to see the hang-up")
+    used = cloud.transactions()
+    talk(ep, caller, callee, rtp=True)
+    assert cloud.transactions() > used, failure
 
 
 def test_primary_region_down_the_secondary_carries_the_calls_and_both_down_is_survival(
@@ -58,8 +43,7 @@ def test_primary_region_down_the_secondary_carries_the_calls_and_both_down_is_su
     in_phones_ns(lab)
     ep = sip_endpoint
     wait_states(lab, ["up", "up"])
-    alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
-    assert alice.register() == 200 and bob.register() == 200
+    alice, bob = registered_pair(ep, lab)
     assert lab.cloud is not None and {"1001", "1002"} <= set(lab.cloud.bindings())
 
     # The primary region's SBC goes silent; its DNS and API stay up.
@@ -69,9 +53,7 @@ def test_primary_region_down_the_secondary_carries_the_calls_and_both_down_is_su
     # The phones' next refresh reaches the secondary; their calls go through it, not through Lifeline alone.
     assert alice.register() == 200 and bob.register() == 200
     assert lab.cloud2 is not None and {"1001", "1002"} <= set(lab.cloud2.bindings())
-    used = transactions(lab.cloud2)
-    answered_call(ep, alice, bob)
-    assert transactions(lab.cloud2) > used, "the call did not go through the secondary region"
+    call_through(lab.cloud2, ep, alice, bob, "the call did not go through the secondary region")
     assert lab.status()["mode"]["mode"] == "normal"
     assert not [e for e in lab.mode_events() if "→ survival" in e["message"]]
 
@@ -80,9 +62,7 @@ def test_primary_region_down_the_secondary_carries_the_calls_and_both_down_is_su
     lab.topology.restore()
     wait_states(lab, ["up", "up"])
     lab.topology.outage("send-error-primary")
-    used = transactions(lab.cloud2)
-    answered_call(ep, alice, bob)
-    assert transactions(lab.cloud2) > used, "the call did not go to the secondary after the send error"
+    call_through(lab.cloud2, ep, alice, bob, "the call did not go to the secondary after the send error")
     assert lab.lifeline is not None
     log = lab.lifeline.log_path.read_text()
     assert "to the next cloud SBC" in log and "locally" not in log
@@ -91,4 +71,4 @@ def test_primary_region_down_the_secondary_carries_the_calls_and_both_down_is_su
     lab.topology.outage("sip")
     lab.wait_mode("survival", 30)
     assert sbc_states(lab) == ["down", "down"]
-    answered_call(ep, alice, bob)
+    talk(ep, alice, bob, rtp=True)

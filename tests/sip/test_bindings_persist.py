@@ -9,7 +9,7 @@ import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, SipEndpoint
+from gateway.lab.phones import Phone, SipEndpoint, talk
 from gateway.sip.location import location_path
 from gateway.sip.render import free_port
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
@@ -44,14 +44,7 @@ def test_a_restart_in_an_outage_serves_the_phones_before_they_register_again(
         refreshed = (len(alice.reg_codes), len(bob.reg_codes))
 
         daemon.start()
-        before = len(bob.incoming)
-        call = alice.call("1002")
-        ep.wait_for(lambda: len(bob.incoming) > before, 15, "bob's phone to ring after the restart")
-        incoming = bob.incoming[-1]
-        incoming.answer_with(200)
-        ep.wait_for(lambda: call.state == "CONFIRMED", what="the call after the restart")
-        call.hang_up()
-        ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="bob to see the hang-up")
+        talk(ep, alice, bob, caller_hangs_up=True)  # after the restart
         assert (len(alice.reg_codes), len(bob.reg_codes)) == refreshed  # neither phone had registered again
     finally:
         daemon.stop()

@@ -12,73 +12,28 @@ import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, SipEndpoint
-from gateway.sip.render import free_port
-from tests.conftest import PASSWORDS, REALM, lab_extensions
+from gateway.lab.phones import Phone, SipEndpoint, talk
+from tests.conftest import phone_via_lifeline, running_lifeline, two_regions
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
-
-PRIMARY, SECONDARY = "127.0.0.2", "127.0.0.3"
-
-
-def lab_cloud(workdir: Path, host: str) -> LabCloud:
-    lab = LabCloud(workdir, host=host, port=free_port(host), realm=REALM)
-    lab.add_subscribers(lab_extensions())
-    lab.start()
-    return lab
 
 
 @pytest.fixture
 def regions(tmp_path: Path) -> Iterator[tuple[LabCloud, LabCloud]]:
-    primary = lab_cloud(tmp_path / "primary", PRIMARY)
-    try:
-        secondary = lab_cloud(tmp_path / "secondary", SECONDARY)
-    except Exception:
-        primary.stop()
-        raise
-    yield primary, secondary
-    primary.stop()
-    secondary.stop()
+    with two_regions(tmp_path) as clouds:
+        yield clouds
 
 
 @pytest.fixture
 def lifeline(tmp_path: Path, regions: tuple[LabCloud, LabCloud], extensions_csv: Path) -> Iterator[LifelineProcess]:
     primary, secondary = regions
-    daemon = LifelineProcess(
-        tmp_path / "lifeline",
-        {
-            "cloud": {"sbc": [primary.uri, secondary.uri], "realm": REALM},
-            "sip": {"listen": "127.0.0.1", "children": 2},
-        },
-    )
-    daemon.cli("extensions", "import", str(extensions_csv))
-    daemon.start()
-    yield daemon
-    daemon.stop()
+    with running_lifeline(tmp_path / "lifeline", extensions_csv, {"sbc": [primary.uri, secondary.uri]}) as daemon:
+        yield daemon
 
 
 def phone(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str) -> Phone:
     # The registrar URI names the primary; Lifeline decides which SBC the REGISTER really goes to.
-    proxy = f"sip:127.0.0.1:{lifeline.sip_port};lr"
-    return ep.phone(user, PASSWORDS[user], domain="cloud.test", registrar=cloud.uri, proxy=proxy)
-
-
-def transactions(cloud: LabCloud) -> int:
-    """Transactions the cloud handled statefully (INVITEs and their BYEs here)."""
-    stats: Any = cloud.rpc.call_blocking("tm.stats")
-    return int(stats["total"])
-
-
-def call_and_hang_up(ep: SipEndpoint, caller: Phone, callee: Phone) -> None:
-    before = len(callee.incoming)
-    call = caller.call("1002")
-    ep.wait_for(lambda: len(callee.incoming) > before or call.state == "DISCONNECTED", 15, "the callee to ring")
-    assert len(callee.incoming) > before, f"the call failed: {call.record.last_code} {call.record.last_reason}"
-    incoming = callee.incoming[-1]
-    incoming.answer_with(200)
-    ep.wait_for(lambda: call.state == "CONFIRMED" and incoming.state == "CONFIRMED", what="the call answered")
-    incoming.hang_up()
-    ep.wait_for(lambda: call.state == "DISCONNECTED", what="the caller to see the hang-up")
+    return phone_via_lifeline(ep, lifeline, cloud, user, domain="cloud.test")
 
 
 def wait_status(
@@ -119,9 +74,9 @@ def test_the_secondary_region_carries_the_calls_while_the_primary_is_down_and_su
     alice, bob = phone(ep, lifeline, primary, "1001"), phone(ep, lifeline, primary, "1002")
     assert alice.register() == 200 and bob.register() == 200
     assert {"1001", "1002"} <= set(primary.bindings()) and not secondary.bindings()
-    used = transactions(secondary)
-    call_and_hang_up(ep, alice, bob)  # through the primary while it is up
-    assert transactions(secondary) == used
+    used = secondary.transactions()
+    talk(ep, alice, bob)  # through the primary while it is up
+    assert secondary.transactions() == used
 
     # The primary region goes silent: the secondary takes over, and Lifeline stays out of the way.
     primary.pause()
@@ -133,9 +88,9 @@ def test_the_secondary_region_carries_the_calls_while_the_primary_is_down_and_su
     assert doctor_verdicts(lifeline) == {"cloud-sip-1": "warn", "cloud-sip-2": "pass"}
     assert alice.register() == 200 and bob.register() == 200  # the phones' refresh reaches the secondary
     assert {"1001", "1002"} <= set(secondary.bindings())
-    used = transactions(secondary)
-    call_and_hang_up(ep, alice, bob)  # the secondary sends bob's INVITE back from its own address
-    assert transactions(secondary) > used, "the call did not go through the secondary"
+    used = secondary.transactions()
+    talk(ep, alice, bob)  # the secondary sends bob's INVITE back from its own address
+    assert secondary.transactions() > used, "the call did not go through the secondary"
     status, modes = wait_status(lifeline, lambda s: True, "a status")
     assert status["mode"]["mode"] == "normal"
     assert "locally" not in lifeline.log_path.read_text(), "a call the secondary took was served locally"
@@ -145,7 +100,7 @@ def test_the_secondary_region_carries_the_calls_while_the_primary_is_down_and_su
     try:
         wait_status(lifeline, lambda s: s["mode"]["mode"] == "survival", "SURVIVAL with both SBCs down", 30)
         assert doctor_verdicts(lifeline) == {"cloud-sip-1": "fail", "cloud-sip-2": "fail"}
-        call_and_hang_up(ep, alice, bob)
+        talk(ep, alice, bob)
     finally:
         secondary.resume()
         primary.resume()
@@ -171,9 +126,9 @@ def test_an_invite_the_silent_primary_leaves_unanswered_goes_to_the_secondary_no
     # The primary goes silent and the call leaves at once, before any probe could notice.
     primary.pause()
     try:
-        used = transactions(secondary)
-        call_and_hang_up(ep, alice, bob)
-        assert transactions(secondary) > used, "the call did not go through the secondary"
+        used = secondary.transactions()
+        talk(ep, alice, bob)
+        assert secondary.transactions() > used, "the call did not go through the secondary"
         log = lifeline.log_path.read_text()
         assert "to the next cloud SBC" in log
         assert "locally" not in log, "the call was served locally though the secondary was up"

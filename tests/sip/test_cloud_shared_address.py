@@ -14,9 +14,8 @@ import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, SipEndpoint
-from gateway.sip.render import free_port
-from tests.conftest import PASSWORDS, REALM, lab_extensions
+from gateway.lab.phones import Phone, SipEndpoint, talk
+from tests.conftest import REALM, phone_via_lifeline, running_lifeline, start_lab_cloud
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -26,47 +25,19 @@ DOMAIN = "cloud.test"  # the phones' SIP domain: a name no resolver knows, so re
 
 @pytest.fixture
 def near_cloud(tmp_path: Path) -> Iterator[LabCloud]:
-    lab = LabCloud(tmp_path / "cloud", host=HOST, port=free_port(HOST), realm=REALM)
-    lab.add_subscribers(lab_extensions())
-    lab.start()
+    lab = start_lab_cloud(tmp_path / "cloud", HOST)
     yield lab
     lab.stop()
 
 
 @pytest.fixture
 def lifeline(tmp_path: Path, near_cloud: LabCloud, extensions_csv: Path) -> Iterator[LifelineProcess]:
-    daemon = LifelineProcess(
-        tmp_path / "lifeline",
-        {"cloud": {"sbc": near_cloud.uri, "realm": REALM}, "sip": {"listen": HOST, "children": 2}},
-    )
-    daemon.cli("extensions", "import", str(extensions_csv))
-    daemon.start()
-    yield daemon
-    daemon.stop()
+    with running_lifeline(tmp_path / "lifeline", extensions_csv, {"sbc": near_cloud.uri}, listen=HOST) as daemon:
+        yield daemon
 
 
 def phone(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str) -> Phone:
-    proxy = f"sip:{HOST}:{lifeline.sip_port};lr"
-    return ep.phone(user, PASSWORDS[user], domain=DOMAIN, registrar=cloud.uri, proxy=proxy)
-
-
-def invites_seen_by(cloud: LabCloud) -> int:
-    """Transactions the cloud handled statefully (its tm counters): only INVITEs and their BYEs here."""
-    stats: Any = cloud.rpc.call_blocking("tm.stats")
-    return int(stats["total"])
-
-
-def call_and_hang_up(ep: SipEndpoint, caller: Phone, callee: Phone) -> None:
-    """caller calls callee, callee answers, and callee hangs up (its BYE crosses the same path back)."""
-    before = len(callee.incoming)
-    call = caller.call("1002")
-    ep.wait_for(lambda: len(callee.incoming) > before or call.state == "DISCONNECTED", 15, "the callee to ring")
-    assert len(callee.incoming) > before, f"the call failed: {call.record.last_code} {call.record.last_reason}"
-    incoming = callee.incoming[-1]
-    incoming.answer_with(200)
-    ep.wait_for(lambda: call.state == "CONFIRMED" and incoming.state == "CONFIRMED", what="the call answered")
-    incoming.hang_up()
-    ep.wait_for(lambda: call.state == "DISCONNECTED", what="the caller to see the hang-up")
+    return phone_via_lifeline(ep, lifeline, cloud, user, domain=DOMAIN)  # Lifeline on HOST, as the cloud
 
 
 def test_a_cloud_on_the_phones_address_relays_calls_and_survival_still_serves_them(
@@ -81,19 +52,19 @@ def test_a_cloud_on_the_phones_address_relays_calls_and_survival_still_serves_th
     assert status["sip"]["cloud_port"] not in (None, lifeline.sip_port)
 
     # NORMAL: the call goes through the cloud and back to bob through Lifeline, twice over.
-    seen = invites_seen_by(near_cloud)
+    seen = near_cloud.transactions()
     for _ in range(2):
-        call_and_hang_up(ep, alice, bob)
-    assert invites_seen_by(near_cloud) > seen, "the call did not go through the cloud"
+        talk(ep, alice, bob)  # bob hangs up: his BYE crosses the same path back
+    assert near_cloud.transactions() > seen, "the call did not go through the cloud"
     log = lifeline.log_path.read_text()
     assert "locally" not in log, "a call the cloud took was served locally"
     assert "did not resolve" not in log and "Unresolvable" not in log
 
     # SURVIVAL: Lifeline serves the same phones itself, by their copies of the cloud's bindings.
     lifeline.set_mode("survival")
-    seen = invites_seen_by(near_cloud)
-    call_and_hang_up(ep, alice, bob)
-    assert invites_seen_by(near_cloud) == seen, "a survival call reached the cloud"
+    seen = near_cloud.transactions()
+    talk(ep, alice, bob)
+    assert near_cloud.transactions() == seen, "a survival call reached the cloud"
 
 
 @pytest.fixture

@@ -21,10 +21,17 @@ from gateway.config import parse
 from gateway.errors import SipError
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, SipEndpoint
-from gateway.sip.render import EdgeKeys, RenderInputs, TlsInputs, find_module_path, free_port, render
+from gateway.lab.phones import SipEndpoint, talk
+from gateway.sip.render import EdgeKeys, RenderInputs, TlsInputs, find_module_path, render
 from gateway.sip.tls import SYSTEM_CA_BUNDLE, cloud_tls, tls_config, tls_files
-from tests.conftest import CLOUD_HOST, PASSWORDS, REALM, lab_extensions
+from tests.conftest import (
+    CLOUD_HOST,
+    REALM,
+    phone_via_lifeline,
+    registered_via_lifeline,
+    running_lifeline,
+    start_lab_cloud,
+)
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -96,9 +103,7 @@ def tls_cloud(workdir: Path, ca: trustme.CA, name: str = CLOUD_HOST) -> Iterator
     workdir.mkdir(parents=True)
     chain = workdir / "sbc.pem"
     ca.issue_cert(name).private_key_and_cert_chain_pem.write_to_path(str(chain))
-    lab = LabCloud(workdir / "cloud", host=CLOUD_HOST, port=free_port(CLOUD_HOST), realm=REALM, tls=(chain, chain))
-    lab.add_subscribers(lab_extensions())
-    lab.start()
+    lab = start_lab_cloud(workdir / "cloud", CLOUD_HOST, tls=(chain, chain))
     try:
         yield lab
     finally:
@@ -113,23 +118,8 @@ def lifeline_to(workdir: Path, lab: LabCloud, ca: trustme.CA | None, extensions_
     if ca is not None:
         cloud["ca_file"] = str(workdir / "cloud-ca.pem")
         ca.cert_pem.write_to_path(cloud["ca_file"])
-    config: dict[str, dict[str, Any]] = {
-        "cloud": cloud,
-        "sip": {"listen": "127.0.0.1", "children": 2, "transports": ["udp", "tls"], "tls_port": 0},
-    }
-    daemon = LifelineProcess(workdir, config)
-    daemon.cli("extensions", "import", str(extensions_csv))
-    daemon.start()
-    try:
+    with running_lifeline(workdir, extensions_csv, cloud, transports=["udp", "tls"], tls_port=0) as daemon:
         yield daemon
-    finally:
-        daemon.stop()
-
-
-def phone(ep: SipEndpoint, daemon: LifelineProcess, lab: LabCloud, user: str) -> Phone:
-    """A phone registering to the cloud with Lifeline as its outbound proxy (over UDP, as usual)."""
-    proxy = f"sip:127.0.0.1:{daemon.sip_port};lr"
-    return ep.phone(user, PASSWORDS[user], domain=CLOUD_HOST, registrar=lab.uri, proxy=proxy)
 
 
 def cloud_probe(daemon: LifelineProcess, what: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -153,18 +143,11 @@ def test_phones_register_and_call_through_a_tls_cloud_with_a_private_ca(
         probe = cloud_probe(daemon, "the probe to reach the cloud", lambda p: p["ok"] is not None)
         assert probe["ok"] is True and probe["detail"] == "200"
         ep = sip_endpoint
-        alice, bob = phone(ep, daemon, lab, "1001"), phone(ep, daemon, lab, "1002")
-        assert alice.register() == 200
-        assert bob.register() == 200
+        alice, bob = registered_via_lifeline(ep, daemon, lab, "1001", "1002")
         # The cloud holds both bindings, taken over its TLS listener.
         assert f"tls:{CLOUD_HOST}:{lab.tls_port}" in json.dumps(lab.rpc.call_blocking("ul.dump"))
         assert {"1001", "1002"} <= set(lab.bindings())
-        call = alice.call("1002")
-        incoming = bob.ringing_call()
-        incoming.answer_with(200)
-        ep.wait_for(lambda: call.state == "CONFIRMED" and incoming.state == "CONFIRMED", what="the call")
-        call.hang_up()
-        ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="bob to see the hang-up")
+        talk(ep, alice, bob, caller_hangs_up=True)
         assert daemon.status()["mode"]["mode"] == "normal"
 
 
@@ -178,7 +161,7 @@ def test_a_cloud_certificate_from_another_ca_is_refused(
         daemon.set_mode("normal")  # relay to it whatever the probe says
         probe = cloud_probe(daemon, "the probe to refuse the cloud", lambda p: p["ok"] is not None)
         assert probe["ok"] is False and "CERTIFICATE_VERIFY_FAILED" in probe["detail"]
-        alice = phone(sip_endpoint, daemon, lab, "1001")
+        alice = phone_via_lifeline(sip_endpoint, daemon, lab, "1001")
         with pytest.raises(AssertionError, match="to register"):
             alice.register(timeout=4.0)  # no answer: Kamailio's handshake with the cloud failed
         assert lab.bindings() == {}
@@ -201,7 +184,7 @@ def test_a_certificate_for_another_name_sends_lifeline_to_survival(
         while daemon.status()["mode"]["mode"] != "survival":
             assert time.monotonic() < deadline, "Lifeline did not go to survival"
             time.sleep(0.2)
-        assert phone(sip_endpoint, daemon, lab, "1001").register() == 200  # Lifeline's own answer
+        assert phone_via_lifeline(sip_endpoint, daemon, lab, "1001").register() == 200  # Lifeline's own answer
         assert lab.bindings() == {}
 
 
@@ -214,6 +197,6 @@ def test_tls_verify_false_talks_to_any_certificate_and_says_so(
     ):
         probe = cloud_probe(daemon, "the probe to reach the cloud", lambda p: p["ok"] is not None)
         assert probe["ok"] is True
-        assert phone(sip_endpoint, daemon, lab, "1001").register() == 200
+        assert phone_via_lifeline(sip_endpoint, daemon, lab, "1001").register() == 200
         assert "1001" in lab.bindings()
         assert "cloud.tls_verify = false" in daemon.log_path.read_text()

@@ -16,22 +16,20 @@ import sys
 import time
 from collections.abc import Iterator
 
-import pjsua2 as pj
 import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.lab.phones import SipEndpoint
 from gateway.lab.sipclient import SipClient, authorization, challenge_of
 from gateway.sip.rpc import KamailioRpc
 from gateway.sip.stamp import HEADER, signature
 from gateway.trunk import tones
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim import FarEnd
 from gateway.trunk.sim.thread import SimThread
 from tests.conftest import CLOUD_HOST
 from tests.conftest import PASSWORDS as CLOUD_PASSWORDS
-from tests.trunk.lab import DOMAIN, PASSWORDS, phone, start_trunked
+from tests.trunk.lab import DOMAIN, PASSWORDS, phone, quectel_sim, start_trunked
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -44,12 +42,8 @@ ABROAD = "00442079460018"
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
-    thread = SimThread(
-        SimConfig(Family.QUECTEL, time_scale=0.05, seed=7), tmp_path_factory.mktemp("sim") / "by-id", far
-    )
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 7, far) as thread:
+        yield thread
 
 
 @pytest.fixture(scope="module")
@@ -251,31 +245,16 @@ def test_an_oversized_message_is_refused(edge: LifelineProcess) -> None:
 # ------------------------------------------------------------------ identity
 
 
-def dial(p: Phone, number: str, local_uri: str | None = None, headers: tuple[tuple[str, str], ...] = ()) -> PhoneCall:
-    """A call from p whose From (display name and all) and extra headers the test chooses."""
-    prm = pj.CallOpParam(True)
-    if local_uri is not None:
-        prm.txOption.localUri = local_uri
-    for name, value in headers:
-        header = pj.SipHeader()
-        header.hName, header.hValue = name, value
-        prm.txOption.headers.append(header)
-    call = PhoneCall(p)
-    call.make_call(f"sip:{number}@{p.domain}", prm=prm)
-    p.calls.append(call)
-    return call
-
-
 def test_a_display_name_does_not_make_a_caller_someone_else(
     sip_endpoint: SipEndpoint, edge: LifelineProcess, sim: SimThread
 ) -> None:
     ep = sip_endpoint
     bob = phone(ep, edge, "1002")  # national only; 1001 may call abroad
     dialled_before = sim.call(lambda: len(sim.sim.far_end.dialled))
-    trick = dial(bob, ABROAD, local_uri=f'"sip:1001@{DOMAIN}" <sip:1002@{DOMAIN}>')
+    trick = bob.call(ABROAD, local_uri=f'"sip:1001@{DOMAIN}" <sip:1002@{DOMAIN}>')
     ep.wait_for(lambda: trick.state == "DISCONNECTED", 15, "the trick call to end")
     assert (trick.record.last_code, trick.record.last_reason) == (403, "International calls not allowed")
-    forged = dial(bob, ABROAD, headers=((HEADER, f"1001;sig={'0' * 64}"),))
+    forged = bob.call(ABROAD, headers=((HEADER, f"1001;sig={'0' * 64}"),))
     ep.wait_for(lambda: forged.state == "DISCONNECTED", 15, "the forged-stamp call to end")
     assert forged.record.last_code == 403
     assert sim.call(lambda: len(sim.sim.far_end.dialled)) == dialled_before  # the modem dialled nothing

@@ -21,11 +21,10 @@ from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import SipEndpoint
 from gateway.lab.sipclient import Response, SipClient, authorization, challenge_of, parse_response
 from gateway.trunk import tones
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, Outcome, SimConfig
+from gateway.trunk.sim import FarEnd, Outcome
 from gateway.trunk.sim.thread import SimThread
 from tests.sip.test_edge_attacks import ABROAD, Listener, log_lines, server, wait_log
-from tests.trunk.lab import DOMAIN, PASSWORDS, phone, start_trunked
+from tests.trunk.lab import DOMAIN, PASSWORDS, phone, quectel_sim, start_trunked
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -37,12 +36,8 @@ SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
     far = FarEnd(outcome=Outcome.BUSY, source=tones.Tone((1000.0,)))
-    thread = SimThread(
-        SimConfig(Family.QUECTEL, time_scale=0.05, seed=11), tmp_path_factory.mktemp("sim") / "by-id", far
-    )
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 11, far) as thread:
+        yield thread
 
 
 @pytest.fixture(scope="module")

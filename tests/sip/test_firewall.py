@@ -6,8 +6,6 @@ touch the host's ruleset.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 import selectors
 import socket
@@ -23,7 +21,7 @@ import pytest
 
 from gateway.cli.main import main
 from gateway.config import parse
-from gateway.lab.netns import inside
+from gateway.lab.netns import inside, remove_netns
 from gateway.sip.firewall import LOG_PREFIX, Listener, listeners, ruleset, unknown
 
 PRODUCTION = {"sip": {"listen": "0.0.0.0", "port": 5060}}  # what install.sh's `config init` writes
@@ -128,11 +126,7 @@ def netns() -> Iterator[str]:
             subprocess.run(add, check=True, capture_output=True, timeout=30)
         yield name
     finally:
-        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), 9)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+        remove_netns([name])
 
 
 def nft(ns: str, *args: str, script: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -9,14 +10,16 @@ from gateway.config import parse
 from gateway.sip.render import EdgeKeys, RenderInputs, find_module_path, own_address, render, render_dispatcher
 
 
-def rendered(tmp_path: Path, data: dict[str, dict[str, object]], survival: bool, cloud_ip: str | None) -> Path:
-    cfg = parse(data)
+def lab_inputs(tmp_path: Path, survival: bool, cloud_ip: str | None, **options: Any) -> RenderInputs:
+    """What render needs besides the config: phones on 5099, files under tmp_path, fixed keys; options by keyword."""
     keys = EdgeKeys(caller="c" * 64, route="d" * 64)
-    inputs = RenderInputs(
-        5099, tmp_path / "rpc.sock", tmp_path / "l.db", survival, find_module_path(None), cloud_ip, keys
-    )
+    rpc, db = tmp_path / "rpc.sock", tmp_path / "l.db"
+    return RenderInputs(5099, rpc, db, survival, find_module_path(None), cloud_ip, keys, **options)
+
+
+def rendered(tmp_path: Path, data: dict[str, dict[str, object]], survival: bool, cloud_ip: str | None) -> Path:
     path = tmp_path / "kamailio.cfg"
-    path.write_text(render(cfg, inputs))
+    path.write_text(render(parse(data), lab_inputs(tmp_path, survival, cloud_ip)))
     return path
 
 
@@ -55,17 +58,7 @@ def test_mode_and_cloud_reach_the_rendered_config(tmp_path: Path) -> None:
 
 def test_the_cloud_gets_a_socket_of_its_own_and_kamailio_takes_it(tmp_path: Path) -> None:
     cfg = parse({"cloud": {"sbc": "sip:sbc.example.com:5070;transport=tcp"}, "sip": {"listen": "127.0.0.1"}})
-    keys = EdgeKeys(caller="c" * 64, route="d" * 64)
-    inputs = RenderInputs(
-        5099,
-        tmp_path / "rpc.sock",
-        tmp_path / "l.db",
-        False,
-        find_module_path(None),
-        "127.0.0.1",
-        keys,
-        cloud_port=5098,
-    )
+    inputs = lab_inputs(tmp_path, False, "127.0.0.1", cloud_port=5098)
     text = render(cfg, inputs)
     # The name was resolved by the daemon: Kamailio only ever sees the address.
     assert '#!define CLOUD_URI "sip:127.0.0.1:5070;transport=tcp"' in text
@@ -79,18 +72,7 @@ def test_the_cloud_gets_a_socket_of_its_own_and_kamailio_takes_it(tmp_path: Path
 
 def test_two_sbcs_render_a_dispatcher_list_in_order_and_kamailio_takes_it(tmp_path: Path) -> None:
     cfg = parse({"cloud": {"sbc": ["sip:sbc-a.example.com:5070", "sip:127.0.0.3"]}, "sip": {"listen": "127.0.0.1"}})
-    keys = EdgeKeys(caller="c" * 64, route="d" * 64)
-    inputs = RenderInputs(
-        5099,
-        tmp_path / "rpc.sock",
-        tmp_path / "l.db",
-        False,
-        find_module_path(None),
-        "127.0.0.2",
-        keys,
-        cloud_port=5098,
-        standby_ips=("127.0.0.3",),
-    )
+    inputs = lab_inputs(tmp_path, False, "127.0.0.2", cloud_port=5098, standby_ips=("127.0.0.3",))
     # Names replaced by their addresses; the first SBC has the highest priority.
     assert render_dispatcher(cfg, inputs) == "1 sip:127.0.0.2:5070 0 2\n1 sip:127.0.0.3 0 1\n"
     inputs.dispatcher_path.write_text(render_dispatcher(cfg, inputs))

@@ -32,6 +32,7 @@ def test_a_single_box_has_no_replication(tmp_path: Path, data: dict[str, dict[st
     text = rendered(tmp_path, data)
     assert "dmq" not in text.lower()
     assert "KDMQ" not in text and "HA_DMQ" not in text
+    assert "cdr_starts" not in text and "HA_CDR_ANSWER" not in text  # a call's start stays on the box
 
 
 def test_a_pair_replicates_with_its_peer_only_and_kamailio_takes_the_config(tmp_path: Path) -> None:
@@ -40,8 +41,11 @@ def test_a_pair_replicates_with_its_peer_only_and_kamailio_takes_the_config(tmp_
     assert 'modparam("dmq", "server_address", "sip:192.0.2.1:5091;transport=tcp")' in text
     assert 'modparam("dmq", "notification_address", "sip:192.0.2.2:5091;transport=tcp")' in text
     assert 'modparam("dmq_usrloc", "enable", 1)' in text and 'modparam("dmq_usrloc", "sync", 1)' in text
-    for table in REPLICATED_TABLES:
+    for table in (*REPLICATED_TABLES, "cdr_starts"):
         assert re.search(rf'"{table}=>[^"]*dmqreplicate=1;"', text), table
+    # An answered call's start is noted for the peer where its 2xx is recorded (gateway/sip/call_starts.py).
+    answer = text.split("onreply_route[CDR_REPLY] {", 1)[1].split("\n}\n", 1)[0]
+    assert answer.index("route(CDR_WRITE);") < answer.index("route(HA_CDR_ANSWER);")
     # Only the peer's KDMQ, on the DMQ socket, reaches dmq_handle_message; it is checked before anything else.
     gate = text.split("route[HA_DMQ] {", 1)[1].split("\n}\n", 1)[0]
     assert '$si == "192.0.2.2"' in gate and '$Ri == "192.0.2.1" && $Rp == 5091' in gate

@@ -17,28 +17,16 @@ import pytest
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phone_proc import PhoneProcess
-from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint, talk
 from gateway.lab.sipclient import SipClient
 from gateway.sip.render import free_port
 from gateway.sip.rpc import KamailioRpc
-from tests.conftest import CLOUD_HOST, PASSWORDS
+from tests.conftest import CLOUD_HOST, PASSWORDS, phone_via_lifeline, registered_via_lifeline
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
-
-
-def phone_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str, **kw: str) -> Phone:
-    """A phone that registers to the cloud with Lifeline as its outbound proxy (the default model)."""
-    password = kw.pop("password", PASSWORDS.get(user, "not-a-password"))
-    return ep.phone(
-        user,
-        password,
-        domain=CLOUD_HOST,
-        registrar=cloud.uri,
-        proxy=f"sip:127.0.0.1:{lifeline.sip_port};lr",
-    )
 
 
 def answer_and_confirm(ep: SipEndpoint, caller: PhoneCall, callee: Phone) -> PhoneCall:
@@ -60,10 +48,7 @@ def test_phones_registered_in_normal_call_each_other_in_survival(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
 ) -> None:
     ep = sip_endpoint
-    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
-    bob = phone_via_lifeline(ep, lifeline, cloud, "1002")
-    assert alice.register() == 200
-    assert bob.register() == 200
+    alice, bob = registered_via_lifeline(ep, lifeline, cloud, "1001", "1002")
     # NORMAL: the cloud holds the bindings, Lifeline holds copies.
     assert {"1001", "1002"} <= set(cloud.bindings())
     status = lifeline.status()
@@ -100,7 +85,7 @@ def test_survival_refuses_wrong_password_and_unknown_users_alike(
     ep = sip_endpoint
     lifeline.set_mode("survival")
     wrong = phone_via_lifeline(ep, lifeline, cloud, "1001", password="not-the-password")
-    stranger = phone_via_lifeline(ep, lifeline, cloud, "1999")
+    stranger = phone_via_lifeline(ep, lifeline, cloud, "1999", password="not-a-password")
     assert wrong.register() == 401
     assert stranger.register() == 401
     assert lifeline.status()["registrations"]["users"] == 0
@@ -131,10 +116,7 @@ def test_backup_registrar_phones_register_to_lifeline_directly(
     alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
     assert carol.register() == 200
     assert alice.register() == 200
-    call = alice.call("1003")
-    incoming = answer_and_confirm(ep, call, carol)
-    call.hang_up()
-    ep.wait_for(lambda: incoming.state == "DISCONNECTED", what="carol to see the hang-up")
+    talk(ep, alice, carol, "1003", caller_hangs_up=True)
 
 
 def test_killed_kamailio_is_restarted_and_phones_register_again(
@@ -163,15 +145,9 @@ def test_invite_falls_back_locally_when_the_cloud_stops_answering(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
 ) -> None:
     ep = sip_endpoint
-    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
-    bob = phone_via_lifeline(ep, lifeline, cloud, "1002")
-    assert alice.register() == 200
-    assert bob.register() == 200
+    alice, bob = registered_via_lifeline(ep, lifeline, cloud, "1001", "1002")
     # A normal call goes through the cloud first.
-    first = alice.call("1002")
-    ringing = answer_and_confirm(ep, first, bob)
-    first.hang_up()
-    ep.wait_for(lambda: ringing.state == "DISCONNECTED", what="the first call to end")
+    talk(ep, alice, bob, caller_hangs_up=True)
 
     # Held in NORMAL by hand, so that this shows the per-request fallback alone, not detection.
     lifeline.set_mode("normal")
@@ -207,10 +183,7 @@ def test_fallback_serves_a_caller_only_from_the_address_of_its_binding(
     # While the cloud is silent Lifeline vouches for a caller by its binding. Another LAN host (or
     # another program on alice's own host) writing alice's number and contact in its INVITE is not alice.
     ep = sip_endpoint
-    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
-    bob = phone_via_lifeline(ep, lifeline, cloud, "1002")
-    assert alice.register() == 200
-    assert bob.register() == 200
+    alice, bob = registered_via_lifeline(ep, lifeline, cloud, "1001", "1002")
     lifeline.set_mode("normal")
     cloud.pause()
     try:
@@ -248,10 +221,7 @@ def test_phones_whose_sip_user_is_not_their_number_are_reached_by_number(
     device = ep.phone("user_k3x9", "device-secret-2001", domain=CLOUD_HOST, registrar=uri, proxy=uri + ";lr")
     alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
     assert device.register() == 200 and alice.register() == 200
-    call = alice.call("2001")
-    incoming = answer_and_confirm(ep, call, device)
-    incoming.hang_up()
-    ep.wait_for(lambda: call.state == "DISCONNECTED", what="alice to see the hang-up")
+    talk(ep, alice, device, "2001")
     absent = alice.call("2002")  # a known number whose device is not registered
     ep.wait_for(lambda: absent.state == "DISCONNECTED", what="the call to 2002 to fail")
     assert absent.record.last_code == 480
@@ -268,8 +238,7 @@ def test_a_ring_group_rings_its_members_at_once_and_the_first_answer_wins(
         )
     ep = sip_endpoint
     lifeline.set_mode("survival")
-    alice, bob = phone_via_lifeline(ep, lifeline, cloud, "1001"), phone_via_lifeline(ep, lifeline, cloud, "1002")
-    assert alice.register() == 200 and bob.register() == 200
+    alice, bob = registered_via_lifeline(ep, lifeline, cloud, "1001", "1002")
     # Carol is a separate user agent (a process of her own) that answers after a moment.
     proxy = f"sip:127.0.0.1:{lifeline.sip_port};lr"
     carol = PhoneProcess(

@@ -59,8 +59,8 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[RigFactory]:
             usb_reset=usb,
         )
         rig = Rig(simulator, modem, usb)
-        modem.call_listeners.append(rig.events.append)
-        modem.dtmf_listeners.append(rig.dtmf.append)
+        modem.on_call.add(rig.events.append)
+        modem.on_dtmf.add(rig.dtmf.append)
         await modem.start()
         rigs.append(rig)
         return rig

@@ -21,11 +21,9 @@ from gateway.store import Store
 from gateway.trunk.agent import api as agent_api
 from gateway.trunk.agent.api import ControlApi
 from gateway.trunk.agent.events import EventKind, EventLog
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import SimConfig
 from gateway.trunk.sim.thread import SimThread
 from gateway.trunk.supervisor import TrunkSupervisor
-from tests.trunk.lab import start_trunked
+from tests.trunk.lab import quectel_sim, start_trunked
 
 ADMIN = "+4915199990000"
 
@@ -55,7 +53,9 @@ async def test_events_are_pushed_without_a_poll_and_a_new_agent_s_are_not_skippe
 
         return handler
 
-    supervisor.on_emergency, supervisor.on_sms, supervisor.on_limit = into("emergency"), into("sms"), into("limit")
+    supervisor.on_emergency.add(into("emergency"))
+    supervisor.on_sms.add(into("sms"))
+    supervisor.on_limit.add(into("limit"))
 
     async def next_one() -> tuple[str, dict[str, Any]]:
         async with asyncio.timeout(10):  # a safety net only: the test waits on the event itself
@@ -143,10 +143,8 @@ async def test_a_quiet_agent_keeps_the_stream_alive_and_a_hung_one_is_noticed(mo
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[SimThread]:
-    thread = SimThread(SimConfig(Family.QUECTEL, time_scale=0.05, seed=5), tmp_path / "by-id")
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path / "by-id", 5) as thread:
+        yield thread
 
 
 def test_after_the_agent_process_is_killed_its_successor_s_events_all_arrive_once(

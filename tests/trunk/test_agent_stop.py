@@ -11,18 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import SimConfig
 from gateway.trunk.sim.thread import SimThread
-from tests.trunk.lab import start_trunked
+from tests.trunk.lab import quectel_sim, start_trunked
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[SimThread]:
-    thread = SimThread(SimConfig(Family.QUECTEL, time_scale=0.05, seed=4), tmp_path / "by-id")
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path / "by-id", 4) as thread:
+        yield thread
 
 
 def test_the_agent_stops_with_the_daemon_and_is_not_killed(tmp_path: Path, sim: SimThread) -> None:

@@ -149,7 +149,7 @@ async def test_sms_out_and_in(rig_factory: RigFactory) -> None:
     rig = await rig_factory(Family.QUECTEL)
     await wait_state(rig, LinkState.READY)
     got: list[str] = []
-    rig.modem.sms_listeners.append(lambda sms: got.append(f"{sms.sender}: {sms.text}"))
+    rig.modem.on_sms.add(lambda sms: got.append(f"{sms.sender}: {sms.text}"))
     await rig.modem.send_sms("+4915112345678", "Lifeline: WAN down, serving calls locally")
     assert rig.sim.sms_sent == [("+4915112345678", "Lifeline: WAN down, serving calls locally")]
     rig.sim.deliver_sms("+4915199999999", "ok, thanks")
@@ -213,7 +213,7 @@ async def simcom_rig(
     settings = ModemSettings("sim-wide", timeouts=TEST_TIMEOUTS, mic_gain=mic_gain, speaker_gain=speaker_gain)
     modem = Modem(profile, ByIdFinder(profile, directory=tmp_path / "by-id"), settings, SimUsbReset(sim))
     rig = Rig(sim, modem, SimUsbReset(sim))
-    modem.call_listeners.append(rig.events.append)
+    modem.on_call.add(rig.events.append)
     await modem.start()
     try:
         yield rig

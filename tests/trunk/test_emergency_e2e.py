@@ -8,11 +8,9 @@ The reception's phone (1003) is emergency.ring: it is rung (and, when not regist
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
-import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -28,10 +26,10 @@ from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.trunk import tones
 from gateway.trunk.alerting import ALERT_HZ, ALERT_S
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, Network, SimConfig
+from gateway.trunk.sim import FarEnd, Network
 from gateway.trunk.sim.thread import SimThread
-from tests.trunk.lab import DOMAIN, PASSWORDS, leave_phones, phone, start_trunked
+from tests.served import served_in_thread
+from tests.trunk.lab import DOMAIN, PASSWORDS, leave_phones, phone, quectel_sim, start_trunked
 
 ADMIN = "+4915199990000"
 SIM_NUMBER = "+4915100000009"
@@ -42,16 +40,15 @@ RING_S = 3
 
 
 class AlertSink:
-    """The alert webhook's receiving end on 127.0.0.1 (own loop thread): keeps each alert whose signature holds."""
+    """The alert webhook's receiving end on 127.0.0.1: keeps each alert whose signature holds."""
 
     def __init__(self) -> None:
         self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.alerts: list[dict[str, Any]] = []
         self.bad_signatures = 0
         self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="alert-sink", daemon=True)
-        self._runner: web.AppRunner | None = None
+        self.app = web.Application()
+        self.app.router.add_post("/alerts", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -63,24 +60,6 @@ class AlertSink:
         self.alerts.append(json.loads(body))
         return web.Response(status=204)
 
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/alerts", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [a for a in list(self.alerts) if a["type"] == kind]
 
@@ -88,19 +67,16 @@ class AlertSink:
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
-    config = SimConfig(Family.QUECTEL, time_scale=0.05, seed=16, max_rings=400)
-    thread = SimThread(config, tmp_path_factory.mktemp("sim") / "by-id", far)
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 16, far, max_rings=400) as thread:
+        yield thread
 
 
 @pytest.fixture(scope="module")
 def sink() -> Iterator[AlertSink]:
     receiver = AlertSink()
-    receiver.start()
-    yield receiver
-    receiver.stop()
+    with served_in_thread(receiver.app, lambda runner: web.TCPSite(runner, "127.0.0.1", 0), access_log=None) as runner:
+        receiver.port = int(runner.addresses[0][1])
+        yield receiver
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,13 +19,12 @@ from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.mirror.records import Extension
-from gateway.sip.render import free_port
 from gateway.trunk import tones
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim import FarEnd
 from gateway.trunk.sim.thread import SimThread
-from tests.conftest import CLOUD_HOST, PASSWORDS, REALM, lab_extensions
+from tests.conftest import CLOUD_HOST, PASSWORDS, REALM, lab_extensions, phone_via_lifeline, start_lab_cloud
 from tests.sip.test_render import rendered
+from tests.trunk.lab import quectel_sim, start_trunked
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -33,12 +33,15 @@ PSAP = ("112", "psap-secret-112")
 CLOUD_TIMEOUT_MS = 800
 
 
+def cloud_with_psap(workdir: Path, host: str) -> LabCloud:
+    """A started lab cloud that knows the lab's extensions and the PSAP phone (112)."""
+    psap = Extension.from_password(number=PSAP[0], auth_user=PSAP[0], realm=REALM, password=PSAP[1])
+    return start_lab_cloud(workdir, host, [*lab_extensions(), psap])
+
+
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCloud]:
-    lab = LabCloud(tmp_path_factory.mktemp("cloud"), host=CLOUD_HOST, port=free_port(CLOUD_HOST), realm=REALM)
-    psap = Extension.from_password(number=PSAP[0], auth_user=PSAP[0], realm=REALM, password=PSAP[1])
-    lab.add_subscribers([*lab_extensions(), psap])
-    lab.start()
+    lab = cloud_with_psap(tmp_path_factory.mktemp("cloud"), CLOUD_HOST)
     yield lab
     lab.stop()
 
@@ -46,55 +49,33 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCloud]:
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
-    thread = SimThread(
-        SimConfig(Family.QUECTEL, time_scale=0.05, seed=17), tmp_path_factory.mktemp("sim") / "by-id", far
+    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 17, far) as thread:
+        yield thread
+
+
+def start_held_in_normal(
+    work: Path, sim: SimThread, settings: dict[str, Any], ready: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> LifelineProcess:
+    """The daemon with agent 1009 (ring group 1002) on the simulated modem, held in NORMAL; once ready(status) too."""
+    # Held in NORMAL by hand: a paused cloud shows the per-call fall-over alone, not outage detection.
+    passwords = {**PASSWORDS, AGENT[0]: AGENT[1]}
+    return start_trunked(
+        work, sim.sim.by_id_dir, settings, passwords=passwords, ring_group=("1002",), mode="normal", also=ready
     )
-    thread.start()
-    yield thread
-    thread.stop()
 
 
 @pytest.fixture(scope="module")
 def lifeline(tmp_path_factory: pytest.TempPathFactory, cloud: LabCloud, sim: SimThread) -> Iterator[LifelineProcess]:
-    work = tmp_path_factory.mktemp("lifeline")
-    csv = work / "extensions.csv"
-    rows = {**PASSWORDS, AGENT[0]: AGENT[1]}
-    csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in rows.items()))
-    daemon = LifelineProcess(
-        work / "lifeline",
-        {
-            "cloud": {"sbc": cloud.uri, "realm": REALM},
-            "sip": {"listen": "127.0.0.1", "children": 2},
-            "emergency": {"normal": "cloud-then-trunk", "cloud_timeout_ms": CLOUD_TIMEOUT_MS},
-        },
-    )
-    with daemon.config_path.open("a") as toml:
-        toml.write(
-            f'[trunk]\nextension = "{AGENT[0]}"\nring_group = ["1002"]\ncountry = "DE"\n'
-            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{sim.sim.by_id_dir}"\n'
-        )
-    daemon.cli("extensions", "import", str(csv))
-    daemon.start()
-    # Held in NORMAL by hand: a paused cloud shows the per-call fall-over alone, not outage detection.
-    daemon.set_mode("normal")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        trunk = daemon.status().get("trunk") or {}
-        if trunk.get("registered") == 200 and (trunk.get("modems") or [{}])[0].get("state") == "ready":
-            break
-        time.sleep(0.2)
-    else:
-        daemon.stop()
-        raise AssertionError(f"the trunk never got ready: {trunk}")
+    emergency = {"normal": "cloud-then-trunk", "cloud_timeout_ms": CLOUD_TIMEOUT_MS}
+    settings = {"cloud": {"sbc": cloud.uri, "realm": REALM}, "emergency": emergency}
+    daemon = start_held_in_normal(tmp_path_factory.mktemp("lifeline"), sim, settings)
     yield daemon
     daemon.stop()
 
 
 def via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str) -> Phone:
     """A phone registered at the cloud with Lifeline as its outbound proxy."""
-    p = ep.phone(
-        user, PASSWORDS[user], domain=CLOUD_HOST, registrar=cloud.uri, proxy=f"sip:127.0.0.1:{lifeline.sip_port};lr"
-    )
+    p = phone_via_lifeline(ep, lifeline, cloud, user)
     assert p.register() == 200
     return p
 

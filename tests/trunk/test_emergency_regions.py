@@ -9,58 +9,35 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
-from gateway.mirror.records import Extension
-from gateway.sip.render import free_port
 from gateway.trunk import tones
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim import FarEnd
 from gateway.trunk.sim.thread import SimThread
-from tests.conftest import PASSWORDS, REALM, lab_extensions
-from tests.trunk.test_emergency_normal import AGENT, PSAP, atds, dial, via_lifeline
+from tests.conftest import PRIMARY, REALM, two_regions
+from tests.trunk.lab import quectel_sim
+from tests.trunk.test_emergency_normal import PSAP, atds, cloud_with_psap, dial, start_held_in_normal, via_lifeline
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
-PRIMARY, SECONDARY = "127.0.0.2", "127.0.0.3"
 CLOUD_TIMEOUT_MS = 1500
-
-
-def region(workdir: Path, host: str) -> LabCloud:
-    lab = LabCloud(workdir, host=host, port=free_port(host), realm=REALM)
-    psap = Extension.from_password(number=PSAP[0], auth_user=PSAP[0], realm=REALM, password=PSAP[1])
-    lab.add_subscribers([*lab_extensions(), psap])
-    lab.start()
-    return lab
 
 
 @pytest.fixture(scope="module")
 def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabCloud, LabCloud]]:
-    primary = region(tmp_path_factory.mktemp("primary"), PRIMARY)
-    try:
-        secondary = region(tmp_path_factory.mktemp("secondary"), SECONDARY)
-    except Exception:
-        primary.stop()
-        raise
-    yield primary, secondary
-    primary.stop()
-    secondary.stop()
+    with two_regions(tmp_path_factory.mktemp("regions"), cloud_with_psap) as clouds:
+        yield clouds
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
-    thread = SimThread(
-        SimConfig(Family.QUECTEL, time_scale=0.05, seed=23), tmp_path_factory.mktemp("sim") / "by-id", far
-    )
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 23, far) as thread:
+        yield thread
 
 
 # A Lifeline per test: a call's fall-over marks an SBC down in Kamailio until the next probe, a minute on.
@@ -76,43 +53,18 @@ def lifeline(
     sbcs = [primary.uri, secondary.uri]
     if getattr(request, "param", None) == "tcp":
         sbcs = [f"{primary.uri};transport=tcp", f"{secondary.uri};transport=tcp"]
-    work = tmp_path_factory.mktemp("lifeline")
-    csv = work / "extensions.csv"
-    rows = {**PASSWORDS, AGENT[0]: AGENT[1]}
-    csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in rows.items()))
-    daemon = LifelineProcess(
-        work / "lifeline",
-        {
-            "cloud": {"sbc": sbcs, "realm": REALM},
-            "sip": {"listen": "127.0.0.1", "children": 2},
-            # One probe at the start (both SBCs up, the RTT known), then none while the tests run.
-            "health": {"sip_interval_s": 60},
-            "emergency": {"normal": "cloud-then-trunk", "cloud_timeout_ms": CLOUD_TIMEOUT_MS},
-        },
+    settings = {
+        "cloud": {"sbc": sbcs, "realm": REALM},
+        # One probe at the start (both SBCs up, the RTT known), then none while the tests run.
+        "health": {"sip_interval_s": 60},
+        "emergency": {"normal": "cloud-then-trunk", "cloud_timeout_ms": CLOUD_TIMEOUT_MS},
+    }
+    daemon = start_held_in_normal(
+        tmp_path_factory.mktemp("lifeline"),
+        sim,
+        settings,
+        ready=lambda status: [sbc["state"] for sbc in status["health"]["sbcs"]] == ["up", "up"],
     )
-    with daemon.config_path.open("a") as toml:
-        toml.write(
-            f'[trunk]\nextension = "{AGENT[0]}"\nring_group = ["1002"]\ncountry = "DE"\n'
-            f'[[trunk.modems]]\nname = "lte0"\nfamily = "quectel"\nby_id_dir = "{sim.sim.by_id_dir}"\n'
-        )
-    daemon.cli("extensions", "import", str(csv))
-    daemon.start()
-    daemon.set_mode("normal")
-    deadline = time.monotonic() + 30
-    ready = False
-    while time.monotonic() < deadline and not ready:
-        status = daemon.status()
-        trunk = status.get("trunk") or {}
-        sbcs = [sbc["state"] for sbc in status["health"]["sbcs"]]
-        ready = (
-            trunk.get("registered") == 200
-            and (trunk.get("modems") or [{}])[0].get("state") == "ready"
-            and sbcs == ["up", "up"]
-        )
-        time.sleep(0.2)
-    if not ready:
-        daemon.stop()
-        raise AssertionError(f"the trunk or the SBCs never got ready: {daemon.status()}")
     yield daemon
     daemon.stop()
 

@@ -45,7 +45,7 @@ class Watch:
     seen: list[tuple[LinkState, LinkState, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.rig.modem.state_listeners.append(lambda old, new, reason: self.seen.append((old, new, reason)))
+        self.rig.modem.on_state.add(lambda old, new, reason: self.seen.append((old, new, reason)))
 
     def entered(self, state: LinkState) -> list[str]:
         """The reasons given each time the link entered state."""

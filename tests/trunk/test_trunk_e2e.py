@@ -20,10 +20,9 @@ import pytest
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.trunk import tones
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, Outcome, SimConfig
+from gateway.trunk.sim import FarEnd, Outcome
 from gateway.trunk.sim.thread import SimThread
-from tests.trunk.lab import CALLER, DOMAIN, leave_phones, phone, start_trunked
+from tests.trunk.lab import CALLER, DOMAIN, leave_phones, phone, quectel_sim, start_trunked
 
 ADMIN = "+4915199990000"
 
@@ -52,13 +51,10 @@ def wav_pcm(path: Path) -> bytes:
 # `settle` puts the modem back to idle after each test.
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
-    tmp_path = tmp_path_factory.mktemp("sim")
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
-    config = SimConfig(Family.QUECTEL, time_scale=0.05, seed=3, max_rings=400)  # a patient caller: 80 s
-    thread = SimThread(config, tmp_path / "by-id", far)
-    thread.start()
-    yield thread
-    thread.stop()
+    # max_rings=400: a patient caller, 80 s
+    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 3, far, max_rings=400) as thread:
+        yield thread
 
 
 @pytest.fixture(scope="module")

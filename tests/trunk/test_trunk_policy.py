@@ -18,11 +18,10 @@ from phonenumbers import shortnumberinfo
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import PhoneCall, SipEndpoint
 from gateway.trunk import tones
-from gateway.trunk.profiles import Family
-from gateway.trunk.sim import FarEnd, SimConfig
+from gateway.trunk.sim import FarEnd
 from gateway.trunk.sim.thread import SimThread
 from tests.cdr.helpers import wait_until
-from tests.trunk.lab import CALLER, PASSWORDS, phone, start_trunked
+from tests.trunk.lab import CALLER, PASSWORDS, phone, quectel_sim, start_trunked
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -34,11 +33,8 @@ VERBOSE = {"sip": {"listen": "127.0.0.1", "children": 2, "debug": 2}, "log": {"l
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
     far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
-    config = SimConfig(Family.QUECTEL, time_scale=0.05, seed=11, max_rings=400)
-    thread = SimThread(config, tmp_path_factory.mktemp("sim") / "by-id", far)
-    thread.start()
-    yield thread
-    thread.stop()
+    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 11, far, max_rings=400) as thread:
+        yield thread
 
 
 @pytest.fixture

@@ -45,6 +45,26 @@ def spki_hash(certificate: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
+def chrome_options(profile: Path, certificate: Path) -> webdriver.ChromeOptions:
+    """Headless chromium the size of a phone, trusting the daemon's own certificate by its key, nothing else."""
+    options = webdriver.ChromeOptions()
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={PHONE[0]},{PHONE[1]}",
+        f"--ignore-certificate-errors-spki-list={spki_hash(certificate)}",
+    ):
+        options.add_argument(flag)
+    return options
+
+
 @pytest.fixture
 def daemon(cloud: LabCloud, extensions_csv: Path) -> Iterator[tuple[LifelineProcess, dict[str, Any], str, str]]:
     work = Path(tempfile.mkdtemp(prefix="ll-ui-"))  # short: the unix socket's path has a 108-byte limit
@@ -69,22 +89,7 @@ def daemon(cloud: LabCloud, extensions_csv: Path) -> Iterator[tuple[LifelineProc
 @pytest.fixture
 def browser(daemon: tuple[LifelineProcess, dict[str, Any], str, str], tmp_path: Path) -> Iterator[webdriver.Chrome]:
     _, status, _, _ = daemon
-    options = webdriver.ChromeOptions()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--window-size={PHONE[0]},{PHONE[1]}",
-        # Trust the daemon's own certificate by its key, and nothing else that is invalid.
-        f"--ignore-certificate-errors-spki-list={spki_hash(Path(status['api']['certificate']))}",
-    ):
-        options.add_argument(flag)
+    options = chrome_options(tmp_path / "profile", Path(status["api"]["certificate"]))
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     options.add_experimental_option(

@@ -105,10 +105,10 @@ class TrunkAgent(CallRouting):
             ua.adopt(bridge)  # out of the conference, on this thread, before the library goes
             slot = Slot(mc.name, modem, bridge)
             slot.sim_number = mc.number
-            modem.call_listeners.append(functools.partial(self.on_modem_call, slot))
-            modem.dtmf_listeners.append(functools.partial(self.on_modem_dtmf, slot))
-            modem.sms_listeners.append(self.on_sms)
-            modem.state_listeners.append(functools.partial(self.on_link, slot))
+            modem.on_call.add(functools.partial(self.on_modem_call, slot))
+            modem.on_dtmf.add(functools.partial(self.on_modem_dtmf, slot))
+            modem.on_sms.add(self.on_sms)
+            modem.on_state.add(functools.partial(self.on_link, slot))
             modem.frame_sink = functools.partial(self.on_modem_frame, slot)
             self.slots.append(slot)
         self.pool = ModemPool(list(self.slots))

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.core.health import WHERE
 from gateway.doctor.trunk import NO_VOLTE
+from gateway.ha.pair_mode import agreement_words, peer_words
 from gateway.web.ui.history import Sample, sip_probe
 
 # The chart's drawing area in its viewBox (0 0 CHART_W CHART_H).
@@ -234,12 +235,17 @@ def page_model(
     trunk_calls = _list(trunk.get("calls"))
     backlog = sum(int(s["pending"]) for s in sinks if s["pending"].isdigit())
     failed = _dict(edge.get("failed_logins"))
+    pair = _dict(status.get("ha"))
+    paired = pair.get("role") not in (None, "off")
     fields = {
         "mode": current.upper(),
         "override": "automatic" if override == "auto" else f"manual override: {override}",
         "detected": str(mode.get("detected") or current),
         "since": f"{ago(now - since)} ago ({clock(since, now)})" if isinstance(since, int | float) else "—",
         "reason": str(mode.get("reason") or ""),
+        "pair_role": f"{pair.get('role')}, shared address {pair.get('virtual_ip')}" if paired else "—",
+        "pair_peer": peer_words(_dict(pair.get("peer_health"))) if paired else "—",
+        "pair_mode": agreement_words(_dict(pair.get("mode_agreement"))) if paired else "—",
         "where": WHERE.get(str(health.get("where")), str(health.get("where") or "no probes (no cloud configured)")),
         "sip_probe": "—" if probe.get("ok") is None else ("answering" if probe["ok"] else "NOT answering"),
         "sip_rtt": _ms(probe.get("rtt_ms")),
@@ -273,6 +279,7 @@ def page_model(
         "mode": current,
         "override": override,
         "serves_locally": current in ("survival", "recovering"),
+        "pair": paired,
         "fields": fields,
         "chart": chart(samples, now),
         "timeline": timeline(mode_events, current, now),
