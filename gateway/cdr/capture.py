@@ -382,12 +382,3 @@ class Capture:
                 )
                 total += cursor.rowcount
         return total
-
-    def set_trunk(self, call_id: str, trunk: dict[str, Any], direction: Direction | None = None) -> bool:
-        """Add the trunk agent's details (modem IMEI/ICCID, network) to a call's record."""
-        with self.store.write() as conn:
-            cursor = conn.execute(
-                "UPDATE cdrs SET trunk = ?, direction = COALESCE(?, direction) WHERE call_id = ?",
-                [json.dumps(trunk), direction.value if direction else None, call_id],
-            )
-            return cursor.rowcount > 0

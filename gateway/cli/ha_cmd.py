@@ -60,4 +60,32 @@ def status_lines(ha: dict[str, Any] | None) -> list[str]:
         lines.append(f"pair peer:     {peer_words(peer)}")
     if agreement is not None:
         lines.append(f"pair mode:     {agreement_words(agreement)}")
+    trunks = ha.get("trunks")
+    if trunks is not None:
+        lines.append(f"pair trunks:   {trunks_words(trunks)}")
     return lines
+
+
+_TRUNK_STATES = {
+    "no-line": "NO LINE READY (modem lost, unplugged or without network)",
+    "agent-down": "TRUNK AGENT DOWN",
+    "none": "no modem",
+}
+
+
+def _trunk_words(trunk: dict[str, Any]) -> str:
+    if trunk.get("state") == "ready":
+        return f"{trunk.get('ready_lines')} of {trunk.get('lines')} lines ready"
+    return _TRUNK_STATES.get(str(trunk.get("state")), str(trunk.get("state")))
+
+
+def trunks_words(trunks: dict[str, Any]) -> str:
+    """Both boxes' trunks in a line: a call either box's phones make may leave through either's modem."""
+    peer = trunks.get("peer")
+    if peer is None:
+        heard = "not heard yet"
+    elif peer.get("current"):
+        heard = _trunk_words(peer)
+    else:
+        heard = f"{_trunk_words(peer)} (SILENT: last heard {peer.get('heard_s')} s ago)"
+    return f"this box {_trunk_words(trunks.get('this_box') or {})}; peer {heard}"

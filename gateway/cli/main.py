@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,20 @@ def _cmd_extensions(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# The commands that need only their arguments and the config; extensions is the default.
+COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "mode": _cmd_mode,
+    "mirror": mirror_cmd.run,
+    "cdr": cdr_cmd.run,
+    "trunk": trunk_cmd.run,
+    "token": token_cmd.run,
+    "drill": drill_cmd.run,
+    "firewall": firewall_cmd.run,
+    "ha": ha_cmd.run,
+    "admin": admin_cmd.run,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lifeline` console script."""
     try:
@@ -288,29 +303,11 @@ def _run(argv: list[str] | None) -> int:
             return 0
         if args.command == "status":
             return _cmd_status(args, config, config_path)
-        if args.command == "mode":
-            return _cmd_mode(args, config)
-        if args.command == "mirror":
-            return mirror_cmd.run(args, config)
-        if args.command == "cdr":
-            return cdr_cmd.run(args, config)
-        if args.command == "trunk":
-            return trunk_cmd.run(args, config)
-        if args.command == "token":
-            return token_cmd.run(args, config)
         if args.command == "backup":
             return backup_cmd.run(args, config, config_path)
         if args.command == "doctor":
             return doctor_cmd.run(args, config, config_path)
-        if args.command == "drill":
-            return drill_cmd.run(args, config)
-        if args.command == "firewall":
-            return firewall_cmd.run(args, config)
-        if args.command == "ha":
-            return ha_cmd.run(args, config)
-        if args.command == "admin":
-            return admin_cmd.run(args, config)
-        return _cmd_extensions(args, config)
+        return COMMANDS.get(args.command, _cmd_extensions)(args, config)
     except ImportRowsError as err:
         print(f"lifeline: {err}", file=sys.stderr)
         return EXIT_ERROR

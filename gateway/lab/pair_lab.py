@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -189,3 +190,18 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0, 
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(step)
     return time.monotonic() - start
+
+
+def status_line_over_tcp(
+    source: str, box: str, port: int, request: Callable[[str, int], str], wait_s: float
+) -> str | None:
+    """Send request(own host, own port) over a TCP connection from source; the answer's status line, None if none."""
+    with socket.create_connection((box, port), timeout=3, source_address=(source, 0)) as conn:
+        host, own_port = conn.getsockname()[:2]
+        conn.sendall(request(host, own_port).encode())
+        conn.settimeout(wait_s)
+        try:
+            answer = conn.recv(4096).decode(errors="replace")
+        except TimeoutError:
+            return None
+        return answer.split("\r\n", 1)[0] or None

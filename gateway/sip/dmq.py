@@ -87,7 +87,9 @@ route[HA_DMQ] {{
 # a box that starts does (DMQ_SYNC of dmq_usrloc, HT_DMQ_SYNC of htable in Kamailio 5.6). The peer
 # does the same on hearing this box's pings, so each box learns what the other took meanwhile.
 route[HA_PEER_HEARD] {{
-	if ($Ts - $shv(ha_peer_heard) > {gap}) {{
+	# Not on the first ping after this Kamailio started: the sync at start (dmq_usrloc sync, htable
+	# dmq_init_sync) has asked for everything already.
+	if ($shv(ha_peer_heard) > 0 && $Ts - $shv(ha_peer_heard) > {gap}) {{
 		xlog("L_NOTICE", "lifeline: DMQ peer {peer} heard after a silence: asking it for everything again\\n");
 		dmq_send_message("usrloc", "{notify}", '{{"action":{usrloc_sync}}}', "application/json");
 		dmq_send_message("htable", "{notify}", '{{"action":{htable_sync}}}', "application/json");

@@ -13,7 +13,6 @@ import hmac
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import pytest
 from gateway.ha.key import read_key
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.netns import inside
-from gateway.lab.pair_lab import BOX_A, BOX_B, DMQ_PORT, FORGER, PHONES, PairLab, wait_until
+from gateway.lab.pair_lab import BOX_A, BOX_B, DMQ_PORT, FORGER, PHONES, PairLab, status_line_over_tcp, wait_until
 from gateway.lab.phones import Phone, SipEndpoint
 from gateway.sip.pair_trunk import HEADER, trunk_key
 from gateway.trunk import tones
@@ -146,34 +145,29 @@ def test_each_box_shows_its_own_trunk_and_the_peers(pair: PairLab) -> None:
     assert trunks(pair.b)["this_box"] == {"state": "ready", "ready_lines": 1, "lines": 1}
     text = pair.b.cli("status").stdout
     assert "pair trunks:   this box 1 of 1 lines ready; peer " in text, text
-    assert ("NO LINE READY" if own_a == "no-line" else "no modem on this box") in text, text
+    assert ("peer NO LINE READY" if own_a == "no-line" else "peer no modem") in text, text
 
 
 def forged_invite(source: str, box: str, stamp: str, key_file: Path | None = None) -> str | None:
     """An INVITE for the trunk over TCP from source to the box's pair socket; the first answer's status line."""
-    with socket.create_connection((box, DMQ_PORT), timeout=3, source_address=(source, 0)) as conn:
-        host, port = conn.getsockname()[:2]
-        call_id, number = secrets.token_hex(12), NUMBER
-        if stamp == "valid":  # signed with the pair's real key: only the source address is wrong
-            ts = str(int(time.time()))
-            assert key_file is not None
-            key = trunk_key(read_key(key_file)).encode()
-            mac = hmac.new(key, f"{ts}:1001:{number}:{call_id}".encode(), hashlib.sha256).digest()
-            stamp = f"1001;ts={ts};sig={base64.urlsafe_b64encode(mac).decode()}"
-        request = (
+    call_id, number = secrets.token_hex(12), NUMBER
+    if stamp == "valid":  # signed with the pair's real key: only the source address is wrong
+        ts = str(int(time.time()))
+        assert key_file is not None
+        key = trunk_key(read_key(key_file)).encode()
+        mac = hmac.new(key, f"{ts}:1001:{number}:{call_id}".encode(), hashlib.sha256).digest()
+        stamp = f"1001;ts={ts};sig={base64.urlsafe_b64encode(mac).decode()}"
+
+    def request(host: str, port: int) -> str:
+        return (
             f"INVITE sip:{number}@{box} SIP/2.0\r\n"
             f"Via: SIP/2.0/TCP {host}:{port};branch=z9hG4bK{secrets.token_hex(8)}\r\n"
             f"From: <sip:1001@{host}>;tag={secrets.token_hex(4)}\r\nTo: <sip:{number}@{box}>\r\n"
             f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:1001@{host}:{port}>\r\n"
             f"{HEADER}: {stamp}\r\nContent-Length: 0\r\n\r\n"
         )
-        conn.sendall(request.encode())
-        conn.settimeout(1.5)
-        try:
-            answer = conn.recv(4096).decode(errors="replace")
-        except TimeoutError:
-            return None
-        return answer.split("\r\n", 1)[0] or None
+
+    return status_line_over_tcp(source, box, DMQ_PORT, request, 1.5)
 
 
 @pytest.mark.parametrize("pair", ["no-line"], indirect=True)  # both boxes have an agent: the likelier target

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,7 +19,19 @@ from pathlib import Path
 import pytest
 
 from gateway.lab.netns import inside
-from gateway.lab.pair_lab import ATTACKER, BOX_A, BOX_B, DMQ_PORT, FORGER, PHONES, VIP, PairLab, contacts, wait_until
+from gateway.lab.pair_lab import (
+    ATTACKER,
+    BOX_A,
+    BOX_B,
+    DMQ_PORT,
+    FORGER,
+    PHONES,
+    VIP,
+    PairLab,
+    contacts,
+    status_line_over_tcp,
+    wait_until,
+)
 from gateway.lab.phones import Phone, SipEndpoint
 from gateway.lab.sipclient import SipClient
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
@@ -142,9 +153,9 @@ def kdmq(source: str, box: str, number: str, contact: str) -> str | None:
             "reg_id": 0,
         }
     )
-    with socket.create_connection((box, DMQ_PORT), timeout=3, source_address=(source, 0)) as conn:
-        host, port = conn.getsockname()[:2]
-        request = (
+
+    def request(host: str, port: int) -> str:
+        return (
             f"KDMQ sip:usrloc@{box}:{DMQ_PORT};transport=tcp SIP/2.0\r\n"
             f"Via: SIP/2.0/TCP {host}:{port};branch=z9hG4bK{secrets.token_hex(8)}\r\n"
             f"From: <sip:usrloc@{host}:{DMQ_PORT}>;tag={secrets.token_hex(4)}\r\n"
@@ -152,13 +163,8 @@ def kdmq(source: str, box: str, number: str, contact: str) -> str | None:
             f"Call-ID: {secrets.token_hex(12)}\r\nCSeq: 1 KDMQ\r\nMax-Forwards: 1\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
         )
-        conn.sendall(request.encode())
-        conn.settimeout(1.0)
-        try:
-            answer = conn.recv(4096).decode(errors="replace")
-        except TimeoutError:
-            return None
-        return answer.split("\r\n", 1)[0] or None
+
+    return status_line_over_tcp(source, box, DMQ_PORT, request, 1.0)
 
 
 def test_kdmq_from_anyone_but_the_peer_changes_nothing(pair: PairLab) -> None:
