@@ -323,11 +323,12 @@ def render(config: Config, inputs: RenderInputs) -> str:
 def kamailio_command(binary: str, cfg: Path, run_dir: Path, shm_mb: int = 64) -> list[str]:
     """Kamailio in the foreground, logging to stderr, with Lifeline's memory sizes."""
     # -DD: no daemonising, so the supervisor owns the main process; -m/-M: shared and private
-    # memory in MB, enough for thousands of bindings on a Pi. -x/-X tlsf: Debian's build defaults to
-    # qm, the debugging allocator, whose search grows with every block: loading the CA bundle for the
-    # cloud's TLS took 19-24 s on a busy 2-core machine (15 s is the start limit), tlsf 2.6-3 s.
+    # memory in MB, enough for thousands of bindings on a Pi. -x/-X fm: Debian's build defaults to qm,
+    # the debugging allocator, whose search grows with every block: loading the CA bundle for the
+    # cloud's TLS took 19-24 s on a busy 2-core machine (15 s is the start limit), fm 2.8 s. Not tlsf:
+    # with it Kamailio 5.6.3 dumped core in the allocator in every pair test run (DMQ, forwarded calls).
     shm, pkg = str(shm_mb), "8"
-    return [binary, "-DD", "-E", "-f", str(cfg), "-m", shm, "-M", pkg, "-x", "tlsf", "-X", "tlsf", "-Y", str(run_dir)]
+    return [binary, "-DD", "-E", "-f", str(cfg), "-m", shm, "-M", pkg, "-x", "fm", "-X", "fm", "-Y", str(run_dir)]
 
 
 def port_free(host: str, port: int) -> bool:
