@@ -29,6 +29,7 @@ readonly UDEV_RULES=/etc/udev/rules.d/90-lifeline.rules
 readonly JOURNALD_DROPIN=/etc/systemd/journald.conf.d/lifeline.conf
 readonly WATCHDOG_DROPIN=/etc/systemd/system.conf.d/lifeline-watchdog.conf
 readonly SYSCTL_DROPIN=/etc/sysctl.d/60-lifeline-ha.conf
+readonly HA_DROPIN=/etc/systemd/system/lifeline.service.d/ha.conf
 readonly BOOT_DIR=/boot/firmware
 readonly PROVISION_FILE=$BOOT_DIR/lifeline.toml
 
@@ -57,6 +58,8 @@ SIP_LISTEN="0.0.0.0"
 SIP_PORT=5060
 APPLIANCE_FLAGS=()      # appliance-only flags seen, to reject them with --dev/--uninstall
 FORCE_PI=0              # --pi: configure the Pi HAT although this machine does not look like a Pi (image builds)
+PAIR=0                  # --pair: one box of a pair ([ha]): the service may run keepalived
+DROPIN_CHANGED=0        # a drop-in of the service changed: reload and restart it
 ROOT=""                 # --root DIR: write every file under DIR and only show the commands (CI, dry runs)
 PI_MODEL=""             # set by detect_platform: "Raspberry Pi 4 Model B Rev 1.4", or empty
 TODO=()                 # what is left for the installer to do, printed at the end
@@ -81,6 +84,8 @@ Appliance options (used only when $CONF_FILE does not exist yet):
   --sip-port N          SIP port (default $SIP_PORT)
   -y, --yes, --non-interactive
                         never prompt; without --cloud-sbc the config has no cloud
+  --pair                this box is one of a pair ([ha]): give the service what keepalived needs
+                        (CAP_NET_ADMIN, CAP_NET_RAW; a single box runs without them). Run it on both boxes
   --pi                  set up the Raspberry Pi HAT (LEDs, button, relay, watchdog) even where no Pi is
                         detected: building an image in a chroot (firmware/image/)
 
@@ -138,10 +143,13 @@ parse_args() {
                 ROOT=$(cd "$val" && pwd)
                 [[ $ROOT != / ]] || ROOT=""
                 ;;
-            --pi)
+            --pi | --pair)
                 [[ $1 != *=* ]] || usage_error "$opt takes no value"
                 APPLIANCE_FLAGS+=("$opt")
-                FORCE_PI=1
+                case $opt in
+                    --pi) FORCE_PI=1 ;;
+                    --pair) PAIR=1 ;;
+                esac
                 ;;
             --dev | --uninstall | --purge | --yes | -y | --non-interactive | --help | -h)
                 [[ $1 != *=* ]] || usage_error "$opt takes no value"
@@ -722,6 +730,10 @@ install_service() {
         systemctl daemon-reload
         systemctl enable "$FIRSTBOOT_UNIT"
     fi
+    if ((DROPIN_CHANGED)); then
+        systemctl daemon-reload
+        unit_changed=1
+    fi
     if cmp -s "$unit_src" "$UNIT_DEST"; then
         say "service: $UNIT_DEST up to date"
     else
@@ -807,6 +819,16 @@ install_appliance_files() {
     # Pair mode ([ha]): Kamailio binds the shared address before this box holds it (gateway/ha/kamailio.py).
     if install_file "$REPO_DIR/firmware/sysctl/60-lifeline-ha.conf" "$SYSCTL_DROPIN" 0644; then
         sys_run sysctl -q -p "$SYSCTL_DROPIN" || true
+    fi
+    # Pair mode: keepalived (the daemon's child) sends VRRP and moves the shared address. Only with --pair:
+    # least privilege for a single box. Without it an existing drop-in stays (a re-run without the flag
+    # must not break a pair); --uninstall removes it.
+    if ((PAIR)); then
+        if install_file "$REPO_DIR/firmware/systemd/lifeline.service.d/ha.conf" "$HA_DROPIN" 0644; then
+            DROPIN_CHANGED=1
+        fi
+    elif [[ -e $ROOT$HA_DROPIN ]]; then
+        say "file: $HA_DROPIN kept (this box was installed with --pair)"
     fi
     # The hardware watchdog: where the SoC has one (a Pi always does; elsewhere /dev/watchdog tells).
     if [[ -n $PI_MODEL || -e $ROOT/dev/watchdog ]]; then
@@ -931,9 +953,10 @@ uninstall() {
         "/etc/systemd/system/timers.target.wants/${BACKUP_UNITS[1]}" \
         "/etc/systemd/system/${DRILL_UNITS[0]}" "/etc/systemd/system/${DRILL_UNITS[1]}" \
         "/etc/systemd/system/timers.target.wants/${DRILL_UNITS[1]}" \
-        "$UDEV_RULES" "$JOURNALD_DROPIN" "$WATCHDOG_DROPIN"; do
+        "$UDEV_RULES" "$JOURNALD_DROPIN" "$WATCHDOG_DROPIN" "$HA_DROPIN"; do
         remove_file "$file" || true
     done
+    rmdir "$ROOT${HA_DROPIN%/*}" 2>/dev/null || true   # lifeline.service.d, if nothing else is in it
     if [[ -n $ROOT ]]; then
         remove_file "/etc/systemd/system/multi-user.target.wants/$UNIT_NAME" || true
         remove_file "$UNIT_DEST" || true

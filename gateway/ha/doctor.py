@@ -10,7 +10,7 @@ from gateway.doctor.model import Check, Facts, Verdict
 NAME = "pair"
 KEEPALIVED_FIX = (
     "`journalctl -u lifeline | grep keepalived` says why; keepalived needs its package and the service "
-    "CAP_NET_ADMIN and CAP_NET_RAW (firmware/systemd/lifeline.service.d/ha.conf)"
+    "CAP_NET_ADMIN and CAP_NET_RAW: sudo ./install.sh --pair gives them (on both boxes)"
 )
 
 

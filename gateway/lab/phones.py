@@ -12,6 +12,7 @@ import functools
 import gc
 import re
 import time
+import wave
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import pjsua2 as pj
 
 from gateway.errors import UserAgentError
 from gateway.pjsafe import SafeCall, UaAccount, UserAgent
+from gateway.trunk.tones import read_wav
 
 LAB_TONE_HZ = 440  # every lab phone plays it once its audio is up, so the far end can count packets
 
@@ -44,6 +46,23 @@ class SipEndpoint:
             if predicate():
                 return
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def recording(self, wav: Path, timeout: float = 5.0) -> bytes:
+        """The 8 kHz PCM of a stopped recording once complete: pjsua2 (2.14+) ends a recorder on its own clock."""
+        found: list[bytes] = []
+
+        def complete() -> bool:
+            try:
+                pcm, rate = read_wav(wav)
+            except (wave.Error, EOFError, OSError):
+                return False
+            if rate != 8000 or not pcm:
+                return False
+            found.append(pcm)
+            return True
+
+        self.wait_for(complete, timeout, f"pjsua2 to complete the recording {wav.name}")
+        return found[0]
 
     def phone(
         self,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.lab.story_model import StepFailedError
 from gateway.trunk import tones
+from gateway.trunk.tones import read_wav
 
 if TYPE_CHECKING:  # the story imports this module
     from gateway.lab.phones import PhoneCall
@@ -32,12 +33,6 @@ class ArrivalLog(dict[str, dict[str, Any]]):
         if key not in self:
             self.arrived[key] = time.monotonic()
         return super().setdefault(key, default)
-
-
-def read_wav(path: Path) -> tuple[bytes, int]:
-    """(16-bit mono PCM, sample rate) of a finished recording; wave.Error while pjsua2 has not completed it."""
-    with wave.open(str(path), "rb") as audio:
-        return audio.readframes(audio.getnframes()), audio.getframerate()
 
 
 def onsets(pcm: bytes, rate: int, freq: float = ECHO_HZ) -> list[float]:

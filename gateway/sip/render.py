@@ -296,7 +296,8 @@ def render(config: Config, inputs: RenderInputs) -> str:
         rpc_fifo=str(inputs.rpc_socket.with_suffix(".fifo")),  # KamailioRpc.fifo
         rpc_reply_dir=str(inputs.rpc_socket.parent),
         survival=1 if inputs.survival else 0,
-        max_expires=survival_expires if inputs.survival else config.survival.normal_max_expires,
+        max_expires=config.survival.normal_max_expires,
+        survival_expires=survival_expires,
         db_path=str(inputs.db_path),
         # The same list the trunk's dial plan and the call records use (TrunkConfig.emergency_list).
         emergency_pattern=emergency_pattern(config.trunk.emergency_list),

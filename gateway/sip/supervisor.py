@@ -242,10 +242,9 @@ class KamailioSupervisor:
 
     async def apply_mode(self, survival: bool) -> None:
         """Flip Kamailio between relaying to the cloud and serving locally, without a restart."""
-        expires = self.config.survival.register_expires if survival else self.config.survival.normal_max_expires
         try:
+            # The flag alone: SURVIVAL's shorter bindings follow from it per REGISTER (kamailio.cfg.tmpl).
             await self.rpc.call("pv.shvSet", "survival", "int", 1 if survival else 0)
-            await self.rpc.call("cfg.seti", "registrar", "max_expires", expires)
         except RpcError as err:
             # A Kamailio that is restarting renders the current mode when it comes back.
             log.warning("mode not pushed to kamailio", error=str(err), state=self.state.value)

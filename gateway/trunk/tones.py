@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import wave
 from array import array
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DTMF_FREQS = {
     "1": (697, 1209),
@@ -187,3 +189,11 @@ def detect_dtmf(pcm: bytes, rate: int = 8000, block_ms: int = 40) -> str:
             digits.append(found)
         last = found
     return "".join(digits)
+
+
+def read_wav(path: Path) -> tuple[bytes, int]:
+    """(16-bit mono PCM, sample rate) of a finished recording; wave.Error while pjsua2 has not completed it."""
+    with wave.open(str(path), "rb") as audio:
+        if audio.getsampwidth() != 2 or audio.getnchannels() != 1:
+            raise wave.Error(f"{path.name}: not 16-bit mono")
+        return audio.readframes(audio.getnframes()), audio.getframerate()

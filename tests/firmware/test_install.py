@@ -103,6 +103,28 @@ def test_plain_debian_gets_no_hardware_and_no_watchdog_dropin(tmp_path: Path) ->
     assert not (root / "etc/systemd/system.conf.d/lifeline-watchdog.conf").exists()
 
 
+def test_only_a_pair_box_gets_keepalived_privileges_a_rerun_keeps_them_and_uninstall_takes_them(
+    tmp_path: Path,
+) -> None:
+    dropin = "etc/systemd/system/lifeline.service.d/ha.conf"
+    single = scratch(tmp_path / "single", model=None)
+    assert run("--yes", root=single).returncode == 0
+    assert not (single / dropin).exists()  # least privilege: a single box runs without them
+
+    pair = scratch(tmp_path / "pair", model=None)
+    done = run("--yes", "--pair", root=pair)
+    assert done.returncode == 0, done.stdout + done.stderr
+    installed = (pair / dropin).read_text()
+    assert "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW" in installed
+    assert stat.S_IMODE((pair / dropin).stat().st_mode) == 0o644
+    again = run("--yes", root=pair)  # a later run without the flag must not break the pair
+    assert again.returncode == 0 and f"{dropin} kept" in again.stdout and (pair / dropin).exists()
+    assert run("--uninstall", root=pair).returncode == 0
+    assert not (pair / "etc/systemd/system/lifeline.service.d").exists()
+    refused = run("--dev", "--pair")
+    assert refused.returncode == 2 and "--pair applies to the appliance install only" in refused.stderr
+
+
 def test_the_config_is_written_by_lifeline_config_init_with_the_installers_header(tmp_path: Path) -> None:
     root = scratch(tmp_path)
     done = run("--yes", "--sip-port", "05070", "--realm", "pbx.example.com", root=root)

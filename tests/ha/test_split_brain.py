@@ -37,6 +37,7 @@ FAILOVER_S = 10  # three missed adverts plus skew (tests/ha/test_failover.py)
 SETTLE_S = 10  # healed: the lower box steps down on the higher one's next advert (well under a second)
 RESYNC_S = 15  # healed: the peer's next DMQ ping (every 5 s) ends a silence: each box asks for everything
 DMQ_NOTICE_S = 25  # a ping goes unanswered: TCP gives up connecting after 10 s
+ROLE_S = 2  # keepalived's notify line follows the address within milliseconds
 ARP_S = 2  # the re-announcement is immediate; an entry left to time out takes 5 s or more
 SINK_PORT = 8098  # on the LAN bridge of this test's own namespaces
 _tags = itertools.count()
@@ -101,6 +102,11 @@ def dmq_sees(lab: PairLab, role: str, peer: str) -> str:
     return "active" if "active" in states else ",".join(sorted(states))
 
 
+def roles(lab: PairLab) -> tuple[str | None, str | None]:
+    """Each box's part in the pair as its status says."""
+    return lab.role(lab.a), lab.role(lab.b)
+
+
 def mac_of_vip_on_the_lan(lab: PairLab) -> str | None:
     """The link address the phones' namespace sends the shared address's packets to, if it has one."""
     with contextlib.suppress(Exception):
@@ -127,7 +133,8 @@ def test_a_split_brain_ends_with_one_active_box_both_boxes_registrations_and_eve
         lab.cut_between()
         # VRRP cannot tell a silent peer from a dead one: B takes the address too. Both are active.
         wait_until(lambda: holders(lab) == ["a", "b"], "both boxes to hold the shared address", FAILOVER_S, 0.05)
-        assert (lab.role(lab.a), lab.role(lab.b)) == ("active", "active")
+        # keepalived tells the daemon through its notify FIFO just after it sets the address.
+        wait_until(lambda: roles(lab) == ("active", "active"), "both boxes to say active", ROLE_S, 0.05)
 
         # Once A's DMQ has given B up (its pings unanswered), A does not even try to send a change to B:
         # only a resync after the heal can bring B what A takes from now on.
@@ -154,7 +161,7 @@ def test_a_split_brain_ends_with_one_active_box_both_boxes_registrations_and_eve
         # which now drops what comes for the address; left alone, the entry would only time out after
         # several seconds (gateway/ha/keepalived.conf.tmpl: vrrp_higher_prio_send_advert).
         wait_until(lambda: mac_of_vip_on_the_lan(lab) == mac_of(lab, "a"), "the LAN's ARP entry on A", ARP_S, 0.02)
-        assert (lab.role(lab.a), lab.role(lab.b)) == ("active", "standby")
+        wait_until(lambda: roles(lab) == ("active", "standby"), "A to say active and B standby", ROLE_S, 0.05)
         assert options_to_vip(lab) == 200
 
         # Each box learns the registrations the other took during the split (DMQ asks for all again). B has

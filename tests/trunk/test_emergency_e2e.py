@@ -12,7 +12,6 @@ import base64
 import json
 import secrets
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -264,12 +263,6 @@ def reception(ep: SipEndpoint, lifeline: LifelineProcess) -> Phone:
     return desk
 
 
-def wav_pcm(path: Path) -> bytes:
-    with wave.open(str(path), "rb") as wav:
-        assert wav.getframerate() == 8000 and wav.getsampwidth() == 2
-        return wav.readframes(wav.getnframes())
-
-
 def ring_notified(sink: AlertSink, before: int) -> str:
     return str(sink.of_type("emergency.call")[before]["data"]["notified"]["ring:1003"])
 
@@ -294,7 +287,7 @@ def test_the_reception_rings_with_the_caller_shown_and_hears_the_alert_when_it_a
     assert ALERT_S - 1 <= time.monotonic() - answered <= ALERT_S + 3
     rung.stop_recording()  # the WAV header is written as the recorder goes
     ep.pump(50)
-    heard = tones.tone_sequence(wav_pcm(wav), (*ALERT_HZ, 440.0, 1000.0))
+    heard = tones.tone_sequence(ep.recording(wav), (*ALERT_HZ, 440.0, 1000.0))
     assert set(heard) == set(ALERT_HZ) and len(heard) >= 8, heard  # hi-lo, 4 a second; nothing else
     # The emergency call went out regardless, and the notice says the reception rang.
     ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer")

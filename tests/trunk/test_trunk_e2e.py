@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,6 @@ class RecordingCall(PhoneCall):
         """Replace the lab phone's 440 Hz with freq, and record what the phone hears."""
         self.play(int(freq))
         self.record_to(wav)
-
-
-def wav_pcm(path: Path) -> bytes:
-    with wave.open(str(path), "rb") as wav:
-        assert wav.getframerate() == 8000 and wav.getsampwidth() == 2
-        return wav.readframes(wav.getnframes())
 
 
 # One daemon, agent and simulated modem for the whole module (starting them is most of the time);
@@ -106,7 +99,7 @@ def test_outbound_call_audio_both_ways_dtmf_and_hangups(
     )
     call.stop_recording()  # flush the WAV
     ep.pump(50)
-    assert tones.dominant(wav_pcm(wav)[-8000:], (1000.0, 2000.0, 440.0)) == 1000.0
+    assert tones.dominant(ep.recording(wav)[-8000:], (1000.0, 2000.0, 440.0)) == 1000.0
     far_heard = sim.call(lambda: bytes(sim.sim.far_end.heard[-8000:]))
     assert tones.dominant(far_heard, (1000.0, 2000.0, 440.0)) == 2000.0
 
@@ -164,10 +157,10 @@ def test_outbound_call_hears_the_networks_ringback_as_early_media_then_the_far_e
     early = [code for code, state in zip(call.codes, call.record.states, strict=True) if state == "EARLY"]
     assert early and set(early) == {183}, call.codes  # Session Progress, with SDP: no 180 at all
     assert call.codes[-1] == 200
-    ringing = wav_pcm(before_answer)
+    ringing = ep.recording(before_answer)
     assert len(ringing) >= 8000 * 2, "less than a second recorded before the answer"
     assert tones.dominant(ringing, EARLY_FREQS) == tones.RINGBACK_HZ
-    assert tones.dominant(wav_pcm(after_answer)[-8000:], EARLY_FREQS) == 1000.0
+    assert tones.dominant(ep.recording(after_answer)[-8000:], EARLY_FREQS) == 1000.0
     # One bridge from the 183 on: the answer neither re-bridged nor interrupted the audio.
     assert audio_bridged(trunked, log_from) == 1
     call.hang_up()
@@ -204,7 +197,7 @@ def test_an_unreachable_numbers_announcement_is_heard_before_the_failure(
     # The agent's 503 for EndReason.UNREACHABLE: tm would relay it as 500 (RFC 3261 16.7), so
     # Kamailio gives the trunk's 503 as its own, with the agent's reason.
     assert (call.record.last_code, call.record.last_reason) == (503, "Mobile Network Unreachable")
-    heard = tones.tone_sequence(wav_pcm(wav), (*tones.SIT_HZ, tones.RINGBACK_HZ, 2000.0, 440.0))
+    heard = tones.tone_sequence(ep.recording(wav), (*tones.SIT_HZ, tones.RINGBACK_HZ, 2000.0, 440.0))
     assert any(heard[i : i + 3] == list(tones.SIT_HZ) for i in range(len(heard))), heard
     assert sim.call(lambda: len(far.heard)) == heard_before  # an unanswered call carries nothing to the far end
 
@@ -414,7 +407,7 @@ def test_the_phone_hears_the_far_end_again_within_200_ms_of_each_lost_byte(
     call.stop_recording()
     ep.pump(50)
     assert sim.call(lambda: len(sim.sim.drops)) >= len(losses)
-    runs = noise_runs(wav_pcm(wav), 1000.0)
+    runs = noise_runs(ep.recording(wav), 1000.0)
     assert len(runs) <= len(losses) and all(ms <= 200 for ms in runs), f"noise runs {runs} ms (seed {seed})"
 
     def realigned() -> int:
