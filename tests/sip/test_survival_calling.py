@@ -16,6 +16,7 @@ import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
+from gateway.lab.pair_lab import contacts
 from gateway.lab.phone_proc import PhoneProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint, talk
 from gateway.lab.sipclient import SipClient
@@ -117,6 +118,28 @@ def test_backup_registrar_phones_register_to_lifeline_directly(
     assert carol.register() == 200
     assert alice.register() == 200
     talk(ep, alice, carol, "1003", caller_hangs_up=True)
+
+
+def bindings_of(lifeline: LifelineProcess, number: str) -> list[dict[str, object]]:
+    """Kamailio's bindings of number."""
+    text = contacts(lifeline, number)
+    return [entry["Contact"] for entry in json.loads(text)["Contacts"]] if text else []
+
+
+def test_survival_keeps_bindings_short_and_a_phone_leaving_takes_its_binding_along(
+    sip_endpoint: SipEndpoint, lifeline: LifelineProcess
+) -> None:
+    ep = sip_endpoint
+    lifeline.set_mode("survival")
+    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
+    carol = ep.phone("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=uri, proxy=uri + ";lr")
+    assert carol.register() == 200  # pjsua2 asks for 300 s
+    (binding,) = bindings_of(lifeline, "1003")
+    # survival.register_expires (60 s): the phone comes back soon, to the cloud once it answers again.
+    assert 0 < int(str(binding["Expires"])) <= 60
+    carol.set_registration(False)  # Expires: 0, which the cap must leave alone
+    ep.wait_for(lambda: len(carol.reg_codes) >= 2, 10, "carol to unregister")
+    assert carol.reg_codes[-1] == 200 and bindings_of(lifeline, "1003") == []
 
 
 def test_killed_kamailio_is_restarted_and_phones_register_again(
