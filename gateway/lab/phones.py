@@ -49,20 +49,19 @@ class SipEndpoint:
 
     def recording(self, wav: Path, timeout: float = 5.0) -> bytes:
         """The 8 kHz PCM of a stopped recording once complete: pjsua2 (2.14+) ends a recorder on its own clock."""
-        found: list[bytes] = []
+        found: list[tuple[bytes, int]] = []
 
         def complete() -> bool:
             try:
-                pcm, rate = read_wav(wav)
+                found.append(read_wav(wav))
             except (wave.Error, EOFError, OSError):
                 return False
-            if rate != 8000 or not pcm:
-                return False
-            found.append(pcm)
-            return True
+            return bool(found[-1][0])
 
         self.wait_for(complete, timeout, f"pjsua2 to complete the recording {wav.name}")
-        return found[0]
+        pcm, rate = found[-1]
+        assert rate == 8000, f"{wav.name}: recorded at {rate} Hz, not 8 kHz"  # a wrong rate is no reason to wait
+        return pcm
 
     def phone(
         self,
