@@ -80,6 +80,10 @@ class LifelineProcess:
         """`lifeline status --json` of the running daemon."""
         return dict(json.loads(self.cli("status", "--json").stdout))
 
+    def logged(self, text: str) -> bool:
+        """Whether the daemon's log file holds text yet (Kamailio's lines reach it late, through a pipe)."""
+        return self.log_path.exists() and text in self.log_path.read_text()
+
     def set_mode(self, mode: str) -> None:
         """`lifeline mode MODE`."""
         self.cli("mode", mode)

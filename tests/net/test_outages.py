@@ -178,8 +178,10 @@ def test_the_first_invite_after_a_cut_connects_before_detection(
     call = alice.call("1002")
     connect(ep, call, bob.ringing_call)
     assert lab.status()["mode"]["mode"] in ("normal", "suspect")
-    assert lab.lifeline is not None
-    assert "serving 1002 locally" in lab.lifeline.log_path.read_text()
+    lifeline = lab.lifeline
+    assert lifeline is not None
+    ep.wait_for(lambda: lifeline.logged("serving 1002 locally"), 5, "the local fallback in the log")
+    assert "serving 1002 locally" in lifeline.log_path.read_text()
 
 
 def test_the_first_invite_after_a_cut_that_fails_every_send_is_served_locally_at_once(
@@ -198,8 +200,11 @@ def test_the_first_invite_after_a_cut_that_fails_every_send_is_served_locally_at
     print(f"send-error cut → call answered in {time.monotonic() - cut_at:.2f} s")
     assert not {477, 478} & set(call.record.codes), call.record.codes  # tm's send error never reached alice
     assert lab.status()["mode"]["mode"] in ("normal", "suspect")
-    assert lab.lifeline is not None
-    assert "sending to the cloud failed (477); serving 1002 locally" in lab.lifeline.log_path.read_text()
+    lifeline = lab.lifeline
+    assert lifeline is not None
+    failed = "sending to the cloud failed (477); serving 1002 locally"
+    ep.wait_for(lambda: lifeline.logged(failed), 5, "the failed send and the local fallback in the log")
+    assert failed in lifeline.log_path.read_text()
 
 
 def test_ten_percent_loss_for_a_minute_does_not_fail_over(make_branch: Callable[..., BranchLab]) -> None:

@@ -63,8 +63,10 @@ def test_primary_region_down_the_secondary_carries_the_calls_and_both_down_is_su
     wait_states(lab, ["up", "up"])
     lab.topology.outage("send-error-primary")
     call_through(lab.cloud2, ep, alice, bob, "the call did not go to the secondary after the send error")
-    assert lab.lifeline is not None
-    log = lab.lifeline.log_path.read_text()
+    lifeline = lab.lifeline
+    assert lifeline is not None
+    ep.wait_for(lambda: lifeline.logged("to the next cloud SBC"), 5, "the INVITE's move to the next SBC in the log")
+    log = lifeline.log_path.read_text()
     assert "to the next cloud SBC" in log and "locally" not in log
 
     # Both regions gone: SURVIVAL, and the phones keep calling each other through Lifeline.

@@ -129,6 +129,7 @@ def test_an_invite_the_silent_primary_leaves_unanswered_goes_to_the_secondary_no
         used = secondary.transactions()
         talk(ep, alice, bob)
         assert secondary.transactions() > used, "the call did not go through the secondary"
+        ep.wait_for(lambda: lifeline.logged("to the next cloud SBC"), 5, "the INVITE's move to the next SBC in the log")
         log = lifeline.log_path.read_text()
         assert "to the next cloud SBC" in log
         assert "locally" not in log, "the call was served locally though the secondary was up"

@@ -70,6 +70,7 @@ def test_a_far_cloud_keeps_its_calls_and_a_silent_one_loses_them_to_the_floor(
         floor = wait_health(lifeline, lambda h: h["fallback_wait_ms"] == 300, "the floor after a missed probe")
         assert floor["fallback_wait_ms"] == 300
         talk(ep, alice, bob, caller_hangs_up=True)
+        ep.wait_for(lambda: served_locally(lifeline) >= 1, 5, "the local fallback in the log")
         assert served_locally(lifeline) == 1
     finally:
         far_cloud.resume()
