@@ -50,7 +50,11 @@ def ha_checks(facts: Facts, config: Config) -> list[Check]:
         fix = f"check the peer box {ha.peer}: is it on, on this LAN, its daemon running? (`lifeline doctor` there)"
         return [Check(NAME, Verdict.WARN, detail + ": no standby to take over", fix)]
     if replicated is not None and not replicated.get("up"):
-        fix = f"the peer's records stopped coming: its daemon running? TCP {ha.dmq_port} open between the boxes?"
+        fix = (
+            f"the peer's records stopped coming: its daemon running? TCP {ha.dmq_port} open between the boxes? "
+            "the same ha.key_file on both? (a box drops what another pair key signed and logs it: "
+            "`journalctl -u lifeline | grep 'unsigned by the pair key'`)"
+        )
         return [Check(NAME, Verdict.WARN, detail, fix)]
     return [Check(NAME, Verdict.PASS, detail)]
 

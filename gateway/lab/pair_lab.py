@@ -55,6 +55,7 @@ class PairLab:
         self._build(tag)
         # One pair key, as an installer copies it to both boxes; one_key=False: each box its own (a mistake).
         keys = [workdir / "pair.key"] * 2 if one_key else [workdir / "a.key", workdir / "b.key"]
+        self.key_file = keys[0]  # box A's
         for path in set(keys):
             write_new_key(path)
         self._cdr = cdr or {}

@@ -5,19 +5,28 @@ copies every binding change (and asks the peer for all of them at start), htable
 login counters and bans. Each fragment is empty when ha is off, so a single box's config is unchanged.
 
 KDMQ is trusted input (a binding decides where calls go, a ban who may talk), so it is accepted only
-from ha.peer's address on the DMQ socket; over TCP, so a forged source address needs more than one
-spoofed datagram. Everything else arriving there, and any KDMQ elsewhere, is dropped (route[HA_DMQ]).
+from ha.peer's address on the DMQ socket, over TCP, and signed: each KDMQ a box sends carries
+X-Lifeline-Dmq, an HMAC-SHA256 over its Call-ID, CSeq and body's SHA-256, keyed with a key derived from
+the pair key (dmq_key). A LAN host that takes the peer's address (ARP spoofing, or the peer switched off)
+can reach the socket but cannot write a binding, a ban or the pair's mode. Everything else arriving
+there, and any KDMQ elsewhere, is dropped (route[HA_DMQ]). Not covered: a genuine KDMQ captured on the
+LAN and sent again; it re-states what the pair already said once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
+import secrets
 
 from gateway.config import Config
 from gateway.errors import SipError
 from gateway.ha.render import own_lan_ip
 from gateway.sip import call_starts
 
+SIGNATURE_HEADER = "X-Lifeline-Dmq"
+DMQ_LABEL = b"lifeline dmq"  # what the DMQ signing key is derived for
 # The failed-login counters and the bans (route[AUTH_FAILED]): a guess at either box counts for both.
 REPLICATED_TABLES = ("authfail", "authfail_ext", "ban", "banlevel")
 
@@ -33,6 +42,8 @@ _RESYNC = {"gap": PEER_SILENCE_S, "usrloc_sync": USRLOC_SYNC, "htable_sync": HTA
 _MODULES = """
 loadmodule "dmq.so"
 loadmodule "dmq_usrloc.so"
+# HMAC-SHA256: KDMQ's signature (route[HA_DMQ_SIGNED]) and the pair's forwarded trunk calls (gateway/sip/pair_trunk.py).
+loadmodule "crypto.so"
 # ----- HA pair: replication with ha.peer over DMQ (gateway/sip/dmq.py) -----
 modparam("dmq", "server_address", "{server}")
 modparam("dmq", "notification_address", "{notify}")
@@ -59,12 +70,24 @@ modparam("htable", "dmq_init_sync", 1)"""
 _ROUTE = """
 
 # ----- HA pair (gateway/sip/dmq.py) -----
+#!define PAIR_DMQ_KEY "{key}"
+
+# Every KDMQ this box sends (dmq, dmq_usrloc, htable, route[HA_PEER_HEARD]) is signed; tm runs this
+# route for each request it makes itself. The body goes in as its SHA-256: a full sync's batch is
+# larger than Kamailio's print buffer.
+event_route[tm:local-request] {{
+	if (is_method("KDMQ")) {{
+		crypto_hmac_sha256("$ci:$cs:$(rb{{s.sha256}})", PAIR_DMQ_KEY, "$var(dmq_sig)");
+		append_hf("{header}: $var(dmq_sig)\\r\\n");
+	}}
+}}
 # KDMQ carries bindings and bans: only ha.peer may send it, over TCP, to the DMQ socket. Anything else
 # on that socket, and KDMQ anywhere else, is dropped unanswered before any other processing (a KDMQ
 # must not count as a flood either: a full sync at start is a burst). Replies are tm's, not routed here.
 route[HA_DMQ] {{
 	if ($Ri == "{own}" && $Rp == {port}) {{
 		if (is_method("KDMQ") && $proto == "tcp" && $si == "{peer}") {{
+			route(HA_DMQ_SIGNED);
 			if ($rU == "notification_peer") route(HA_PEER_HEARD);
 			dmq_handle_message();
 			exit;
@@ -78,6 +101,17 @@ route[HA_DMQ] {{
 		xlog("L_WARN", "lifeline: KDMQ from $si outside the pair's replication socket dropped\\n");
 		exit;
 	}}
+}}
+
+# Exits unless the KDMQ carries the pair key's signature (a host that took the peer's address, or a
+# peer with another pair key: then nothing replicates, and this line says why).
+route[HA_DMQ_SIGNED] {{
+	if ($hdrc({header}) == 1) {{
+		crypto_hmac_sha256("$ci:$cs:$(rb{{s.sha256}})", PAIR_DMQ_KEY, "$var(dmq_want)");
+		if ($hdr({header}) == $var(dmq_want)) return;
+	}}
+	xlog("L_WARN", "lifeline: KDMQ from {peer} unsigned by the pair key dropped (is ha.key_file the same on both?)\\n");
+	exit;
 }}
 
 # DMQ sends each change once and keeps no backlog: a binding or table item changed while the boxes
@@ -104,8 +138,16 @@ def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def pair_fragments(config: Config) -> tuple[str, dict[str, str]]:
-    """The DMQ listen line, and the template's ha_* placeholders (all empty when ha is off)."""
+def dmq_key(pair_key: bytes) -> str:
+    """The key both boxes sign KDMQ with, as hex: derived, so Kamailio never sees the pair key."""
+    return hmac.new(pair_key, DMQ_LABEL, hashlib.sha256).hexdigest()
+
+
+def pair_fragments(config: Config, key: str) -> tuple[str, dict[str, str]]:
+    """The DMQ listen line, and the template's ha_* placeholders (all empty when ha is off).
+
+    key: dmq_key()'s, or "" for a throw-away one (nothing the peer sends is taken then).
+    """
     ha = config.ha
     if not ha.enabled or ha.peer is None:
         empty = ("ha_modules", "ha_replicate", "ha_htable", "ha_gate", "ha_routes", "ha_cdr_answer")
@@ -120,7 +162,15 @@ def pair_fragments(config: Config) -> tuple[str, dict[str, str]]:
         "ha_replicate": "dmqreplicate=1;",
         "ha_htable": call_starts.TABLE_FRAGMENT + _HTABLE,
         "ha_gate": "\troute(HA_DMQ);\n",
-        "ha_routes": _ROUTE.format(own=own, port=ha.dmq_port, peer=ha.peer, notify=notify, **_RESYNC)
+        "ha_routes": _ROUTE.format(
+            own=own,
+            port=ha.dmq_port,
+            peer=ha.peer,
+            notify=notify,
+            key=key or secrets.token_hex(32),
+            header=SIGNATURE_HEADER,
+            **_RESYNC,
+        )
         + call_starts.ROUTE_FRAGMENT,
         "ha_cdr_answer": call_starts.ROUTE_CALL,
     }

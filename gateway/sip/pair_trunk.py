@@ -33,10 +33,6 @@ SINGLE = {
     "pair_dlg_next": "",
 }
 
-_MODULES = """
-loadmodule "crypto.so"
-"""
-
 _HTABLE = """
 # Forwarded calls from the peer already taken (Call-ID): a replayed one is refused (gateway/sip/pair_trunk.py).
 modparam("htable", "htable", "pair_seen=>size=8;autoexpire={expire};")"""
@@ -210,7 +206,7 @@ def with_trunk(pair: dict[str, str], config: Config, transport: str, port: int, 
     """
     parts = trunk_fragments(config, f"{transport}:{config.sip.listen}:{port}", port, key or secrets.token_hex(32))
     merged = dict(pair)
-    for name in ("modules", "htable", "routes"):
+    for name in ("htable", "routes"):
         merged[f"ha_{name}"] = merged.get(f"ha_{name}", "") + parts.pop(name)
     return merged | parts
 
@@ -219,7 +215,7 @@ def trunk_fragments(config: Config, phone_sock: str, phone_port: int, key: str) 
     """The template's pair_trunk placeholders, and the modules, tables and routes to add to the ha_* ones."""
     ha = config.ha
     if not ha.enabled or ha.peer is None:
-        return dict(SINGLE) | {"modules": "", "htable": "", "routes": ""}
+        return dict(SINGLE) | {"htable": "", "routes": ""}
     own = own_lan_ip(config)
     routes = _ROUTES.format(
         key=key,
@@ -243,7 +239,6 @@ def trunk_fragments(config: Config, phone_sock: str, phone_port: int, key: str) 
         ),
         # The peer's pair socket is where a forwarded trunk call's in-dialog requests go on to.
         "pair_dlg_next": (f'\n\tif ($var(nh_host) == "{_host(ha.peer)}" && $var(nh_port) == {ha.dmq_port}) return;'),
-        "modules": _MODULES,
         "htable": _HTABLE.format(expire=4 * MAX_SKEW_S),
         "routes": routes,
     }

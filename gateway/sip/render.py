@@ -18,7 +18,7 @@ from gateway.errors import SipError
 from gateway.ha.kamailio import virtual_listen
 from gateway.ha.key import read_key, route_key
 from gateway.numbering import emergency_pattern
-from gateway.sip.dmq import pair_fragments
+from gateway.sip.dmq import dmq_key, pair_fragments
 from gateway.sip.options import SipTarget
 from gateway.sip.pair_trunk import trunk_key, with_trunk
 from gateway.sip.tls import TlsFiles, cloud_server_name
@@ -43,6 +43,7 @@ class EdgeKeys:
     caller: str  # signs the caller stamp for the trunk agent; new on every daemon start
     route: str  # signs our Record-Route; kept across restarts so calls outlive one
     pair_trunk: str = ""  # [ha]: signs trunk calls sent to the peer box (gateway.sip.pair_trunk); "" off
+    pair_dmq: str = ""  # [ha]: signs KDMQ, the pair's replication (gateway.sip.dmq); "" off
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def edge_keys(data_dir: Path, pair_key_file: Path | None = None) -> EdgeKeys:
     if pair_key_file is not None:
         # Both boxes of a pair sign alike: a call set up through one can be ended through the other.
         pair_key = read_key(pair_key_file)
-        return EdgeKeys(secrets.token_hex(32), route_key(pair_key), trunk_key(pair_key))
+        return EdgeKeys(secrets.token_hex(32), route_key(pair_key), trunk_key(pair_key), dmq_key(pair_key))
     path = data_dir / ROUTE_KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -173,6 +174,7 @@ def _cloud_defines(config: Config, inputs: RenderInputs, sbc: str, address: str)
     ]
     if config.cloud.standby:
         defines.append("#!define WITH_STANDBY")
+        defines.append(f"#!define CLOUD_SBCS {1 + len(config.cloud.standby)}")
     if any(own_address(a) for a in (address, *inputs.standby_ips) if a):
         # An SBC on one of this box's own addresses: over TCP its address alone would also admit any
         # local program that connects to the cloud socket, so its port must match too (route[FROM_CLOUD]).
@@ -262,7 +264,7 @@ def render(config: Config, inputs: RenderInputs) -> str:
             cloud += f'\n#!define CLOUD_SNI "{server_name}"'
     name_routes = _name_routes(config, inputs) if cloud else ""
     listen = virtual_listen(config, listen)  # [ha]: the shared address too (not the DMQ socket below)
-    pair_listen, pair = pair_fragments(config)  # all empty without [ha]
+    pair_listen, pair = pair_fragments(config, inputs.keys.pair_dmq)  # all empty without [ha]
     listen += pair_listen
     first = sip.transports[0]  # the trunk across the pair ([ha]): its agent registers on the phones' first socket
     pair = with_trunk(pair, config, first, tls_port if first == "tls" else inputs.port, inputs.keys.pair_trunk)

@@ -119,11 +119,19 @@ def audio_both_ways(ep: SipEndpoint, a: PhoneCall, b: PhoneCall, what: str) -> N
     ep.wait_for(lambda: a.rtp_packets()[0] > ra + 25 and b.rtp_packets()[0] > rb + 25, 10, what)
 
 
-def call_through_a_then_fail_over(ep: SipEndpoint, lab: PairLab) -> tuple[PhoneCall, PhoneCall]:
-    """Alice calls bob through box A with audio both ways; A dies, B takes the address; audio still flows."""
+def call_through_a_then_fail_over(ep: SipEndpoint, lab: PairLab, one_key: bool = True) -> tuple[PhoneCall, PhoneCall]:
+    """Alice calls bob through box A with audio both ways; A dies, B takes the address; audio still flows.
+
+    one_key=False (each box its own pair key): B must take none of A's replication.
+    """
     alice, bob = phone(ep, "1001"), phone(ep, "1002")
     assert alice.register() == 200 and bob.register() == 200
-    wait_until(lambda: PHONES in contacts(lab.b, "1002"), "B to learn bob's binding")
+    if one_key:
+        wait_until(lambda: PHONES in contacts(lab.b, "1002"), "B to learn bob's binding")
+    else:
+        # A's KDMQ (bob's binding, its pings every 5 s) is signed with A's key: B drops it and says why.
+        wait_until(lambda: lab.b.logged("unsigned by the pair key dropped"), "B to drop A's KDMQ", 15, 0.1)
+        assert contacts(lab.b, "1002") == ""
     call = alice.call("1002")
     incoming = bob.ringing_call()
     incoming.answer_with(200)
@@ -152,12 +160,12 @@ def test_a_call_set_up_through_a_is_hung_up_through_b_after_a_dies(
             lan.close()
 
 
-def test_with_a_key_of_its_own_on_each_box_b_refuses_the_hang_up(
+def test_with_a_key_of_its_own_on_each_box_b_takes_no_binding_from_a_and_refuses_the_hang_up(
     sip_endpoint: SipEndpoint, extensions_csv: Path, workdir: Path
 ) -> None:
     ep = sip_endpoint
     with running_pair(workdir, extensions_csv, ep, one_key=False) as lab:
-        call, incoming = call_through_a_then_fail_over(ep, lab)
+        call, incoming = call_through_a_then_fail_over(ep, lab, one_key=False)
         lan = SipOnTheLan()
         try:
             call.hang_up()

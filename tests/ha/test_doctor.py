@@ -69,3 +69,4 @@ def test_the_peers_replicated_records_and_who_decides_are_named_and_silence_warn
     silent = ha | {"peer_health": heard | {"up": False, "heard_s": 9.0}}
     (check,) = ha_checks(facts(silent), CONFIG)
     assert check.verdict is Verdict.WARN and check.fix is not None and "TCP 5090" in check.fix
+    assert "the same ha.key_file on both" in check.fix  # another pair key: the peer's KDMQ is dropped

@@ -156,7 +156,7 @@ def forged_invite(source: str, box: str, stamp: str, key_file: Path | None = Non
         assert key_file is not None
         key = trunk_key(read_key(key_file)).encode()
         mac = hmac.new(key, f"{ts}:1001:{number}:{call_id}".encode(), hashlib.sha256).digest()
-        stamp = f"1001;ts={ts};sig={base64.urlsafe_b64encode(mac).decode()}"
+        stamp = f"1001;ts={ts};sig={base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
     def request(host: str, port: int) -> str:
         return (

@@ -6,6 +6,9 @@ Two real daemons (each with its Kamailio and keepalived) in namespaces of their 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import itertools
 import json
 import os
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ha.key import read_key
 from gateway.lab.netns import inside
 from gateway.lab.pair_lab import (
     ATTACKER,
@@ -34,6 +38,7 @@ from gateway.lab.pair_lab import (
 )
 from gateway.lab.phones import Phone, SipEndpoint
 from gateway.lab.sipclient import SipClient
+from gateway.sip.dmq import SIGNATURE_HEADER, dmq_key
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
@@ -129,9 +134,13 @@ def test_an_address_banned_at_one_box_is_dropped_by_the_other(pair: PairLab) -> 
     assert options(FORGER, BOX_B) == 200  # the ban is the attacker's alone
 
 
-def kdmq(source: str, box: str, number: str, contact: str) -> str | None:
-    """A forged dmq_usrloc binding for number, over TCP from source; the status line of the answer, if any."""
+def kdmq(source: str, box: str, number: str, contact: str, key: str | None = None) -> str | None:
+    """A forged dmq_usrloc binding for number, over TCP from source; the status line of the answer, if any.
+
+    key: sign it as a box's Kamailio does (gateway.sip.dmq) with this DMQ key; None: unsigned.
+    """
     now = int(time.time())
+    call_id = secrets.token_hex(12)
     body = json.dumps(
         {
             "action": 1,
@@ -154,13 +163,20 @@ def kdmq(source: str, box: str, number: str, contact: str) -> str | None:
         }
     )
 
+    signature = ""
+    if key is not None:
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        mac = hmac.new(key.encode(), f"{call_id}:1:{digest}".encode(), hashlib.sha256).digest()
+        # Kamailio's crypto module writes base64url without the padding.
+        signature = f"{SIGNATURE_HEADER}: {base64.urlsafe_b64encode(mac).decode().rstrip('=')}\r\n"
+
     def request(host: str, port: int) -> str:
         return (
             f"KDMQ sip:usrloc@{box}:{DMQ_PORT};transport=tcp SIP/2.0\r\n"
             f"Via: SIP/2.0/TCP {host}:{port};branch=z9hG4bK{secrets.token_hex(8)}\r\n"
             f"From: <sip:usrloc@{host}:{DMQ_PORT}>;tag={secrets.token_hex(4)}\r\n"
             f"To: <sip:usrloc@{box}:{DMQ_PORT}>\r\n"
-            f"Call-ID: {secrets.token_hex(12)}\r\nCSeq: 1 KDMQ\r\nMax-Forwards: 1\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 KDMQ\r\nMax-Forwards: 1\r\n{signature}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
         )
 
@@ -177,9 +193,15 @@ def test_kdmq_from_anyone_but_the_peer_changes_nothing(pair: PairLab) -> None:
             client.final(client.request("KDMQ", f"sip:usrloc@{BOX_B}", from_uri="<sip:u@x>", to_uri="<sip:u@x>"))
             is None
         )
-    # The very same message from the peer's own address is taken: the forgery above was well-formed.
+    key = dmq_key(read_key(pair.key_file))
     with inside(pair.ns["a"]):
-        answer = kdmq(BOX_A, BOX_B, "1003", f"sip:1003@{FORGER}:5999")
+        # From the peer's own address, as a LAN host that took it would send: unsigned, or signed with
+        # any key but the pair's, dropped too.
+        assert kdmq(BOX_A, BOX_B, "1002", f"sip:1002@{FORGER}:5999") is None
+        assert kdmq(BOX_A, BOX_B, "1002", f"sip:1002@{FORGER}:5999", secrets.token_hex(32)) is None
+        # The very same message signed with the pair key is taken: the forgeries above were well-formed.
+        answer = kdmq(BOX_A, BOX_B, "1003", f"sip:1003@{FORGER}:5999", key)
     assert answer is not None and " 200 " in answer, answer
     wait_until(lambda: FORGER in contacts(pair.b, "1003"), "the peer's binding on B")
     assert contacts(pair.b, "1002") == ""
+    wait_until(lambda: pair.b.logged(f"KDMQ from {BOX_A} unsigned by the pair key dropped"), "B's log line")
