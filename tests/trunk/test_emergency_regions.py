@@ -41,7 +41,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
 
 
 # A Lifeline per test: a call's fall-over marks an SBC down in Kamailio until the next probe, a minute on.
-# Parametrized "tcp": both SBCs over TCP (a stopped one refuses the connection: every send to it fails at once).
+# Parametrized "tcp": both SBCs over TCP (a stopped one refuses the connection: every send to it fails at once);
+# "unmeasured": the per-request fallback never adapts to the round trip.
 @pytest.fixture
 def lifeline(
     request: pytest.FixtureRequest,
@@ -51,7 +52,8 @@ def lifeline(
 ) -> Iterator[LifelineProcess]:
     primary, secondary = regions
     sbcs = [primary.uri, secondary.uri]
-    if getattr(request, "param", None) == "tcp":
+    param = getattr(request, "param", None)
+    if param == "tcp":
         sbcs = [f"{primary.uri};transport=tcp", f"{secondary.uri};transport=tcp"]
     settings = {
         "cloud": {"sbc": sbcs, "realm": REALM},
@@ -59,6 +61,10 @@ def lifeline(
         "health": {"sip_interval_s": 60},
         "emergency": {"normal": "cloud-then-trunk", "cloud_timeout_ms": CLOUD_TIMEOUT_MS},
     }
+    if param == "unmeasured":
+        # The per-request fallback waits its whole ceiling (2 s, longer than CLOUD_TIMEOUT_MS), as before
+        # any round trip is measured: the primary may still have only its share of the emergency limit.
+        settings["fallback"] = {"adaptive": False}
     daemon = start_held_in_normal(
         tmp_path_factory.mktemp("lifeline"),
         sim,
@@ -83,6 +89,7 @@ def hang_up(ep: SipEndpoint, call: PhoneCall) -> None:
     ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the call to end")
 
 
+@pytest.mark.parametrize("lifeline", ["measured", "unmeasured"], indirect=True)
 def test_a_silent_primary_region_hands_the_emergency_call_to_the_secondary_not_to_the_trunk(
     sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess, sim: SimThread
 ) -> None:
@@ -96,6 +103,7 @@ def test_a_silent_primary_region_hands_the_emergency_call_to_the_secondary_not_t
     try:
         call = answered_by_secondary(ep, alice, psap, sim, before)
         assert lifeline.status()["health"]["sbcs"][0]["state"] == "up", "a probe saw the outage: not a per-call test"
+        ep.wait_for(lambda: lifeline.logged("to the next cloud SBC"), 5, "the call's move to the next SBC in the log")
         log = lifeline.log_path.read_text()
         assert "emergency call" in log and "to the next cloud SBC" in log
         hang_up(ep, call)
@@ -145,6 +153,7 @@ def test_a_primary_region_that_refuses_connections_hands_the_emergency_call_to_t
     primary.stop()
     try:
         call = answered_by_secondary(ep, alice, psap, sim, before)
+        ep.wait_for(lambda: lifeline.logged("to the next cloud SBC"), 5, "the call's move to the next SBC in the log")
         log = lifeline.log_path.read_text()
         assert "emergency call" in log and "sending to the cloud failed" in log and "to the next cloud SBC" in log
         hang_up(ep, call)
@@ -165,6 +174,8 @@ def test_a_register_the_primary_region_cannot_even_be_sent_goes_to_the_secondary
     try:
         assert alice.register() == 200
         assert "1001" in secondary.bindings()
+        moved = "sending to the cloud SBC failed"
+        ep.wait_for(lambda: lifeline.logged(moved), 5, "the REGISTER's move to the next SBC in the log")
         lines = lifeline.log_path.read_text().splitlines()
         assert any("REGISTER" in line and "sending to the cloud SBC failed" in line for line in lines)
     finally:
