@@ -293,11 +293,16 @@ class Store:
 
     # --- events and state -------------------------------------------------------------------
 
-    def add_event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-        """Append an event (mode change, fault) for the status page and audits."""
+    def add_event(self, kind: str, message: str, data: dict[str, Any] | None = None, ts: float | None = None) -> None:
+        """Append an event (mode change, fault) for the status page and audits; ts: when it happened (now)."""
         with self._lock, self.db.conn:
             self.db.table("events").insert(
-                {"ts": time.time(), "kind": kind, "message": message, "data": json.dumps(data or {})}
+                {
+                    "ts": time.time() if ts is None else ts,
+                    "kind": kind,
+                    "message": message,
+                    "data": json.dumps(data or {}),
+                }
             )
 
     def recent_events(self, limit: int = 20) -> list[dict[str, Any]]:

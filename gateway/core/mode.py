@@ -133,10 +133,11 @@ class ModeController:
         self._override_at = time.time() if at is None else at
         if override != self._override:
             log.info("override", old=self._override.value, new=override.value, reason=reason)
-            event: tuple[str, str, dict[str, Any]] = (
+            event: tuple[str, str, dict[str, Any], float] = (
                 "override",
                 f"override {self._override} → {override}: {reason}",
                 {},
+                self._override_at,
             )
             self._override = override
             await self._save(event)
@@ -168,33 +169,40 @@ class ModeController:
         """One cloud SIP probe outcome; the failover policy decides whether the mode moves."""
         if self._policy is None:
             return
-        decision = self._policy.observe(ok, self._auto_mode, self._clock())
+        # The wall clock read with the policy's: the change is recorded at the moment it was decided, so
+        # two recorded changes are as far apart as the policy measured (a hold-down shows in full).
+        now, at = self._clock(), time.time()
+        decision = self._policy.observe(ok, self._auto_mode, now)
         if decision is not None:
-            await self.observe(decision.mode, decision.reason, evidence)
+            await self.observe(decision.mode, decision.reason, evidence, at)
 
-    async def observe(self, mode: Mode, reason: str, evidence: dict[str, Any] | None = None) -> None:
-        """What automatic detection concludes; applied unless a manual override is in force."""
+    async def observe(
+        self, mode: Mode, reason: str, evidence: dict[str, Any] | None = None, at: float | None = None
+    ) -> None:
+        """What automatic detection concludes (at: when, wall clock); applied unless a manual override is in force."""
         if mode == self._auto_mode:
             return
         if self._override is not Override.AUTO:
             log.info("detected (override in force)", old=self._auto_mode.value, new=mode.value, reason=reason)
         self._auto_mode = mode
         if self._override is Override.AUTO and self._leader is None:
-            await self._set_state(mode, reason, evidence)
+            await self._set_state(mode, reason, evidence, at)
         await self._save()
 
-    async def _set_state(self, new: Mode, reason: str, evidence: dict[str, Any] | None = None) -> None:
+    async def _set_state(
+        self, new: Mode, reason: str, evidence: dict[str, Any] | None = None, at: float | None = None
+    ) -> None:
         old = self._mode
         if new == old:
             return
-        self._mode, self._since, self._reason = new, time.time(), reason
+        self._mode, self._since, self._reason = new, time.time() if at is None else at, reason
         log.warning("mode changed", old=old.value, new=new.value, reason=reason, evidence=evidence)
         data = {"old": old.value, "new": new.value, "reason": reason, "evidence": evidence or {}}
         # The listeners first (Kamailio serves the phones locally at once); the record of the change is
         # written after, off the loop: a synced write on an SD card can take tens of milliseconds, and a
         # crash between the two only repeats the change after the restart, which detection redoes.
         await self.on_change.emit(old, new, reason)
-        await self._save(("mode", f"{old} → {new}: {reason}", data))
+        await self._save(("mode", f"{old} → {new}: {reason}", data, self._since))
 
     def _snapshot(self) -> dict[str, Any]:
         return {
@@ -209,7 +217,7 @@ class ModeController:
     def _persist(self) -> None:
         self._store.set_state("mode", self._snapshot())
 
-    async def _save(self, event: tuple[str, str, dict[str, Any]] | None = None) -> None:
+    async def _save(self, event: tuple[str, str, dict[str, Any], float] | None = None) -> None:
         # Taken now, written in a worker thread: a later change cannot overtake this one (the lock).
         state = self._snapshot()
 

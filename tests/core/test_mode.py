@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
-from gateway.core.mode import Mode, ModeController, Override
+from gateway.core.mode import Decision, Mode, ModeController, Override
 from gateway.store import Store
 
 
@@ -88,3 +89,47 @@ async def test_phones_are_switched_over_while_the_disk_is_still_busy(tmp_path: P
     reopened = Store(tmp_path / "l.db")
     assert ModeController(reopened).mode is Mode.SURVIVAL  # recorded once the disk was free
     assert "normal → survival: cloud unreachable" in reopened.recent_events()[0]["message"]
+
+
+class CloudGone:
+    """A failover policy that concludes SURVIVAL on the first missed probe."""
+
+    def resume(self, mode: Mode, now: float) -> None:
+        """Nothing to restore."""
+
+    def observe(self, ok: bool, mode: Mode, now: float) -> Decision | None:
+        """SURVIVAL on a miss, while not there yet."""
+        return None if ok or mode is Mode.SURVIVAL else Decision(Mode.SURVIVAL, "the cloud missed a probe")
+
+
+async def test_a_change_is_recorded_at_the_moment_it_was_decided_not_when_a_busy_disk_wrote_it(tmp_path: Path) -> None:
+    # Failback waits out a hold-down measured from one decision to the next: the records must show the
+    # decisions' times, or a slow write of the first shortens the hold-down as the records show it.
+    store = Store(tmp_path / "l.db")
+    controller = ModeController(store, CloudGone())
+    flipped = asyncio.Event()
+
+    async def kamailio(old: Mode, new: Mode, reason: str) -> None:
+        flipped.set()
+
+    controller.on_change.add(kamailio)
+    release, holding = threading.Event(), threading.Event()
+
+    def busy_disk() -> None:
+        with store.write():
+            holding.set()
+            release.wait(30)
+
+    disk = threading.Thread(target=busy_disk)
+    disk.start()
+    assert await asyncio.to_thread(holding.wait, 10)
+    before = time.time()
+    change = asyncio.create_task(controller.observe_probe(False))
+    await asyncio.wait_for(flipped.wait(), 10)
+    released = time.time()
+    release.set()
+    await asyncio.wait_for(change, 10)
+    disk.join()
+    (event,) = [e for e in store.recent_events() if e["kind"] == "mode"]
+    assert before <= event["ts"] <= released, (before, event["ts"], released)
+    assert event["ts"] == controller.status().since
