@@ -57,34 +57,43 @@ def test_a_restart_keeps_the_first_start_on_record(tmp_path: Path) -> None:
     assert (again.reason, again.since) == ("first start", first.since)
 
 
+class BusyDisk:
+    """A slow SD card: another writer holds the store until released; the controller's listener flips."""
+
+    def __init__(self, store: Store, controller: ModeController) -> None:
+        self.flipped = asyncio.Event()
+        self._release, self._holding = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._hold, args=(store,))
+        controller.on_change.add(self._kamailio)
+
+    async def _kamailio(self, old: Mode, new: Mode, reason: str) -> None:
+        self.flipped.set()
+
+    def _hold(self, store: Store) -> None:
+        with store.write():
+            self._holding.set()
+            self._release.wait(30)
+
+    async def __aenter__(self) -> BusyDisk:
+        self._thread.start()
+        assert await asyncio.to_thread(self._holding.wait, 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release.set()
+        await asyncio.to_thread(self._thread.join, 10)
+
+
 async def test_phones_are_switched_over_while_the_disk_is_still_busy(tmp_path: Path) -> None:
-    # A slow SD card: another writer holds the store while detection concludes the cloud is gone.
+    # Another writer holds the store while detection concludes the cloud is gone.
     store = Store(tmp_path / "l.db")
     controller = ModeController(store)
-    flipped = asyncio.Event()
-
-    async def kamailio(old: Mode, new: Mode, reason: str) -> None:
-        flipped.set()
-
-    controller.on_change.add(kamailio)
-    release = threading.Event()
-    holding = threading.Event()
-
-    def busy_disk() -> None:
-        with store.write():
-            holding.set()
-            release.wait(30)
-
-    disk = threading.Thread(target=busy_disk)
-    disk.start()
-    assert await asyncio.to_thread(holding.wait, 10)
-    change = asyncio.create_task(controller.observe(Mode.SURVIVAL, "cloud unreachable"))
-    # The listener runs, and the event loop stays free, while the record waits for the disk.
-    await asyncio.wait_for(flipped.wait(), 10)
-    assert controller.mode is Mode.SURVIVAL and not change.done()
-    release.set()
+    async with BusyDisk(store, controller) as disk:
+        change = asyncio.create_task(controller.observe(Mode.SURVIVAL, "cloud unreachable"))
+        # The listener runs, and the event loop stays free, while the record waits for the disk.
+        await asyncio.wait_for(disk.flipped.wait(), 10)
+        assert controller.mode is Mode.SURVIVAL and not change.done()
     await asyncio.wait_for(change, 10)
-    disk.join()
     store.close()
     reopened = Store(tmp_path / "l.db")
     assert ModeController(reopened).mode is Mode.SURVIVAL  # recorded once the disk was free
@@ -107,29 +116,12 @@ async def test_a_change_is_recorded_at_the_moment_it_was_decided_not_when_a_busy
     # decisions' times, or a slow write of the first shortens the hold-down as the records show it.
     store = Store(tmp_path / "l.db")
     controller = ModeController(store, CloudGone())
-    flipped = asyncio.Event()
-
-    async def kamailio(old: Mode, new: Mode, reason: str) -> None:
-        flipped.set()
-
-    controller.on_change.add(kamailio)
-    release, holding = threading.Event(), threading.Event()
-
-    def busy_disk() -> None:
-        with store.write():
-            holding.set()
-            release.wait(30)
-
-    disk = threading.Thread(target=busy_disk)
-    disk.start()
-    assert await asyncio.to_thread(holding.wait, 10)
-    before = time.time()
-    change = asyncio.create_task(controller.observe_probe(False))
-    await asyncio.wait_for(flipped.wait(), 10)
-    released = time.time()
-    release.set()
+    async with BusyDisk(store, controller) as disk:
+        before = time.time()
+        change = asyncio.create_task(controller.observe_probe(False))
+        await asyncio.wait_for(disk.flipped.wait(), 10)
+        released = time.time()
     await asyncio.wait_for(change, 10)
-    disk.join()
     (event,) = [e for e in store.recent_events() if e["kind"] == "mode"]
     assert before <= event["ts"] <= released, (before, event["ts"], released)
     assert event["ts"] == controller.status().since
