@@ -133,11 +133,12 @@ class ModeController:
         self._override_at = time.time() if at is None else at
         if override != self._override:
             log.info("override", old=self._override.value, new=override.value, reason=reason)
-            event: tuple[str, str, dict[str, Any], float] = (
+            # Recorded when it arrived here: an override the peer set hours ago (at) is news on this box now.
+            event: tuple[str, str, dict[str, Any], float | None] = (
                 "override",
                 f"override {self._override} → {override}: {reason}",
                 {},
-                self._override_at,
+                None,
             )
             self._override = override
             await self._save(event)
@@ -217,7 +218,7 @@ class ModeController:
     def _persist(self) -> None:
         self._store.set_state("mode", self._snapshot())
 
-    async def _save(self, event: tuple[str, str, dict[str, Any], float] | None = None) -> None:
+    async def _save(self, event: tuple[str, str, dict[str, Any], float | None] | None = None) -> None:
         # Taken now, written in a worker thread: a later change cannot overtake this one (the lock).
         state = self._snapshot()
 

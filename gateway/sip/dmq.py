@@ -6,11 +6,14 @@ login counters and bans. Each fragment is empty when ha is off, so a single box'
 
 KDMQ is trusted input (a binding decides where calls go, a ban who may talk), so it is accepted only
 from ha.peer's address on the DMQ socket, over TCP, and signed: each KDMQ a box sends carries
-X-Lifeline-Dmq, an HMAC-SHA256 over its Call-ID, CSeq and body's SHA-256, keyed with a key derived from
-the pair key (dmq_key). A LAN host that takes the peer's address (ARP spoofing, or the peer switched off)
-can reach the socket but cannot write a binding, a ban or the pair's mode. Everything else arriving
-there, and any KDMQ elsewhere, is dropped (route[HA_DMQ]). Not covered: a genuine KDMQ captured on the
-LAN and sent again; it re-states what the pair already said once.
+X-Lifeline-Dmq, an HMAC-SHA256 over its Request-URI user (the DMQ peer module it is for), Call-ID, CSeq
+and body's SHA-256, keyed with a key derived from the pair key (dmq_key). A LAN host that takes the
+peer's address (ARP spoofing, or the peer switched off) can reach the socket but cannot write a binding,
+a ban or the pair's mode. Everything else arriving there, and any KDMQ elsewhere, is dropped
+(route[HA_DMQ]). Not covered: a genuine KDMQ captured on the LAN and sent again later, which brings
+back what it said then (a binding since removed, a ban since lifted) until the next change or resync.
+No clock goes into the signature: two boxes whose clocks drift apart (no NTP in a WAN outage, a Pi
+without a real-time clock) still replicate.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ _ROUTE = """
 # larger than Kamailio's print buffer.
 event_route[tm:local-request] {{
 	if (is_method("KDMQ")) {{
-		crypto_hmac_sha256("$ci:$cs:$(rb{{s.sha256}})", PAIR_DMQ_KEY, "$var(dmq_sig)");
+		crypto_hmac_sha256("$rU:$ci:$cs:$(rb{{s.sha256}})", PAIR_DMQ_KEY, "$var(dmq_sig)");
 		append_hf("{header}: $var(dmq_sig)\\r\\n");
 	}}
 }}
@@ -107,7 +110,7 @@ route[HA_DMQ] {{
 # peer with another pair key: then nothing replicates, and this line says why).
 route[HA_DMQ_SIGNED] {{
 	if ($hdrc({header}) == 1) {{
-		crypto_hmac_sha256("$ci:$cs:$(rb{{s.sha256}})", PAIR_DMQ_KEY, "$var(dmq_want)");
+		crypto_hmac_sha256("$rU:$ci:$cs:$(rb{{s.sha256}})", PAIR_DMQ_KEY, "$var(dmq_want)");
 		if ($hdr({header}) == $var(dmq_want)) return;
 	}}
 	xlog("L_WARN", "lifeline: KDMQ from {peer} unsigned by the pair key dropped (is ha.key_file the same on both?)\\n");

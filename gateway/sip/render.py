@@ -174,7 +174,6 @@ def _cloud_defines(config: Config, inputs: RenderInputs, sbc: str, address: str)
     ]
     if config.cloud.standby:
         defines.append("#!define WITH_STANDBY")
-        defines.append(f"#!define CLOUD_SBCS {1 + len(config.cloud.standby)}")
     if any(own_address(a) for a in (address, *inputs.standby_ips) if a):
         # An SBC on one of this box's own addresses: over TCP its address alone would also admit any
         # local program that connects to the cloud socket, so its port must match too (route[FROM_CLOUD]).

@@ -166,7 +166,7 @@ def kdmq(source: str, box: str, number: str, contact: str, key: str | None = Non
     signature = ""
     if key is not None:
         digest = hashlib.sha256(body.encode()).hexdigest()
-        mac = hmac.new(key.encode(), f"{call_id}:1:{digest}".encode(), hashlib.sha256).digest()
+        mac = hmac.new(key.encode(), f"usrloc:{call_id}:1:{digest}".encode(), hashlib.sha256).digest()
         # Kamailio's crypto module writes base64url without the padding.
         signature = f"{SIGNATURE_HEADER}: {base64.urlsafe_b64encode(mac).decode().rstrip('=')}\r\n"
 
