@@ -36,23 +36,10 @@ REPLICATED_TABLES = ("authfail", "authfail_ext", "ban", "banlevel")
 PING_INTERVAL_S = 5  # dmq's ping_interval in _MODULES
 # A silence of the peer's pings longer than this (more than one missed) makes this box ask for a resync.
 PEER_SILENCE_S = PING_INTERVAL_S + 3
-# How long a KDMQ waits for the peer's answer (tm's fr_timer is 30 s). A ping the peer sent while this
-# box was down times out only then and marks this box inactive there until its next ping: the shorter
-# the wait, the sooner after a start the peer sends everything here.
-KDMQ_ANSWER_S = 4
-# After a start, past every such late timeout and the ping that clears it: this box asks again for
-# everything the peer may have kept back meanwhile (route[HA_PEER_HEARD]).
-START_SETTLED_S = KDMQ_ANSWER_S + PING_INTERVAL_S + 1
 # The actions that ask a peer for everything, as Kamailio 5.6's modules number them (dmq_usrloc's
 # usrloc_sync.h, htable's ht_dmq.h); tests/ha/test_split_brain.py fails if they are wrong.
 USRLOC_SYNC, HTABLE_SYNC = 3, 1
-_RESYNC = {
-    "gap": PEER_SILENCE_S,
-    "settled": START_SETTLED_S,
-    "answer_ms": KDMQ_ANSWER_S * 1000,
-    "usrloc_sync": USRLOC_SYNC,
-    "htable_sync": HTABLE_SYNC,
-}
+_RESYNC = {"gap": PEER_SILENCE_S, "usrloc_sync": USRLOC_SYNC, "htable_sync": HTABLE_SYNC}
 
 # Loaded before htable (which registers with dmq as it starts) and after tm, sl and usrloc.
 _MODULES = """
@@ -75,9 +62,7 @@ modparam("dmq_usrloc", "batch_msg_contacts", 50)
 # when it has one), so the binding's socket stays behind.
 modparam("dmq_usrloc", "replicate_socket_info", 0)
 # When the peer's DMQ was last heard (route[HA_PEER_HEARD]), in seconds since the epoch.
-modparam("pv", "shvset", "ha_peer_heard=i:0")
-# 1 once this box asked the peer for everything again after its start settled (route[HA_PEER_HEARD]).
-modparam("pv", "shvset", "ha_settled=i:0")"""
+modparam("pv", "shvset", "ha_peer_heard=i:0")"""
 
 # After the tables (dmqreplicate=1): htable must be loaded first, and dmq before htable (its peer list).
 _HTABLE = """
@@ -92,10 +77,9 @@ _ROUTE = """
 
 # Every KDMQ this box sends (dmq, dmq_usrloc, htable, route[HA_PEER_HEARD]) is signed; tm runs this
 # route for each request it makes itself. The body goes in as its SHA-256: a full sync's batch is
-# larger than Kamailio's print buffer. Its answer is awaited KDMQ_ANSWER_S, not tm's 30 s (gateway/sip/dmq.py).
+# larger than Kamailio's print buffer.
 event_route[tm:local-request] {{
 	if (is_method("KDMQ")) {{
-		t_set_fr(0, {answer_ms});
 		crypto_hmac_sha256("$rU:$ci:$cs:$(rb{{s.sha256}})", PAIR_DMQ_KEY, "$var(dmq_sig)");
 		append_hf("{header}: $var(dmq_sig)\\r\\n");
 	}}
@@ -144,13 +128,6 @@ route[HA_PEER_HEARD] {{
 	# dmq_init_sync) has asked for everything already.
 	if ($shv(ha_peer_heard) > 0 && $Ts - $shv(ha_peer_heard) > {gap}) {{
 		xlog("L_NOTICE", "lifeline: DMQ peer {peer} heard after a silence: asking it for everything again\\n");
-		dmq_send_message("usrloc", "{notify}", '{{"action":{usrloc_sync}}}', "application/json");
-		dmq_send_message("htable", "{notify}", '{{"action":{htable_sync}}}', "application/json");
-	}} else if ($shv(ha_settled) == 0 && $Ts - $Tb > {settled}) {{
-		# The peer's pings from before this start have timed out by now, and what it kept back from this
-		# box while they marked it inactive is asked for, once.
-		$shv(ha_settled) = 1;
-		xlog("L_NOTICE", "lifeline: DMQ peer {peer} settled since this start: asking it for everything again\\n");
 		dmq_send_message("usrloc", "{notify}", '{{"action":{usrloc_sync}}}', "application/json");
 		dmq_send_message("htable", "{notify}", '{{"action":{htable_sync}}}', "application/json");
 	}}

@@ -24,7 +24,6 @@ import pytest
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.pair_lab import CLOUD, PairLab, wait_until
-from gateway.sip.dmq import START_SETTLED_S
 from tests.conftest import REALM, lab_extensions
 
 FAILOVER_S = 10  # three missed adverts plus skew (tests/ha/test_failover.py)
@@ -33,10 +32,10 @@ CLOUD_PORT = 5080
 # Probes every 0.2 s once one is missed: the cloud is gone within a second or two; a long hold-down
 # keeps a box that saw SURVIVAL serving locally (RECOVERING) while the test looks.
 HEALTH = {"lan_target": "off", "sip_interval_s": 0.5, "hold_down_s": 600}
-# DMQ pings A sent while B was not up yet time out only after KDMQ's answer time, and each such timeout
-# marks B inactive at A until the next ping: A then sends B nothing. Past that, replication holds; the
-# tests begin there.
-STALE_PINGS_S = START_SETTLED_S
+# DMQ pings A sent while B was not up yet time out only after tm's fr_timer (30 s; a local request
+# takes no t_set_fr), and each such timeout marks B inactive at A until the next ping (5 s): A then
+# sends B nothing. Past that, replication holds; the tests begin there.
+STALE_PINGS_S = 30 + 5 + 1
 _tags = itertools.count()
 
 
