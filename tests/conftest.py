@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -87,6 +88,17 @@ def registered_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: L
     for phone in phones:
         assert phone.register() == 200, f"{phone.user} was not registered"
     return phones
+
+
+def wait_udp_bound(port: int, timeout: float = 10.0) -> None:
+    """Wait until something listens on UDP 127.0.0.1:port (read from /proc: binding it ourselves would race)."""
+    local = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(line.split()[1] == local for line in Path("/proc/net/udp").read_text().splitlines()[1:]):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"nothing bound UDP port {port} within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="session")

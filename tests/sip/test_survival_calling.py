@@ -22,7 +22,7 @@ from gateway.lab.phones import Phone, PhoneCall, SipEndpoint, talk
 from gateway.lab.sipclient import SipClient
 from gateway.sip.render import free_port
 from gateway.sip.rpc import KamailioRpc
-from tests.conftest import CLOUD_HOST, PASSWORDS, phone_via_lifeline, registered_via_lifeline
+from tests.conftest import CLOUD_HOST, PASSWORDS, phone_via_lifeline, registered_via_lifeline, wait_udp_bound
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -315,17 +315,6 @@ def sipp(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         cwd=cwd,
     )
-
-
-def wait_udp_bound(port: int, timeout: float = 10.0) -> None:
-    """Wait until something listens on UDP 127.0.0.1:port (read from /proc: binding it ourselves would race)."""
-    local = f"0100007F:{port:04X}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(line.split()[1] == local for line in Path("/proc/net/udp").read_text().splitlines()[1:]):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"nothing bound UDP port {port} within {timeout:.0f} s")
 
 
 def test_a_phone_that_rings_late_is_not_cut_short(

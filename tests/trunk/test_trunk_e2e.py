@@ -137,7 +137,9 @@ def test_outbound_call_hears_the_networks_ringback_as_early_media_then_the_far_e
 ) -> None:
     ep = sip_endpoint
     alice = phone(ep, trunked, "1001")
-    sim.call(setattr, sim.sim.far_end, "answer_after_s", 50.0)  # 2.5 s of ringing at the module's time scale
+    # 6.5 s of ringing at the module's time scale: the ringback (1 s on, 4 s off, in real time) comes on
+    # again after 5 s, so the recording hears it even when a busy box bridges the 183's audio late.
+    sim.call(setattr, sim.sim.far_end, "answer_after_s", 130.0)
     try:
         log_from = trunked.log_path.stat().st_size
         call = dial(alice, "0301234567")
