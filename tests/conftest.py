@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
+import secrets
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +19,7 @@ import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
+from gateway.lab.pair_lab import PairLab
 from gateway.mirror.records import Extension
 from gateway.sip.render import free_port
 
@@ -39,6 +46,16 @@ def start_lab_cloud(workdir: Path, host: str, subscribers: list[Extension] | Non
     lab.add_subscribers(lab_extensions() if subscribers is None else subscribers)
     lab.start()
     return lab
+
+
+@contextmanager
+def lab_cloud(workdir: Path, host: str) -> Iterator[LabCloud]:
+    """A start_lab_cloud on host, stopped afterwards."""
+    lab = start_lab_cloud(workdir, host)
+    try:
+        yield lab
+    finally:
+        lab.stop()
 
 
 @contextmanager
@@ -69,6 +86,23 @@ def running_lifeline(
         daemon.stop()
 
 
+@contextmanager
+def short_pair_lab(tag: str, extensions_csv: Path, **options: Any) -> Iterator[PairLab]:
+    """A PairLab (the lab's realm) in a short work directory (for Kamailio's RPC socket); closed and removed after."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"ll{tag}-"))
+    lab = PairLab(workdir, tag, extensions_csv, REALM, **options)
+    try:
+        yield lab
+    finally:
+        lab.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def lifeline_proxy(lifeline: LifelineProcess) -> str:
+    """Lifeline's SIP address as a phone's outbound proxy (loose routing)."""
+    return f"sip:127.0.0.1:{lifeline.sip_port};lr"
+
+
 def phone_via_lifeline(
     ep: SipEndpoint,
     lifeline: LifelineProcess,
@@ -79,7 +113,7 @@ def phone_via_lifeline(
 ) -> Phone:
     """A phone registering to the cloud with Lifeline as its outbound proxy (the default model), not yet registered."""
     secret = PASSWORDS[user] if password is None else password
-    return ep.phone(user, secret, domain=domain, registrar=cloud.uri, proxy=f"sip:127.0.0.1:{lifeline.sip_port};lr")
+    return ep.phone(user, secret, domain=domain, registrar=cloud.uri, proxy=lifeline_proxy(lifeline))
 
 
 def registered_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, *users: str) -> list[Phone]:
@@ -88,6 +122,47 @@ def registered_via_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, cloud: L
     for phone in phones:
         assert phone.register() == 200, f"{phone.user} was not registered"
     return phones
+
+
+def registered_in_survival(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, user: str) -> Phone:
+    """Lifeline put in SURVIVAL, then a phone_via_lifeline for user, registered (200)."""
+    lifeline.set_mode("survival")
+    phone = phone_via_lifeline(ep, lifeline, cloud, user)
+    assert phone.register() == 200
+    return phone
+
+
+def hmac_b64url(key: bytes, message: str) -> str:
+    """HMAC-SHA256 of message, base64url without the padding (as Kamailio's crypto module writes it)."""
+    mac = hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def tcp_request(
+    method: str,
+    uri: str,
+    via: tuple[str, int],
+    from_uri: str,
+    to_uri: str,
+    call_id: str,
+    max_forwards: int,
+    headers: Sequence[str],
+    body: str = "",
+) -> str:
+    """A SIP request as sent over TCP from via (host, port), written by hand: fresh branch and From tag, CSeq 1."""
+    host, port = via
+    lines = [
+        f"{method} {uri} SIP/2.0",
+        f"Via: SIP/2.0/TCP {host}:{port};branch=z9hG4bK{secrets.token_hex(8)}",
+        f"From: {from_uri};tag={secrets.token_hex(4)}",
+        f"To: {to_uri}",
+        f"Call-ID: {call_id}",
+        f"CSeq: 1 {method}",
+        f"Max-Forwards: {max_forwards}",
+        *headers,
+        f"Content-Length: {len(body)}",
+    ]
+    return "\r\n".join(lines) + "\r\n\r\n" + body
 
 
 def wait_udp_bound(port: int, timeout: float = 10.0) -> None:
@@ -124,9 +199,8 @@ def fresh_phones(sip_endpoint: object) -> Iterator[None]:
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[LabCloud]:
     """A real Kamailio registrar playing the cloud PBX on 127.0.0.2."""
-    lab = start_lab_cloud(tmp_path / "cloud", CLOUD_HOST)
-    yield lab
-    lab.stop()
+    with lab_cloud(tmp_path / "cloud", CLOUD_HOST) as lab:
+        yield lab
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import ast
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -134,21 +135,33 @@ def _sql_in(source: str) -> list[str]:
     return [f"line {line}: {what}" for line, what in sorted(found)]
 
 
-def _sql_outside_owners() -> dict[str, list[str]]:
+def _hits_outside(owned: Callable[[str], bool], hits_in: Callable[[str], list[str]]) -> dict[str, list[str]]:
+    """hits_in(source) of each gateway/ module whose path owned() refuses, for the modules with any."""
     found = {}
     for path in sorted((ROOT / "gateway").rglob("*.py")):
         name = path.relative_to(ROOT).as_posix()
-        if any(name == owner or (owner.endswith("/") and name.startswith(owner)) for owner in SQL_OWNERS):
+        if owned(name):
             continue
-        if hits := _sql_in(path.read_text()):
+        if hits := hits_in(path.read_text()):
             found[name] = hits
     return found
 
 
+def _listed(found: dict[str, list[str]]) -> str:
+    """Each module with its hits, on one line."""
+    return "; ".join(f"{name}: {', '.join(hits)}" for name, hits in found.items())
+
+
+def _sql_outside_owners() -> dict[str, list[str]]:
+    return _hits_outside(
+        lambda name: any(name == owner or (owner.endswith("/") and name.startswith(owner)) for owner in SQL_OWNERS),
+        _sql_in,
+    )
+
+
 def test_sql_is_written_only_by_the_capability_owning_the_table() -> None:
     outside = _sql_outside_owners()
-    listed = "; ".join(f"{name}: {', '.join(hits)}" for name, hits in outside.items())
-    assert not outside, f"SQL outside its owner (call a repository function of the owner instead): {listed}"
+    assert not outside, f"SQL outside its owner (call a repository function of the owner instead): {_listed(outside)}"
 
 
 def test_the_sql_check_sees_sql_in_plain_and_formatted_strings_and_sqlite_calls() -> None:
@@ -171,27 +184,22 @@ FILE_NAME = re.compile(r"\.(py|cfg|key|crt|pem|sock|list|json|toml|tmpl|log)$")
 KAMAILIO_OWNERS = ("gateway/sip/", "gateway/lab/", "gateway/ha/check.py")
 
 
+def _rpc_names_in(source: str) -> list[str]:
+    """The string literals in a module that name a Kamailio RPC command."""
+    return [
+        f"line {node.lineno}: {node.value!r}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and KAMAILIO_RPC.match(node.value)
+        and not FILE_NAME.search(node.value)
+    ]
+
+
 def _rpc_names_outside_owners() -> dict[str, list[str]]:
-    found = {}
-    for path in sorted((ROOT / "gateway").rglob("*.py")):
-        name = path.relative_to(ROOT).as_posix()
-        if name.startswith(KAMAILIO_OWNERS):
-            continue
-        tree = ast.parse(path.read_text())
-        hits = [
-            f"line {node.lineno}: {node.value!r}"
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and KAMAILIO_RPC.match(node.value)
-            and not FILE_NAME.search(node.value)
-        ]
-        if hits:
-            found[name] = hits
-    return found
+    return _hits_outside(lambda name: name.startswith(KAMAILIO_OWNERS), _rpc_names_in)
 
 
 def test_only_gateway_sip_names_kamailios_rpc_commands() -> None:
     outside = _rpc_names_outside_owners()
-    listed = "; ".join(f"{name}: {', '.join(hits)}" for name, hits in outside.items())
-    assert not outside, f"Kamailio RPC outside gateway/sip/ (add a method to its facade instead): {listed}"
+    assert not outside, f"Kamailio RPC outside gateway/sip/ (add a method to its facade instead): {_listed(outside)}"

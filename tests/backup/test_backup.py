@@ -127,6 +127,12 @@ def create(install: Install, out: Path, *secret: str) -> Path:
     return made
 
 
+def seeded_backup(install: Install, key: Path, tmp_path: Path) -> Path:
+    """The install seeded, then backed up with the key file into tmp_path/out; the backup's path."""
+    seed(install)
+    return create(install, tmp_path / "out", "--key-file", str(key))
+
+
 def numbers(db: Path) -> list[str]:
     with sqlite3.connect(db) as conn:
         return [r[0] for r in conn.execute("SELECT number FROM extensions ORDER BY number")]
@@ -183,8 +189,7 @@ def test_a_pair_box_gets_its_pair_key_back_private(key: Path, tmp_path: Path) ->
     write_new_key(pair_key)
     ha = {"enabled": True, "peer": "192.0.2.72", "virtual_ip": "192.0.2.70/24", "key_file": str(pair_key)}
     old = make_install(tmp_path / "old", {"cloud": {"realm": REALM}, "ha": ha})
-    seed(old)
-    made = create(old, tmp_path / "out", "--key-file", str(key))
+    made = seeded_backup(old, key, tmp_path)
     kept = pair_key.read_bytes()
     pair_key.unlink()  # the box's disk was lost; its peer still signs routes with this key
 
@@ -196,8 +201,7 @@ def test_a_pair_box_gets_its_pair_key_back_private(key: Path, tmp_path: Path) ->
 
 
 def test_the_file_holds_no_clear_password_and_hides_everything(old: Install, key: Path, tmp_path: Path) -> None:
-    seed(old)
-    made = create(old, tmp_path / "out", "--key-file", str(key))
+    made = seeded_backup(old, key, tmp_path)
     blob = made.read_bytes()
     for secret in (*PASSWORDS.values(), "whsec_", REALM, "1001"):
         assert secret.encode() not in blob
@@ -211,8 +215,7 @@ def test_the_file_holds_no_clear_password_and_hides_everything(old: Install, key
 def test_wrong_key_is_told_and_nothing_is_written(
     old: Install, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(old)
-    made = create(old, tmp_path / "out", "--key-file", str(key))
+    made = seeded_backup(old, key, tmp_path)
     other = tmp_path / "other.key"
     crypto.write_new_key(other)
     new = make_install(tmp_path / "new")
@@ -238,8 +241,7 @@ def write_secret(tmp_path: Path, text: str = "correct horse battery staple") -> 
 def test_a_changed_file_is_refused(
     where: str, old: Install, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(old)
-    made = create(old, tmp_path / "out", "--key-file", str(key))
+    made = seeded_backup(old, key, tmp_path)
     blob = bytearray(made.read_bytes())
     header_end = len(crypto.MAGIC) + 4 + struct.unpack(">I", blob[len(crypto.MAGIC) : len(crypto.MAGIC) + 4])[0]
     if where == "header":
@@ -317,8 +319,7 @@ def test_key_files_are_private_and_never_replaced(tmp_path: Path, capsys: pytest
 def test_a_used_install_is_restored_over_only_with_replace_and_kept_aside(
     old: Install, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(old)
-    made = create(old, tmp_path / "out", "--key-file", str(key))
+    made = seeded_backup(old, key, tmp_path)
     new = make_install(tmp_path / "new")
     store = Store(new.data / "lifeline.db")
     store.replace_extensions(
@@ -354,8 +355,7 @@ def fake_daemon(socket: Path) -> Iterator[None]:
 def test_restore_is_refused_while_a_daemon_runs(
     old: Install, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(old)
-    made = create(old, tmp_path / "out", "--key-file", str(key))
+    made = seeded_backup(old, key, tmp_path)
     new = make_install(tmp_path / "new")
     with fake_daemon(new.root / "run" / "lifeline.sock"):
         capsys.readouterr()

@@ -106,6 +106,14 @@ class SipOnTheLan:
         self._thread.join(5)
         self.sock.close()
 
+    def __enter__(self) -> SipOnTheLan:
+        """Reading from now on."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Closed on the way out, whatever happened."""
+        self.close()
+
 
 def phone(ep: SipEndpoint, user: str) -> Phone:
     """A desk phone using the shared address as registrar and outbound proxy."""
@@ -149,15 +157,12 @@ def test_a_call_set_up_through_a_is_hung_up_through_b_after_a_dies(
     ep = sip_endpoint
     with running_pair(workdir, extensions_csv, ep, one_key=True) as lab:
         call, incoming = call_through_a_then_fail_over(ep, lab)
-        lan = SipOnTheLan()
-        try:
+        with SipOnTheLan() as lan:
             call.hang_up()
             # B let A's Record-Route through: the BYE reached bob, and his 200 came back to alice.
             ep.wait_for(lambda: incoming.state == "DISCONNECTED", 10, "bob to get the BYE through B")
             ep.wait_for(lambda: bool(lan.answers_to_bye(call.call_id_string)), 10, "the BYE's answer on the LAN")
             assert lan.answers_to_bye(call.call_id_string) == [200]
-        finally:
-            lan.close()
 
 
 def test_with_a_key_of_its_own_on_each_box_b_takes_no_binding_from_a_and_refuses_the_hang_up(
@@ -166,14 +171,11 @@ def test_with_a_key_of_its_own_on_each_box_b_takes_no_binding_from_a_and_refuses
     ep = sip_endpoint
     with running_pair(workdir, extensions_csv, ep, one_key=False) as lab:
         call, incoming = call_through_a_then_fail_over(ep, lab, one_key=False)
-        lan = SipOnTheLan()
-        try:
+        with SipOnTheLan() as lan:
             call.hang_up()
             ep.wait_for(lambda: bool(lan.answers_to_bye(call.call_id_string)), 10, "the BYE's answer on the LAN")
             assert lan.answers_to_bye(call.call_id_string) == [404]  # B does not honour A's Record-Route
             assert incoming.state == "CONFIRMED"  # bob never heard of it: his phone still shows the call
-        finally:
-            lan.close()
 
 
 def records_of(box: LifelineProcess, call_id: str) -> list[dict[str, Any]]:

@@ -7,13 +7,8 @@ LAN address or from the peer with a bad signature, is refused and never reaches 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +27,7 @@ from gateway.trunk import tones
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, SimConfig
 from gateway.trunk.sim.thread import SimThread
-from tests.conftest import REALM
+from tests.conftest import hmac_b64url, short_pair_lab, tcp_request
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -64,12 +59,9 @@ def pair(
     request: pytest.FixtureRequest, sip_endpoint: SipEndpoint, sim: SimThread, tmp_path: Path
 ) -> Iterator[PairLab]:
     """Both boxes up, box B with the trunk (ready); this thread and pjsua2's sockets on the LAN."""
-    tag = f"pt{os.getpid() % 1000}"
-    workdir = Path(tempfile.mkdtemp(prefix=f"ll{tag}-"))  # short: Kamailio's RPC socket path
     csv = tmp_path / "phones.csv"
     csv.write_text("number,password,name\n" + "".join(f"{n},{p},Ext {n}\n" for n, p in PASSWORDS.items()))
-    lab = PairLab(workdir, tag, csv, REALM)
-    try:
+    with short_pair_lab(f"pt{os.getpid() % 1000}", csv) as lab:
         with lab.b.config_path.open("a") as toml:
             toml.write(trunk_toml(sim.sim.by_id_dir))
         if request.param == "no-line":
@@ -84,9 +76,6 @@ def pair(
         with inside(lab.ns["lan"]):
             yield lab
             sip_endpoint.reset()
-    finally:
-        lab.close()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def trunk_ready(lab: PairLab) -> bool:
@@ -155,17 +144,12 @@ def forged_invite(source: str, box: str, stamp: str, key_file: Path | None = Non
         ts = str(int(time.time()))
         assert key_file is not None
         key = trunk_key(read_key(key_file)).encode()
-        mac = hmac.new(key, f"{ts}:1001:{number}:{call_id}".encode(), hashlib.sha256).digest()
-        stamp = f"1001;ts={ts};sig={base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+        stamp = f"1001;ts={ts};sig={hmac_b64url(key, f'{ts}:1001:{number}:{call_id}')}"
 
     def request(host: str, port: int) -> str:
-        return (
-            f"INVITE sip:{number}@{box} SIP/2.0\r\n"
-            f"Via: SIP/2.0/TCP {host}:{port};branch=z9hG4bK{secrets.token_hex(8)}\r\n"
-            f"From: <sip:1001@{host}>;tag={secrets.token_hex(4)}\r\nTo: <sip:{number}@{box}>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:1001@{host}:{port}>\r\n"
-            f"{HEADER}: {stamp}\r\nContent-Length: 0\r\n\r\n"
-        )
+        uri = f"sip:{number}@{box}"
+        headers = (f"Contact: <sip:1001@{host}:{port}>", f"{HEADER}: {stamp}")
+        return tcp_request("INVITE", uri, (host, port), f"<sip:1001@{host}>", f"<{uri}>", call_id, 70, headers)
 
     return status_line_over_tcp(source, box, DMQ_PORT, request, 1.5)
 

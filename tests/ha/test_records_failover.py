@@ -59,15 +59,17 @@ def at_sink(sink: LabWebhookReceiver, call_id: str) -> list[dict[str, Any]]:
     return [r for r in list(sink.records.values()) if r["call_id"] == call_id]
 
 
-def hang_up_through_b(ep: SipEndpoint, lab: PairLab) -> tuple[str, float, float]:
-    """Alice calls bob through A, A dies (and stays dead), alice hangs up through B; B may deliver."""
+def hang_up_through_b(ep: SipEndpoint, lab: PairLab, sink: LabWebhookReceiver, what: str) -> tuple[str, float, float]:
+    """Alice calls bob through A, A dies (and stays dead), alice hangs up through B; B delivers to sink (what)."""
     call, incoming = call_through_a_then_fail_over(ep, lab)
     before = time.time()
     call.hang_up()
     ep.wait_for(lambda: incoming.state == "DISCONNECTED", 10, "bob to get the BYE through B")
     after = time.time()
     lab.b.set_mode("normal")  # records leave in NORMAL only
-    return call.call_id_string, before, after
+    call_id = call.call_id_string
+    wait_until(lambda: bool(at_sink(sink, call_id)), what, 20, 0.2)
+    return call_id, before, after
 
 
 def check_record(record: dict[str, Any], before: float, after: float) -> None:
@@ -84,10 +86,8 @@ def check_record(record: dict[str, Any], before: float, after: float) -> None:
 def test_a_never_returns_and_the_call_has_one_record_at_the_sink_written_by_b(
     sip_endpoint: SipEndpoint, extensions_csv: Path, workdir: Path
 ) -> None:
-    ep = sip_endpoint
-    with pair_and_sink(ep, extensions_csv, workdir) as (lab, sink):
-        call_id, before, after = hang_up_through_b(ep, lab)
-        wait_until(lambda: bool(at_sink(sink, call_id)), "the call's record at the sink", 20, 0.2)
+    with pair_and_sink(sip_endpoint, extensions_csv, workdir) as (lab, sink):
+        call_id, before, after = hang_up_through_b(sip_endpoint, lab, sink, "the call's record at the sink")
         wait_until(lambda: lab.b.status()["cdr"]["sinks"][0]["delivered"] == 1, "B to settle it", 10, 0.2)
         (record,) = at_sink(sink, call_id)
         check_record(record, before, after)
@@ -99,10 +99,8 @@ def test_a_never_returns_and_the_call_has_one_record_at_the_sink_written_by_b(
 def test_a_returns_and_its_record_of_the_call_is_the_same_one_a_duplicate_at_the_sink(
     sip_endpoint: SipEndpoint, extensions_csv: Path, workdir: Path
 ) -> None:
-    ep = sip_endpoint
-    with pair_and_sink(ep, extensions_csv, workdir) as (lab, sink):
-        call_id, before, after = hang_up_through_b(ep, lab)
-        wait_until(lambda: bool(at_sink(sink, call_id)), "B's record at the sink", 20, 0.2)
+    with pair_and_sink(sip_endpoint, extensions_csv, workdir) as (lab, sink):
+        call_id, before, after = hang_up_through_b(sip_endpoint, lab, sink, "B's record at the sink")
         # A comes back (standby), closes its own record with the end B saw and delivers it too.
         lab.start(lab.a)
         lab.a.set_mode("normal")

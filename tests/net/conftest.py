@@ -72,3 +72,31 @@ def registered_pair(ep: SipEndpoint, lab: BranchLab) -> tuple[Phone, Phone]:
     alice, bob = lab_phone(ep, lab, "1001"), lab_phone(ep, lab, "1002")
     assert alice.register() == 200 and bob.register() == 200
     return alice, bob
+
+
+@pytest.fixture
+def make_phones_branch(
+    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None]
+) -> Callable[..., BranchLab]:
+    """Build a branch lab (make_branch's arguments) and move this thread into its phone namespace."""
+
+    def make(*args: Any, **kwargs: Any) -> BranchLab:
+        lab = make_branch(*args, **kwargs)
+        in_phones_ns(lab)
+        return lab
+
+    return make
+
+
+@pytest.fixture
+def make_pair_branch(
+    make_phones_branch: Callable[..., BranchLab], sip_endpoint: SipEndpoint
+) -> Callable[..., tuple[BranchLab, Phone, Phone]]:
+    """Build a branch lab as make_phones_branch does, with Alice and Bob registered through it."""
+
+    def make(*args: Any, **kwargs: Any) -> tuple[BranchLab, Phone, Phone]:
+        lab = make_phones_branch(*args, **kwargs)
+        alice, bob = registered_pair(sip_endpoint, lab)
+        return lab, alice, bob
+
+    return make

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pjsua2 as pj
 
 from gateway.lab.branch import BranchLab
-from gateway.lab.phones import PhoneCall, SipEndpoint, talk
-from tests.net.conftest import registered_pair
+from gateway.lab.pair_lab import wait_until
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint, talk
+
+PairBranch = Callable[..., tuple[BranchLab, Phone, Phone]]
 
 
 def connect(ep: SipEndpoint, caller: PhoneCall, callee_incoming: Callable[[], PhoneCall]) -> PhoneCall:
@@ -30,25 +34,34 @@ def probe_samples(lab: BranchLab) -> int:
     return int(lab.status()["health"]["probes"]["cloud-sip"]["samples"])
 
 
+def wait_status(
+    lab: BranchLab, holds: Callable[[dict[str, Any]], bool], what: str, part: str, timeout: float = 20
+) -> None:
+    """Poll the lab's status until holds(status); on a timeout the failure shows that part of the last status."""
+    try:
+        wait_until(lambda: holds(lab.status()), what, timeout, 0.2)
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; last {part}: {lab.status()[part]}") from None
+
+
 def wait_where(lab: BranchLab, where: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if lab.status()["health"]["where"] == where:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"diagnosis never became {where}: {lab.status()['health']}")
+    """Wait until the status's diagnosis says where the fault is."""
+    wait_status(lab, lambda status: status["health"]["where"] == where, f"the diagnosis {where}", "health", timeout)
+
+
+def cut_off(make_pair_branch: PairBranch, hold_down_s: float) -> tuple[BranchLab, Phone, Phone]:
+    """A branch with Alice and Bob registered, then cut off from its cloud until it is in SURVIVAL."""
+    lab, alice, bob = make_pair_branch(hold_down_s=hold_down_s)
+    lab.topology.outage("all")
+    lab.wait_mode("survival", 20)
+    return lab, alice, bob
 
 
 def test_hard_cut_fails_over_phones_keep_calling_and_failback_waits_for_hold_down(
-    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+    make_pair_branch: PairBranch, sip_endpoint: SipEndpoint
 ) -> None:
-    lab = make_branch(hold_down_s=5)
-    in_phones_ns(lab)
+    lab, alice, bob = cut_off(make_pair_branch, hold_down_s=5)
     ep = sip_endpoint
-    alice, bob = registered_pair(ep, lab)
-
-    lab.topology.outage("all")
-    lab.wait_mode("survival", 20)
     wait_where(lab, "wan")
     talk(ep, alice, bob, rtp=True, caller_hangs_up=True)
 
@@ -63,9 +76,8 @@ def test_hard_cut_fails_over_phones_keep_calling_and_failback_waits_for_hold_dow
     api_failed = evidence["probes"]["cloud-api"]["ok"] is False
     assert evidence["where"] == ("wan" if api_failed else "cloud_sip"), evidence
     # The failover alert waited out the outage and went out once the WAN was back.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(lab.hooks()) < 3:
-        time.sleep(0.2)
+    with suppress(AssertionError):  # on a timeout, the assertion below says what did come
+        wait_until(lambda: len(lab.hooks()) >= 3, "three alerts", 20, 0.2)
     sent = [json.loads(h["body"])["data"]["new"] for h in lab.hooks()]
     assert sent[:3] == ["survival", "recovering", "normal"], lab.lifeline.log_path.read_text()[-5000:]
     for hook in lab.hooks():
@@ -94,12 +106,9 @@ def test_only_lost_sip_fails_over_and_the_status_says_which_part_broke(
 
 
 def wait_faults(lab: BranchLab, has: str, present: bool, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (has in lab.status()["hardware"]["faults"]) is present:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"fault {has} never became {'present' if present else 'absent'}: {lab.status()['hardware']}")
+    """Wait until the panel's faults include has (present) or leave it out (not present)."""
+    what = f"fault {has} to be {'present' if present else 'absent'}"
+    wait_status(lab, lambda status: (has in status["hardware"]["faults"]) is present, what, "hardware", timeout)
 
 
 def test_a_dead_link_to_the_router_is_a_network_fault_on_the_panel_until_it_comes_back(
@@ -118,15 +127,9 @@ def test_a_dead_link_to_the_router_is_a_network_fault_on_the_panel_until_it_come
     wait_faults(lab, "network", present=False)
 
 
-def test_a_call_set_up_in_survival_survives_failback(
-    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
-) -> None:
-    lab = make_branch(hold_down_s=2)
-    in_phones_ns(lab)
+def test_a_call_set_up_in_survival_survives_failback(make_pair_branch: PairBranch, sip_endpoint: SipEndpoint) -> None:
+    lab, alice, bob = cut_off(make_pair_branch, hold_down_s=2)
     ep = sip_endpoint
-    alice, bob = registered_pair(ep, lab)
-    lab.topology.outage("all")
-    lab.wait_mode("survival", 20)
     call = alice.call("1002")
     incoming = connect(ep, call, bob.ringing_call)
     lab.topology.restore()
@@ -147,14 +150,10 @@ def test_a_call_set_up_in_survival_survives_failback(
 
 
 def test_a_restart_during_an_outage_resumes_in_survival_at_once(
-    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+    make_pair_branch: PairBranch, sip_endpoint: SipEndpoint
 ) -> None:
-    lab = make_branch(hold_down_s=1)
-    in_phones_ns(lab)
+    lab, alice, bob = cut_off(make_pair_branch, hold_down_s=1)
     ep = sip_endpoint
-    alice, bob = registered_pair(ep, lab)
-    lab.topology.outage("all")
-    lab.wait_mode("survival", 20)
     assert lab.lifeline is not None
     assert lab.lifeline.stop() == 0
     first = lab.lifeline.start()
@@ -167,13 +166,11 @@ def test_a_restart_during_an_outage_resumes_in_survival_at_once(
 
 
 def test_the_first_invite_after_a_cut_connects_before_detection(
-    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+    make_pair_branch: PairBranch, sip_endpoint: SipEndpoint
 ) -> None:
     # Detection made slow on purpose, so that only the per-request fallback can connect this call.
-    lab = make_branch(fail_after_misses=100, window_loss=1.0)
-    in_phones_ns(lab)
+    lab, alice, bob = make_pair_branch(fail_after_misses=100, window_loss=1.0)
     ep = sip_endpoint
-    alice, bob = registered_pair(ep, lab)
     lab.topology.outage("all")
     call = alice.call("1002")
     connect(ep, call, bob.ringing_call)
@@ -185,14 +182,12 @@ def test_the_first_invite_after_a_cut_connects_before_detection(
 
 
 def test_the_first_invite_after_a_cut_that_fails_every_send_is_served_locally_at_once(
-    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+    make_pair_branch: PairBranch, sip_endpoint: SipEndpoint
 ) -> None:
     # The branch's own packets to the cloud are refused on the way out (a dead WAN route, an ICMP error):
     # Kamailio cannot even send the INVITE. Detection made slow on purpose, as above.
-    lab = make_branch(fail_after_misses=100, window=1000, window_loss=1.0, suspect_interval_s=1.0)
-    in_phones_ns(lab)
+    lab, alice, bob = make_pair_branch(fail_after_misses=100, window=1000, window_loss=1.0, suspect_interval_s=1.0)
     ep = sip_endpoint
-    alice, bob = registered_pair(ep, lab)
     lab.topology.outage("send-error")
     cut_at = time.monotonic()
     call = alice.call("1002")

@@ -37,10 +37,9 @@ def call_through(cloud: LabCloud | None, ep: SipEndpoint, caller: Phone, callee:
 
 
 def test_primary_region_down_the_secondary_carries_the_calls_and_both_down_is_survival(
-    make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
+    make_phones_branch: Callable[..., BranchLab], sip_endpoint: SipEndpoint
 ) -> None:
-    lab = make_branch(regions=2)
-    in_phones_ns(lab)
+    lab = make_phones_branch(regions=2)
     ep = sip_endpoint
     wait_states(lab, ["up", "up"])
     alice, bob = registered_pair(ep, lab)

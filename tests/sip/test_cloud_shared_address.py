@@ -15,7 +15,7 @@ import pytest
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, SipEndpoint, talk
-from tests.conftest import REALM, phone_via_lifeline, running_lifeline, start_lab_cloud
+from tests.conftest import REALM, lab_cloud, phone_via_lifeline, running_lifeline
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -25,9 +25,8 @@ DOMAIN = "cloud.test"  # the phones' SIP domain: a name no resolver knows, so re
 
 @pytest.fixture
 def near_cloud(tmp_path: Path) -> Iterator[LabCloud]:
-    lab = start_lab_cloud(tmp_path / "cloud", HOST)
-    yield lab
-    lab.stop()
+    with lab_cloud(tmp_path / "cloud", HOST) as lab:
+        yield lab
 
 
 @pytest.fixture

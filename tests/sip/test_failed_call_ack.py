@@ -10,7 +10,7 @@ from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import SipEndpoint
 from gateway.lab.sipclient import Response, SipClient, authorization, challenge_of
-from tests.conftest import CLOUD_HOST, PASSWORDS
+from tests.conftest import CLOUD_HOST, PASSWORDS, lifeline_proxy, registered_in_survival
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
@@ -45,10 +45,8 @@ def test_the_ack_of_a_refused_call_stops_the_refusal_being_sent_again(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
 ) -> None:
     ep = sip_endpoint
-    lifeline.set_mode("survival")
-    proxy = f"sip:127.0.0.1:{lifeline.sip_port};lr"
-    bob = ep.phone("1002", PASSWORDS["1002"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy)
-    assert bob.register() == 200
+    bob = registered_in_survival(ep, lifeline, cloud, "1002")
+    proxy = lifeline_proxy(lifeline)
     uri = f"sip:1002@{CLOUD_HOST}"
     with SipClient(("127.0.0.1", lifeline.sip_port)) as alice:
         # A desk phone with Lifeline as outbound proxy: every request carries that Route, its ACKs too.

@@ -22,7 +22,15 @@ from gateway.lab.phones import Phone, PhoneCall, SipEndpoint, talk
 from gateway.lab.sipclient import SipClient
 from gateway.sip.render import free_port
 from gateway.sip.rpc import KamailioRpc
-from tests.conftest import CLOUD_HOST, PASSWORDS, phone_via_lifeline, registered_via_lifeline, wait_udp_bound
+from tests.conftest import (
+    CLOUD_HOST,
+    PASSWORDS,
+    lifeline_proxy,
+    phone_via_lifeline,
+    registered_in_survival,
+    registered_via_lifeline,
+    wait_udp_bound,
+)
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -43,6 +51,12 @@ def wait_rtp_both_ways(ep: SipEndpoint, a: PhoneCall, b: PhoneCall) -> None:
         lambda: a.rtp_packets()[0] > start_a + 10 and b.rtp_packets()[0] > start_b + 10,
         what="RTP flowing both ways",
     )
+
+
+def phone_at_lifeline(ep: SipEndpoint, lifeline: LifelineProcess, user: str, password: str) -> Phone:
+    """A phone with Lifeline itself as registrar and outbound proxy (a backup registrar), not yet registered."""
+    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
+    return ep.phone(user, password, domain=CLOUD_HOST, registrar=uri, proxy=uri + ";lr")
 
 
 def test_phones_registered_in_normal_call_each_other_in_survival(
@@ -96,9 +110,7 @@ def test_survival_answers_404_for_unknown_numbers_and_480_for_absent_phones(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
 ) -> None:
     ep = sip_endpoint
-    lifeline.set_mode("survival")
-    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
-    assert alice.register() == 200
+    alice = registered_in_survival(ep, lifeline, cloud, "1001")
     unknown = alice.call("1099")
     ep.wait_for(lambda: unknown.state == "DISCONNECTED", what="the call to 1099 to fail")
     assert unknown.record.last_code == 404
@@ -112,8 +124,7 @@ def test_backup_registrar_phones_register_to_lifeline_directly(
 ) -> None:
     ep = sip_endpoint
     lifeline.set_mode("survival")
-    lifeline_uri = f"sip:127.0.0.1:{lifeline.sip_port}"
-    carol = ep.phone("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=lifeline_uri, proxy=lifeline_uri + ";lr")
+    carol = phone_at_lifeline(ep, lifeline, "1003", PASSWORDS["1003"])
     alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
     assert carol.register() == 200
     assert alice.register() == 200
@@ -131,8 +142,7 @@ def test_survival_keeps_bindings_short_and_a_phone_leaving_takes_its_binding_alo
 ) -> None:
     ep = sip_endpoint
     lifeline.set_mode("survival")
-    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
-    carol = ep.phone("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=uri, proxy=uri + ";lr")
+    carol = phone_at_lifeline(ep, lifeline, "1003", PASSWORDS["1003"])
     assert carol.register() == 200  # pjsua2 asks for 300 s
     (binding,) = bindings_of(lifeline, "1003")
     # survival.register_expires (60 s): the phone comes back soon, to the cloud once it answers again.
@@ -146,9 +156,7 @@ def test_killed_kamailio_is_restarted_and_phones_register_again(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
 ) -> None:
     ep = sip_endpoint
-    lifeline.set_mode("survival")
-    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
-    assert alice.register() == 200
+    alice = registered_in_survival(ep, lifeline, cloud, "1001")
     before = lifeline.status()["sip"]["kamailio"]
     os.kill(before["pid"], signal.SIGKILL)
 
@@ -240,8 +248,7 @@ def test_phones_whose_sip_user_is_not_their_number_are_reached_by_number(
     lifeline.cli("extensions", "import", str(extra))
     ep = sip_endpoint
     lifeline.set_mode("survival")
-    uri = f"sip:127.0.0.1:{lifeline.sip_port}"
-    device = ep.phone("user_k3x9", "device-secret-2001", domain=CLOUD_HOST, registrar=uri, proxy=uri + ";lr")
+    device = phone_at_lifeline(ep, lifeline, "user_k3x9", "device-secret-2001")
     alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
     assert device.register() == 200 and alice.register() == 200
     talk(ep, alice, device, "2001")
@@ -263,7 +270,7 @@ def test_a_ring_group_rings_its_members_at_once_and_the_first_answer_wins(
     lifeline.set_mode("survival")
     alice, bob = registered_via_lifeline(ep, lifeline, cloud, "1001", "1002")
     # Carol is a separate user agent (a process of her own) that answers after a moment.
-    proxy = f"sip:127.0.0.1:{lifeline.sip_port};lr"
+    proxy = lifeline_proxy(lifeline)
     carol = PhoneProcess(
         "1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy, answer_after=0.5
     )
@@ -285,12 +292,11 @@ def test_a_phone_that_went_away_gets_the_caller_a_480_not_a_long_wait(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess
 ) -> None:
     ep = sip_endpoint
-    lifeline.set_mode("survival")
-    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
-    assert alice.register() == 200
+    alice = registered_in_survival(ep, lifeline, cloud, "1001")
     # Carol registers in SURVIVAL, then freezes (a phone switched off keeps its binding until it expires).
-    proxy = f"sip:127.0.0.1:{lifeline.sip_port};lr"
-    carol = PhoneProcess("1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=proxy)
+    carol = PhoneProcess(
+        "1003", PASSWORDS["1003"], domain=CLOUD_HOST, registrar=cloud.uri, proxy=lifeline_proxy(lifeline)
+    )
     try:
         assert carol.wait("registered")["code"] == 200
         os.kill(carol.proc.pid, signal.SIGSTOP)
@@ -323,9 +329,7 @@ def test_a_phone_that_rings_late_is_not_cut_short(
     # A second, independent SIP stack (sipp) plays a slow phone: 100 at once, 180 after 2.5 s, 200 after
     # 2.5 s more. Only silence may end a call early; a phone that answered rings its full time.
     ep = sip_endpoint
-    lifeline.set_mode("survival")
-    alice = phone_via_lifeline(ep, lifeline, cloud, "1001")
-    assert alice.register() == 200
+    alice = registered_in_survival(ep, lifeline, cloud, "1001")
     port = free_port("127.0.0.1")
     common = ("-i", "127.0.0.1", "-p", str(port), "-s", "1003")
     register = sipp(

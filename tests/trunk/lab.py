@@ -9,8 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, SipEndpoint
+from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.trunk import tones
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, SimConfig
 from gateway.trunk.sim.thread import SimThread
@@ -29,6 +32,16 @@ def quectel_sim(by_id_dir: Path, seed: int, far: FarEnd | None = None, max_rings
         yield thread
     finally:
         thread.stop()
+
+
+@contextmanager
+def tone_sim(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, answer_after_s: float = 0.5, max_rings: int = 8
+) -> Iterator[SimThread]:
+    """quectel_sim in a fresh temporary folder, its far end answering after answer_after_s and playing 1 kHz."""
+    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=answer_after_s)
+    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", seed, far, max_rings=max_rings) as thread:
+        yield thread
 
 
 def start_trunked(
@@ -102,3 +115,9 @@ def phone(ep: SipEndpoint, lifeline: LifelineProcess, user: str) -> Phone:
     p = ep.phone(user, PASSWORDS[user], domain=DOMAIN, registrar=uri, proxy=uri + ";lr")
     assert p.register() == 200
     return p
+
+
+def hang_up_trunk_call(ep: SipEndpoint, sim: SimThread, call: PhoneCall, what: str = "the modem call to end") -> None:
+    """The phone hangs up call; wait until the simulated modem's call is gone too."""
+    call.hang_up()
+    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, what)

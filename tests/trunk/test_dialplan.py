@@ -12,7 +12,7 @@ from phonenumbers import PhoneNumberType
 from gateway.numbering import NumberShapeError, NumberType, classify
 from gateway.trunk.dialplan import DEFAULT_TYPES, Policy, Reach, Usage, allowed_types, decide
 from gateway.trunk.limits import TrunkGuard
-from gateway.trunk.link import LinkState
+from gateway.trunk.link import LIMITED_SERVICE, LinkState
 from gateway.trunk.pool import ModemPool, NoModemError
 
 NATIONAL_ONLY = Policy(region="DE", reach={"1002": Reach.NATIONAL, "1003": Reach.EMERGENCY})
@@ -188,6 +188,8 @@ def test_guard_counts_a_minute_of_calls_and_announces_each_rule_once_in_a_while(
 
 @dataclass
 class FakeModem:
+    """A pool member: a modem's name, link state, call and minutes, as the pool sees them."""
+
     name: str
     link: LinkState = LinkState.READY
     busy: bool = False
@@ -196,7 +198,8 @@ class FakeModem:
 
     @property
     def emergency_capable(self) -> bool:
-        return self.link in (LinkState.READY, LinkState.REGISTERING, LinkState.SIM)
+        """READY, or limited service: the driver's rule."""
+        return self.link is LinkState.READY or self.link in LIMITED_SERVICE
 
 
 def test_pool_least_busy_first_and_failed_skipped() -> None:

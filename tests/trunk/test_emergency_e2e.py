@@ -25,10 +25,10 @@ from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.trunk import tones
 from gateway.trunk.alerting import ALERT_HZ, ALERT_S
-from gateway.trunk.sim import FarEnd, Network
+from gateway.trunk.sim import Network
 from gateway.trunk.sim.thread import SimThread
 from tests.served import served_in_thread
-from tests.trunk.lab import DOMAIN, PASSWORDS, leave_phones, phone, quectel_sim, start_trunked
+from tests.trunk.lab import DOMAIN, PASSWORDS, hang_up_trunk_call, leave_phones, phone, start_trunked, tone_sim
 
 ADMIN = "+4915199990000"
 SIM_NUMBER = "+4915100000009"
@@ -65,8 +65,7 @@ class AlertSink:
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
-    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
-    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 16, far, max_rings=400) as thread:
+    with tone_sim(tmp_path_factory, 16, max_rings=400) as thread:
         yield thread
 
 
@@ -154,11 +153,6 @@ def emergency_call(ep: SipEndpoint, sim: SimThread, alice: Phone) -> PhoneCall:
     return call
 
 
-def hang_up(ep: SipEndpoint, sim: SimThread, call: PhoneCall) -> None:
-    call.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
-
-
 LIMITED = {  # how the modem gets there, and the problem the status then shows
     "sim-removed": (lambda s: s.remove_sim(), "no SIM card"),
     "sim-asks-for-pin": (lambda s: (setattr(s.config, "sim_pin", "4321"), s.remove_sim(), s.insert_sim()), "PIN"),
@@ -184,7 +178,7 @@ def test_112_goes_out_in_limited_service_and_ordinary_calls_do_not(
     assert ordinary.record.last_code in (403, 503)
     call = emergency_call(ep, sim, alice)
     ep.wait_for(lambda: any("limited service" in text for _, _, text in bob.messages), 10, "the front desk's notice")
-    hang_up(ep, sim, call)
+    hang_up_trunk_call(ep, sim, call)
     assert sim.call(lambda: sim.sim.far_end.dialled[-1]) == "112"
 
 
@@ -222,7 +216,7 @@ def test_the_front_desk_admins_and_webhook_hear_of_an_emergency_call_at_once(
     assert data["service"] == "full" and data["notified"]["1002"] == "sent"
     assert data["notified"]["ring:1003"].startswith("480")  # the reception's phone is not registered here
     assert sink.bad_signatures == 0
-    hang_up(ep, sim, call)
+    hang_up_trunk_call(ep, sim, call)
     events = [e["message"] for e in trunked.status()["events"]]
     assert any(e.startswith("EMERGENCY 112 from 1001") for e in events), events
 
@@ -233,7 +227,7 @@ def test_a_call_back_rings_the_emergency_caller_first_then_the_group(
 ) -> None:
     ep = sip_endpoint
     alice, bob = phone(ep, trunked, "1001"), phone(ep, trunked, "1002")
-    hang_up(ep, sim, emergency_call(ep, sim, alice))
+    hang_up_trunk_call(ep, sim, emergency_call(ep, sim, alice))
 
     # The PSAP calls back: Alice's phone rings, not the ring group (Bob), cap spent or not.
     sim.call(sim.sim.incoming_call, PSAP)
@@ -242,7 +236,7 @@ def test_a_call_back_rings_the_emergency_caller_first_then_the_group(
     back.answer_with(200)
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0), 10, "ATA")
     assert not bob.incoming  # nobody else was disturbed
-    hang_up(ep, sim, back)
+    hang_up_trunk_call(ep, sim, back)
 
     # Alice does not answer the next one: after callback_alone_s the group rings too, and Bob takes it.
     alice.incoming.clear()
@@ -253,7 +247,7 @@ def test_a_call_back_rings_the_emergency_caller_first_then_the_group(
     assert time.monotonic() - rang_at >= CALLBACK_ALONE_S - 1
     to_bob.answer_with(200)
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0), 10, "Bob's ATA")
-    hang_up(ep, sim, to_bob)
+    hang_up_trunk_call(ep, sim, to_bob)
 
 
 def reception(ep: SipEndpoint, lifeline: LifelineProcess) -> Phone:
@@ -267,15 +261,32 @@ def ring_notified(sink: AlertSink, before: int) -> str:
     return str(sink.of_type("emergency.call")[before]["data"]["notified"]["ring:1003"])
 
 
+def reception_rung(
+    ep: SipEndpoint, trunked: LifelineProcess, sim: SimThread, sink: AlertSink
+) -> tuple[PhoneCall, PhoneCall, tuple[int, int]]:
+    """Alice dials 112 and the registered reception rings: her call, its ring, the alerts and 112s before."""
+    alice, desk = phone(ep, trunked, "1001"), reception(ep, trunked)
+    before = (len(sink.of_type("emergency.call")), sim.call(lambda: len(sim.sim.emergency_calls)))
+    call = dial(alice, "112")
+    return call, desk.ringing_call(10), before
+
+
+def reception_rang_and_112_went_out(
+    ep: SipEndpoint, sim: SimThread, sink: AlertSink, call: PhoneCall, before: tuple[int, int]
+) -> None:
+    """The modem dialled 112 and the webhook tells of the reception's ring; then the call ends."""
+    assert sim.call(lambda: list(sim.sim.emergency_calls))[before[1] :] == ["112"]
+    ep.wait_for(lambda: len(sink.of_type("emergency.call")) > before[0], 20, "the webhook")
+    assert ring_notified(sink, before[0]) == "ringing"
+    hang_up_trunk_call(ep, sim, call)
+
+
 @pytest.mark.usefixtures("fresh_phones")
 def test_the_reception_rings_with_the_caller_shown_and_hears_the_alert_when_it_answers(
     sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, sink: AlertSink, tmp_path: Path
 ) -> None:
     ep = sip_endpoint
-    alice, desk = phone(ep, trunked, "1001"), reception(ep, trunked)
-    before = (len(sink.of_type("emergency.call")), sim.call(lambda: len(sim.sim.emergency_calls)))
-    call = dial(alice, "112")
-    rung = desk.ringing_call(10)
+    call, rung, before = reception_rung(ep, trunked, sim, sink)
     # The display says what happened and where; the history calls Alice back.
     assert rung.remote_uri.startswith('"EMERGENCY 112: 1001 Alice Example, Floor 2 Room 204" <sip:1001@')
     rung.answer_with(200)
@@ -291,10 +302,7 @@ def test_the_reception_rings_with_the_caller_shown_and_hears_the_alert_when_it_a
     assert set(heard) == set(ALERT_HZ) and len(heard) >= 8, heard  # hi-lo, 4 a second; nothing else
     # The emergency call went out regardless, and the notice says the reception rang.
     ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer")
-    assert sim.call(lambda: list(sim.sim.emergency_calls))[before[1] :] == ["112"]
-    ep.wait_for(lambda: len(sink.of_type("emergency.call")) > before[0], 20, "the webhook")
-    assert ring_notified(sink, before[0]) == "ringing"
-    hang_up(ep, sim, call)
+    reception_rang_and_112_went_out(ep, sim, sink, call, before)
 
 
 @pytest.mark.usefixtures("fresh_phones")
@@ -302,16 +310,10 @@ def test_an_unanswered_ring_is_cancelled_after_ring_s_and_the_emergency_call_goe
     sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread, sink: AlertSink
 ) -> None:
     ep = sip_endpoint
-    alice, desk = phone(ep, trunked, "1001"), reception(ep, trunked)
-    before = (len(sink.of_type("emergency.call")), sim.call(lambda: len(sim.sim.emergency_calls)))
-    call = dial(alice, "112")
-    rung = desk.ringing_call(10)
+    call, rung, before = reception_rung(ep, trunked, sim, sink)
     rang = time.monotonic()
     ep.wait_for(lambda: rung.state == "DISCONNECTED", RING_S + 5, "the ring to be cancelled")
     assert RING_S - 1 <= time.monotonic() - rang <= RING_S + 2
     assert rung.record.last_code == 487  # CANCEL: Request Terminated
     assert call.state == "CONFIRMED"  # the PSAP answered meanwhile, and the call goes on
-    assert sim.call(lambda: list(sim.sim.emergency_calls))[before[1] :] == ["112"]
-    ep.wait_for(lambda: len(sink.of_type("emergency.call")) > before[0], 20, "the webhook")
-    assert ring_notified(sink, before[0]) == "ringing"
-    hang_up(ep, sim, call)
+    reception_rang_and_112_went_out(ep, sim, sink, call, before)

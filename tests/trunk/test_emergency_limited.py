@@ -6,8 +6,6 @@ cell whatever its SIM), and the pool's choice of modem for an emergency call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from gateway.trunk import at, tones
@@ -18,6 +16,7 @@ from gateway.trunk.pool import ModemPool, NoModemError
 from gateway.trunk.profiles import Family
 from gateway.trunk.sim import FarEnd, Network
 from tests.trunk.conftest import Rig, RigFactory, eventually
+from tests.trunk.test_dialplan import FakeModem as Member
 
 LIMITED = {
     "no SIM": {"sim_inserted": False},
@@ -103,19 +102,6 @@ async def test_no_emergency_dial_before_the_modem_answers_at(rig_factory: RigFac
         await rig.modem.dial("112", emergency=True)
     await eventually(lambda: rig.modem.emergency_capable, "limited service")
     assert rig.sim.commands.count("AT+QPCMV=1,0") == 1  # the audio was set up although the SIM is missing
-
-
-@dataclass
-class Member:
-    name: str
-    link: LinkState = LinkState.READY
-    busy: bool = False
-    emergency_call: bool = False
-    seconds_today: float = 0.0
-
-    @property
-    def emergency_capable(self) -> bool:
-        return self.link is LinkState.READY or self.link in LIMITED_SERVICE
 
 
 def test_the_pool_prefers_full_service_then_a_refused_sim_then_no_sim() -> None:

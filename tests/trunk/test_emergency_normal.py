@@ -19,12 +19,10 @@ from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.mirror.records import Extension
-from gateway.trunk import tones
-from gateway.trunk.sim import FarEnd
 from gateway.trunk.sim.thread import SimThread
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM, lab_extensions, phone_via_lifeline, start_lab_cloud
 from tests.sip.test_render import rendered
-from tests.trunk.lab import quectel_sim, start_trunked
+from tests.trunk.lab import hang_up_trunk_call, start_trunked, tone_sim
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -48,8 +46,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCloud]:
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
-    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
-    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 17, far) as thread:
+    with tone_sim(tmp_path_factory, 17) as thread:
         yield thread
 
 
@@ -91,6 +88,21 @@ def atds(sim: SimThread) -> int:
     return int(sim.call(lambda: len(sim.sim.dial_log)))
 
 
+def caller(ep: SipEndpoint, lifeline: LifelineProcess, cloud: LabCloud, sim: SimThread) -> tuple[Phone, int]:
+    """Alice (1001) registered at the cloud through Lifeline, and how many ATDs the modem has had so far."""
+    return via_lifeline(ep, lifeline, cloud, "1001"), atds(sim)
+
+
+def modem_dialled_112(ep: SipEndpoint, sim: SimThread, alice: Phone, before: int) -> tuple[PhoneCall, float]:
+    """Alice dials 112 and the modem dials it next: her call, and the seconds from her dial to its ATD."""
+    sent = time.monotonic()
+    call = dial(alice, "112")
+    ep.wait_for(lambda: atds(sim) > before, 10, "the modem to dial 112")
+    at, command = sim.call(lambda: sim.sim.dial_log[before])
+    assert command == "ATD112;"
+    return call, at - sent
+
+
 def test_the_cloud_takes_the_emergency_call_when_it_answers(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess, sim: SimThread
 ) -> None:
@@ -113,21 +125,15 @@ def test_a_silent_cloud_hands_the_emergency_call_to_the_trunk_within_its_limit(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess, sim: SimThread
 ) -> None:
     ep = sip_endpoint
-    alice = via_lifeline(ep, lifeline, cloud, "1001")
-    before = atds(sim)
+    alice, before = caller(ep, lifeline, cloud, sim)
     cloud.pause()
     try:
-        sent = time.monotonic()
-        call = dial(alice, "112")
-        ep.wait_for(lambda: atds(sim) > before, 10, "the modem to dial 112")
-        at, command = sim.call(lambda: sim.sim.dial_log[before])
-        assert command == "ATD112;"
+        call, took = modem_dialled_112(ep, sim, alice, before)
         # It waited for the cloud first (tm's timers tick in 1/16 s; the timing goal is bench/emergency's).
-        assert CLOUD_TIMEOUT_MS / 1000 - 0.1 <= at - sent < 10
+        assert CLOUD_TIMEOUT_MS / 1000 - 0.1 <= took < 10
         ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer over the modem")
         assert lifeline.status()["mode"]["mode"] == "normal"
-        call.hang_up()
-        ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+        hang_up_trunk_call(ep, sim, call)
     finally:
         cloud.resume()
 
@@ -136,13 +142,11 @@ def test_a_cloud_that_refuses_the_emergency_call_hands_it_to_the_trunk(
     sip_endpoint: SipEndpoint, cloud: LabCloud, lifeline: LifelineProcess, sim: SimThread
 ) -> None:
     ep = sip_endpoint
-    alice = via_lifeline(ep, lifeline, cloud, "1001")
-    before = atds(sim)
+    alice, before = caller(ep, lifeline, cloud, sim)
     call = dial(alice, "112")  # nobody is registered as 112 at the cloud now: it refuses the call
     ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer over the modem")
     assert sim.call(lambda: [c for _, c in sim.sim.dial_log[before:]]) == ["ATD112;"]
-    call.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+    hang_up_trunk_call(ep, sim, call)
 
 
 @pytest.mark.parametrize("mode", ["cloud", "trunk", "cloud-then-trunk"])

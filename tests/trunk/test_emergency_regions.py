@@ -7,20 +7,27 @@ the calls below leave before any probe could notice the silent primary: the fall
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
-from gateway.trunk import tones
-from gateway.trunk.sim import FarEnd
+from gateway.lab.phones import SipEndpoint
 from gateway.trunk.sim.thread import SimThread
 from tests.conftest import PRIMARY, REALM, two_regions
-from tests.trunk.lab import quectel_sim
-from tests.trunk.test_emergency_normal import PSAP, atds, cloud_with_psap, dial, start_held_in_normal, via_lifeline
+from tests.trunk.lab import hang_up_trunk_call, tone_sim
+from tests.trunk.test_emergency_normal import (
+    PSAP,
+    atds,
+    caller,
+    cloud_with_psap,
+    dial,
+    modem_dialled_112,
+    start_held_in_normal,
+    via_lifeline,
+)
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -35,8 +42,7 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabCloud
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
-    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=0.5)
-    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 23, far) as thread:
+    with tone_sim(tmp_path_factory, 23) as thread:
         yield thread
 
 
@@ -75,18 +81,40 @@ def lifeline(
     daemon.stop()
 
 
-def answered_by_secondary(ep: SipEndpoint, alice: Phone, psap: Phone, sim: SimThread, before: int) -> PhoneCall:
-    """Alice dials 112 and the secondary region's PSAP answers; the modem never dialled."""
-    call = dial(alice, "112")
-    psap.ringing_call(15).answer_with(200)
-    ep.wait_for(lambda: call.state == "CONFIRMED", 10, "the secondary region's PSAP to answer")
-    assert atds(sim) == before, "the modem dialled though the secondary region was up"
-    return call
+@contextmanager
+def answered_by_secondary(
+    ep: SipEndpoint,
+    regions: tuple[LabCloud, LabCloud],
+    lifeline: LifelineProcess,
+    sim: SimThread,
+    outage: Callable[[], None],
+    recovery: Callable[[], None],
+) -> Iterator[None]:
+    """In outage() of the primary Alice's 112 reaches the secondary's PSAP, not the modem; hang-up, recovery() after."""
+    primary, secondary = regions
+    alice = via_lifeline(ep, lifeline, primary, "1001")
+    psap = ep.phone(PSAP[0], PSAP[1], domain=PRIMARY, registrar=secondary.uri)
+    assert psap.register() == 200
+    before = atds(sim)
+    outage()
+    try:
+        call = dial(alice, "112")
+        psap.ringing_call(15).answer_with(200)
+        ep.wait_for(lambda: call.state == "CONFIRMED", 10, "the secondary region's PSAP to answer")
+        assert atds(sim) == before, "the modem dialled though the secondary region was up"
+        yield
+        call.hang_up()
+        ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the call to end")
+    finally:
+        recovery()
+        psap.set_registration(False)
+    ep.wait_for(lambda: psap.reg_codes[-1] == 200 and len(psap.reg_codes) >= 2, 10, "the PSAP to unregister")
 
 
-def hang_up(ep: SipEndpoint, call: PhoneCall) -> None:
-    call.hang_up()
-    ep.wait_for(lambda: call.state == "DISCONNECTED", 10, "the call to end")
+def moved_to_the_next_sbc(ep: SipEndpoint, lifeline: LifelineProcess) -> str:
+    """Wait for the daemon's log to tell of the call's move to the next cloud SBC; the whole log."""
+    ep.wait_for(lambda: lifeline.logged("to the next cloud SBC"), 5, "the call's move to the next SBC in the log")
+    return lifeline.log_path.read_text()
 
 
 @pytest.mark.parametrize("lifeline", ["measured", "unmeasured"], indirect=True)
@@ -94,23 +122,10 @@ def test_a_silent_primary_region_hands_the_emergency_call_to_the_secondary_not_t
     sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess, sim: SimThread
 ) -> None:
     ep = sip_endpoint
-    primary, secondary = regions
-    alice = via_lifeline(ep, lifeline, primary, "1001")
-    psap = ep.phone(PSAP[0], PSAP[1], domain=PRIMARY, registrar=secondary.uri)
-    assert psap.register() == 200
-    before = atds(sim)
-    primary.pause()
-    try:
-        call = answered_by_secondary(ep, alice, psap, sim, before)
+    with answered_by_secondary(ep, regions, lifeline, sim, regions[0].pause, regions[0].resume):
         assert lifeline.status()["health"]["sbcs"][0]["state"] == "up", "a probe saw the outage: not a per-call test"
-        ep.wait_for(lambda: lifeline.logged("to the next cloud SBC"), 5, "the call's move to the next SBC in the log")
-        log = lifeline.log_path.read_text()
+        log = moved_to_the_next_sbc(ep, lifeline)
         assert "emergency call" in log and "to the next cloud SBC" in log
-        hang_up(ep, call)
-    finally:
-        primary.resume()
-        psap.set_registration(False)
-    ep.wait_for(lambda: psap.reg_codes[-1] == 200 and len(psap.reg_codes) >= 2, 10, "the PSAP to unregister")
 
 
 def test_both_regions_silent_the_trunk_takes_the_emergency_call_within_one_cloud_limit_not_one_per_region(
@@ -118,22 +133,16 @@ def test_both_regions_silent_the_trunk_takes_the_emergency_call_within_one_cloud
 ) -> None:
     ep = sip_endpoint
     primary, secondary = regions
-    alice = via_lifeline(ep, lifeline, primary, "1001")
-    before = atds(sim)
+    alice, before = caller(ep, lifeline, primary, sim)
     primary.pause()
     secondary.pause()
     try:
-        sent = time.monotonic()
-        call = dial(alice, "112")
-        ep.wait_for(lambda: atds(sim) > before, 10, "the modem to dial 112")
-        at, command = sim.call(lambda: sim.sim.dial_log[before])
-        assert command == "ATD112;"
+        call, took = modem_dialled_112(ep, sim, alice, before)
         # The cloud as a whole had CLOUD_TIMEOUT_MS, the secondary only what the primary left of it: a
         # limit per region would have the modem dial after two of them.
-        assert CLOUD_TIMEOUT_MS / 1000 - 0.1 <= at - sent < 2 * CLOUD_TIMEOUT_MS / 1000
+        assert CLOUD_TIMEOUT_MS / 1000 - 0.1 <= took < 2 * CLOUD_TIMEOUT_MS / 1000
         ep.wait_for(lambda: call.state == "CONFIRMED", 20, "the PSAP to answer over the modem")
-        call.hang_up()
-        ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+        hang_up_trunk_call(ep, sim, call)
     finally:
         secondary.resume()
         primary.resume()
@@ -144,23 +153,10 @@ def test_a_primary_region_that_refuses_connections_hands_the_emergency_call_to_t
     sip_endpoint: SipEndpoint, regions: tuple[LabCloud, LabCloud], lifeline: LifelineProcess, sim: SimThread
 ) -> None:
     ep = sip_endpoint
-    primary, secondary = regions
-    alice = via_lifeline(ep, lifeline, primary, "1001")
-    psap = ep.phone(PSAP[0], PSAP[1], domain=PRIMARY, registrar=secondary.uri)
-    assert psap.register() == 200
-    before = atds(sim)
     # The primary's SBC dies; its host refuses connections, so every send to it fails at once.
-    primary.stop()
-    try:
-        call = answered_by_secondary(ep, alice, psap, sim, before)
-        ep.wait_for(lambda: lifeline.logged("to the next cloud SBC"), 5, "the call's move to the next SBC in the log")
-        log = lifeline.log_path.read_text()
+    with answered_by_secondary(ep, regions, lifeline, sim, regions[0].stop, regions[0].start):
+        log = moved_to_the_next_sbc(ep, lifeline)
         assert "emergency call" in log and "sending to the cloud failed" in log and "to the next cloud SBC" in log
-        hang_up(ep, call)
-    finally:
-        primary.start()
-        psap.set_registration(False)
-    ep.wait_for(lambda: psap.reg_codes[-1] == 200 and len(psap.reg_codes) >= 2, 10, "the PSAP to unregister")
 
 
 @pytest.mark.parametrize("lifeline", ["tcp"], indirect=True)

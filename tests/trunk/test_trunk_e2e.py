@@ -19,9 +19,9 @@ import pytest
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
 from gateway.trunk import tones
-from gateway.trunk.sim import FarEnd, Outcome
+from gateway.trunk.sim import Outcome
 from gateway.trunk.sim.thread import SimThread
-from tests.trunk.lab import CALLER, DOMAIN, leave_phones, phone, quectel_sim, start_trunked
+from tests.trunk.lab import CALLER, DOMAIN, hang_up_trunk_call, leave_phones, phone, start_trunked, tone_sim
 
 ADMIN = "+4915199990000"
 
@@ -44,9 +44,8 @@ class RecordingCall(PhoneCall):
 # `settle` puts the modem back to idle after each test.
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimThread]:
-    far = FarEnd(source=tones.Tone((1000.0,)), answer_after_s=1.0)
     # max_rings=400: a patient caller, 80 s
-    with quectel_sim(tmp_path_factory.mktemp("sim") / "by-id", 3, far, max_rings=400) as thread:
+    with tone_sim(tmp_path_factory, 3, answer_after_s=1.0, max_rings=400) as thread:
         yield thread
 
 
@@ -118,8 +117,7 @@ def test_outbound_call_audio_both_ways_dtmf_and_hangups(
     # And the other way: the phone hangs up, the modem call ends.
     again = dial(alice, "0301234567")
     ep.wait_for(lambda: again.state == "CONFIRMED", 20, "the second call")
-    again.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+    hang_up_trunk_call(ep, sim, again)
 
 
 EARLY_FREQS = (tones.RINGBACK_HZ, 1000.0, 2000.0, 440.0)
@@ -165,8 +163,7 @@ def test_outbound_call_hears_the_networks_ringback_as_early_media_then_the_far_e
     assert tones.dominant(ep.recording(after_answer)[-8000:], EARLY_FREQS) == 1000.0
     # One bridge from the 183 on: the answer neither re-bridged nor interrupted the audio.
     assert audio_bridged(trunked, log_from) == 1
-    call.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+    hang_up_trunk_call(ep, sim, call)
 
 
 def test_an_unreachable_numbers_announcement_is_heard_before_the_failure(
@@ -217,8 +214,7 @@ def test_inbound_call_rings_the_group_with_caller_id(
     ep.wait_for(lambda: b.state == "CONFIRMED", 10, "bob's answer to be confirmed")
     ep.wait_for(lambda: a.state == "DISCONNECTED", 10, "alice to stop ringing")
     ep.wait_for(lambda: sim.call(lambda: sim.sim.call is not None and sim.sim.call.stat == 0), 10, "ATA")
-    b.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+    hang_up_trunk_call(ep, sim, b)
 
     # The caller's number is the From user, so calling back from the phone's history works.
     back = shown.split("sip:", 1)[1].split("@", 1)[0]
@@ -226,8 +222,7 @@ def test_inbound_call_rings_the_group_with_caller_id(
     callback = dial(bob, back)
     ep.wait_for(lambda: callback.state == "CONFIRMED", 20, "the call back through the trunk")
     assert sim.call(lambda: sim.sim.far_end.dialled[-1]) == CALLER
-    callback.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the call back to end")
+    hang_up_trunk_call(ep, sim, callback, "the call back to end")
 
 
 def test_refusals_and_emergency_preemption(sip_endpoint: SipEndpoint, trunked: LifelineProcess, sim: SimThread) -> None:
@@ -247,8 +242,7 @@ def test_refusals_and_emergency_preemption(sip_endpoint: SipEndpoint, trunked: L
     ep.wait_for(lambda: ordinary.state == "DISCONNECTED", 15, "the ordinary call to make way")
     ep.wait_for(lambda: emergency.state == "CONFIRMED", 20, "the emergency call")
     assert sim.call(lambda: list(sim.sim.far_end.dialled))[-1] == "112"
-    emergency.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the emergency call to end")
+    hang_up_trunk_call(ep, sim, emergency, "the emergency call to end")
 
 
 def test_alerts_go_out_as_sms_and_incoming_sms_is_forwarded(trunked: LifelineProcess, sim: SimThread) -> None:
@@ -310,8 +304,7 @@ def test_a_wedged_modem_is_reset_under_lifeline_and_the_next_call_works(
     alice = phone(ep, trunked, "1001")
     call = dial(alice, "0301234567")
     ep.wait_for(lambda: call.state == "CONFIRMED", 20, "a call after the reset")
-    call.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the call to end")
+    hang_up_trunk_call(ep, sim, call, "the call to end")
 
 
 def test_blind_transfer_of_a_trunk_call_to_another_extension(
@@ -331,8 +324,7 @@ def test_blind_transfer_of_a_trunk_call_to_another_extension(
     start = sim.call(lambda: len(sim.sim.far_end.heard))
     ep.wait_for(lambda: sim.call(lambda: len(sim.sim.far_end.heard)) > start + 16000, 10, "a second of bob's audio")
     assert tones.dominant(sim.call(lambda: bytes(sim.sim.far_end.heard[-8000:])), (440.0, 1000.0, 2000.0)) == 440.0
-    transferred.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+    hang_up_trunk_call(ep, sim, transferred)
 
 
 def test_a_trunk_call_cannot_be_transferred_to_an_outside_number(
@@ -351,8 +343,7 @@ def test_a_trunk_call_cannot_be_transferred_to_an_outside_number(
     ep.pump(500)  # the agent hears the 403 and keeps the call with alice
     assert call.state == "CONFIRMED"
     assert sim.call(lambda: len(sim.sim.far_end.dialled)) == dialled  # no second line was dialled
-    call.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+    hang_up_trunk_call(ep, sim, call)
 
 
 def refusals(daemon: LifelineProcess) -> list[str]:
@@ -419,5 +410,4 @@ def test_the_phone_hears_the_far_end_again_within_200_ms_of_each_lost_byte(
     while realigned() < len(losses) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert realigned() == len(losses)  # all odd: each loss found and counted, none imagined
-    call.hang_up()
-    ep.wait_for(lambda: sim.call(lambda: sim.sim.call is None), 10, "the modem call to end")
+    hang_up_trunk_call(ep, sim, call)
