@@ -83,10 +83,15 @@ class PairLab:
             # The standby's Kamailio binds the shared address before it holds it (firmware/sysctl).
             self.run(role, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1")
 
-    def run(self, role: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-        """Run a command inside a namespace."""
+    def run(self, role: str, *cmd: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a namespace (input: its stdin)."""
         return subprocess.run(
-            ["ip", "netns", "exec", self.ns[role], *cmd], check=True, capture_output=True, text=True, timeout=30
+            ["ip", "netns", "exec", self.ns[role], *cmd],
+            input=input,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
 
     def _box(

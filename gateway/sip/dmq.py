@@ -36,10 +36,25 @@ REPLICATED_TABLES = ("authfail", "authfail_ext", "ban", "banlevel")
 PING_INTERVAL_S = 5  # dmq's ping_interval in _MODULES
 # A silence of the peer's pings longer than this (more than one missed) makes this box ask for a resync.
 PEER_SILENCE_S = PING_INTERVAL_S + 3
+# How long a KDMQ, a ping too, waits for the peer's answer: tm's fr_timer (kamailio.cfg.tmpl). The
+# answer comes after everything queued before it at the peer's DMQ worker; a shorter wait would mark a
+# busy peer inactive in a register storm, and this box would send it nothing until the next ping.
+KDMQ_ANSWER_S = 30
+# The peer's pings from while this box was down time out that long after they were sent, each marking
+# this box inactive there until the next ping: past this, after a start, no such ping is left, and
+# this box asks the peer once more for what it kept back meanwhile (route[HA_SETTLE]).
+START_SETTLED_S = KDMQ_ANSWER_S + PING_INTERVAL_S + 2
+SETTLED_LOG = "settled since this start"  # route[HA_SETTLE]'s log line, for tests and a reader of the log
 # The actions that ask a peer for everything, as Kamailio 5.6's modules number them (dmq_usrloc's
 # usrloc_sync.h, htable's ht_dmq.h); tests/ha/test_split_brain.py fails if they are wrong.
 USRLOC_SYNC, HTABLE_SYNC = 3, 1
-_RESYNC = {"gap": PEER_SILENCE_S, "usrloc_sync": USRLOC_SYNC, "htable_sync": HTABLE_SYNC}
+_RESYNC = {
+    "gap": PEER_SILENCE_S,
+    "settled": START_SETTLED_S,
+    "settled_log": SETTLED_LOG,
+    "usrloc_sync": USRLOC_SYNC,
+    "htable_sync": HTABLE_SYNC,
+}
 
 # Loaded before htable (which registers with dmq as it starts) and after tm, sl and usrloc.
 _MODULES = """
@@ -47,6 +62,8 @@ loadmodule "dmq.so"
 loadmodule "dmq_usrloc.so"
 # HMAC-SHA256: KDMQ's signature (route[HA_DMQ_SIGNED]) and the pair's forwarded trunk calls (gateway/sip/pair_trunk.py).
 loadmodule "crypto.so"
+# route[HA_SETTLE], once a second in a process of its own (mode=1: it sends KDMQ, so it needs TCP).
+loadmodule "rtimer.so"
 # ----- HA pair: replication with ha.peer over DMQ (gateway/sip/dmq.py) -----
 modparam("dmq", "server_address", "{server}")
 modparam("dmq", "notification_address", "{notify}")
@@ -62,7 +79,11 @@ modparam("dmq_usrloc", "batch_msg_contacts", 50)
 # when it has one), so the binding's socket stays behind.
 modparam("dmq_usrloc", "replicate_socket_info", 0)
 # When the peer's DMQ was last heard (route[HA_PEER_HEARD]), in seconds since the epoch.
-modparam("pv", "shvset", "ha_peer_heard=i:0")"""
+modparam("pv", "shvset", "ha_peer_heard=i:0")
+modparam("rtimer", "timer", "name=ha_settle;interval=1;mode=1;")
+modparam("rtimer", "exec", "timer=ha_settle;route=HA_SETTLE")
+# 1 once route[HA_SETTLE] has asked the peer for everything after this start.
+modparam("pv", "shvset", "ha_settled=i:0")"""
 
 # After the tables (dmqreplicate=1): htable must be loaded first, and dmq before htable (its peer list).
 _HTABLE = """
@@ -128,10 +149,26 @@ route[HA_PEER_HEARD] {{
 	# dmq_init_sync) has asked for everything already.
 	if ($shv(ha_peer_heard) > 0 && $Ts - $shv(ha_peer_heard) > {gap}) {{
 		xlog("L_NOTICE", "lifeline: DMQ peer {peer} heard after a silence: asking it for everything again\\n");
-		dmq_send_message("usrloc", "{notify}", '{{"action":{usrloc_sync}}}', "application/json");
-		dmq_send_message("htable", "{notify}", '{{"action":{htable_sync}}}', "application/json");
+		route(HA_RESYNC);
 	}}
 	$shv(ha_peer_heard) = $Ts;
+}}
+
+# After a start the peer's pings from while this box was down time out only KDMQ_ANSWER_S after they
+# were sent, and each marks this box inactive at the peer until the next ping: a binding or ban the
+# peer took in those seconds was sent nowhere (about 25 to 35 s after a start). Once they are past
+# (START_SETTLED_S), ask the peer for everything once more. Run by rtimer, once a second.
+route[HA_SETTLE] {{
+	if ($shv(ha_settled) == 1 || $Ts - $Tb < {settled}) return;
+	$shv(ha_settled) = 1;
+	xlog("L_NOTICE", "lifeline: DMQ peer {peer} {settled_log}: asking it for everything again\\n");
+	route(HA_RESYNC);
+}}
+
+# Ask the peer for all its bindings and replicated table items, as a box that starts does.
+route[HA_RESYNC] {{
+	dmq_send_message("usrloc", "{notify}", '{{"action":{usrloc_sync}}}', "application/json");
+	dmq_send_message("htable", "{notify}", '{{"action":{htable_sync}}}', "application/json");
 }}
 """
 

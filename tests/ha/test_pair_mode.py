@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.pair_lab import CLOUD, PairLab, wait_until
+from gateway.sip.dmq import SETTLED_LOG, START_SETTLED_S
 from tests.conftest import REALM, lab_extensions
 
 FAILOVER_S = 10  # three missed adverts plus skew (tests/ha/test_failover.py)
@@ -32,10 +32,8 @@ CLOUD_PORT = 5080
 # Probes every 0.2 s once one is missed: the cloud is gone within a second or two; a long hold-down
 # keeps a box that saw SURVIVAL serving locally (RECOVERING) while the test looks.
 HEALTH = {"lan_target": "off", "sip_interval_s": 0.5, "hold_down_s": 600}
-# DMQ pings A sent while B was not up yet time out only after tm's fr_timer (30 s; a local request
-# takes no t_set_fr), and each such timeout marks B inactive at A until the next ping (5 s): A then
-# sends B nothing. Past that, replication holds; the tests begin there.
-STALE_PINGS_S = 30 + 5 + 1
+# DMQ pings A sent while B was not up yet make A send B nothing for a while, about 25-35 s after B's
+# start (README); B asks A for everything once that is past (SETTLED_LOG). The tests begin there.
 _tags = itertools.count()
 
 
@@ -53,7 +51,6 @@ def pair(extensions_csv: Path) -> Iterator[PairLab]:
         cloud.start()
         lab.start(lab.a, override=None)
         wait_until(lambda: lab.role(lab.a) == "active", "box A to take the shared address", FAILOVER_S, 0.05)
-        b_started = time.monotonic()
         lab.start(lab.b, override=None)
         wait_until(lambda: lab.role(lab.b) == "standby", "box B to be standby", FAILOVER_S, 0.05)
         for box in (lab.a, lab.b):
@@ -61,9 +58,11 @@ def pair(extensions_csv: Path) -> Iterator[PairLab]:
 
         def settled() -> bool:
             links = [box.status()["ha"]["peer_health"]["replication"] for box in (lab.a, lab.b)]
-            return time.monotonic() - b_started > STALE_PINGS_S and links == ["active", "active"]
+            return lab.b.logged(SETTLED_LOG) and links == ["active", "active"]
 
-        wait_until(settled, "both boxes' DMQ to see the other active", STALE_PINGS_S + 30, 0.5)
+        wait_until(
+            settled, "B's start to settle and both boxes' DMQ to see the other active", START_SETTLED_S + 30, 0.5
+        )
         yield lab
     finally:
         lab.close()

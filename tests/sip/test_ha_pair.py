@@ -6,15 +6,11 @@ Two real daemons (each with its Kamailio and keepalived) in namespaces of their 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import itertools
 import json
 import os
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +34,8 @@ from gateway.lab.pair_lab import (
 )
 from gateway.lab.phones import Phone, SipEndpoint
 from gateway.lab.sipclient import SipClient
-from gateway.sip.dmq import SIGNATURE_HEADER, dmq_key
-from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
+from gateway.sip.dmq import SETTLED_LOG, SIGNATURE_HEADER, START_SETTLED_S, dmq_key
+from tests.conftest import CLOUD_HOST, PASSWORDS, hmac_b64url, short_pair_lab, tcp_request
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
 
@@ -51,16 +47,9 @@ _tags = itertools.count()
 def pair(sip_endpoint: SipEndpoint, extensions_csv: Path) -> Iterator[PairLab]:
     """The pair, not started; this thread (and pjsua2's sockets) on the LAN for the test."""
     tag = f"h{os.getpid() % 1000}{next(_tags) % 10}"
-    # A short work directory: Kamailio's RPC socket path must fit a unix socket's ~100 bytes.
-    workdir = Path(tempfile.mkdtemp(prefix=f"ll{tag}-"))
-    lab = PairLab(workdir, tag, extensions_csv, REALM, ban_after_failures=BAN_AFTER)
-    try:
-        with inside(lab.ns["lan"]):
-            yield lab
-            sip_endpoint.reset()
-    finally:
-        lab.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with short_pair_lab(tag, extensions_csv, ban_after_failures=BAN_AFTER) as lab, inside(lab.ns["lan"]):
+        yield lab
+        sip_endpoint.reset()
 
 
 def phone(ep: SipEndpoint, user: str, server: str = VIP) -> Phone:
@@ -94,6 +83,44 @@ def test_registrations_reach_the_peer_as_they_happen_and_when_it_starts(
     bob = phone(ep, "1002", BOX_B)
     assert bob.register() == 200
     wait_until(lambda: PHONES in contacts(pair.a, "1002"), "A to learn bob's binding")
+
+
+# The first bytes of a KDMQ carrying a binding change: dmq_usrloc's messages go to sip:usrloc@ (the
+# peer's name is the Request-URI's user); the pings go to sip:notification_peer@ and must pass.
+BINDING_KDMQ = b"KDMQ sip:usrloc@"
+
+
+def lose_binding_changes_at(lab: PairLab, role: str, peer: str) -> str:
+    """Reset the peer's TCP connection when a binding change from it arrives (lost, not resent); the table."""
+    table = "lldmqloss"
+    match = f"@ih,0,{8 * len(BINDING_KDMQ)} 0x{BINDING_KDMQ.hex()}"
+    rule = f"ip saddr {peer} tcp dport {DMQ_PORT} {match} counter reject with tcp reset"
+    chain = f"chain input {{\n type filter hook input priority -10;\n {rule}\n}}"  # nft wants a newline after reject
+    lab.run(role, "nft", "-f", "-", input=f"table inet {table} {{\n{chain}\n}}\n")
+    return table
+
+
+def test_a_binding_the_peer_could_not_send_in_a_start_reaches_the_box_when_its_start_settles(
+    sip_endpoint: SipEndpoint, pair: PairLab
+) -> None:
+    # What the peer sends in a box's first seconds can be lost (its stale pings mark the box inactive,
+    # README); here a binding change is lost for sure, and only the settled resync can bring it.
+    ep = sip_endpoint
+    pair.start(pair.a)
+    pair.start(pair.b)
+    alice = phone(ep, "1001", BOX_A)
+    assert alice.register() == 200
+    wait_until(lambda: PHONES in contacts(pair.b, "1001"), "B to learn alice's binding as it happens")
+    table = lose_binding_changes_at(pair, "b", BOX_A)
+    carol = phone(ep, "1003", BOX_A)
+    assert carol.register() == 200
+    wait_until(lambda: "packets 0 " not in pair.run("b", "nft", "list", "table", "inet", table).stdout, "the reset")
+    pair.run("b", "nft", "delete", "table", "inet", table)
+    assert PHONES not in contacts(pair.b, "1003"), "carol's binding reached B after all: nothing was lost"
+    wait_until(lambda: pair.b.logged(SETTLED_LOG), "B's start to settle", START_SETTLED_S + 20, 0.2)
+    wait_until(lambda: PHONES in contacts(pair.b, "1003"), "B to ask A for carol's binding", 5)
+    # The settled resync did it: no silence of A's pings made B ask (route[HA_PEER_HEARD]).
+    assert not pair.b.logged("heard after a silence")
 
 
 def test_the_survivor_rings_a_phone_registered_at_the_box_that_failed(sip_endpoint: SipEndpoint, pair: PairLab) -> None:
@@ -163,21 +190,16 @@ def kdmq(source: str, box: str, number: str, contact: str, key: str | None = Non
         }
     )
 
-    signature = ""
+    signature: tuple[str, ...] = ()
     if key is not None:
         digest = hashlib.sha256(body.encode()).hexdigest()
-        mac = hmac.new(key.encode(), f"usrloc:{call_id}:1:{digest}".encode(), hashlib.sha256).digest()
-        # Kamailio's crypto module writes base64url without the padding.
-        signature = f"{SIGNATURE_HEADER}: {base64.urlsafe_b64encode(mac).decode().rstrip('=')}\r\n"
+        signature = (f"{SIGNATURE_HEADER}: {hmac_b64url(key.encode(), f'usrloc:{call_id}:1:{digest}')}",)
 
     def request(host: str, port: int) -> str:
-        return (
-            f"KDMQ sip:usrloc@{box}:{DMQ_PORT};transport=tcp SIP/2.0\r\n"
-            f"Via: SIP/2.0/TCP {host}:{port};branch=z9hG4bK{secrets.token_hex(8)}\r\n"
-            f"From: <sip:usrloc@{host}:{DMQ_PORT}>;tag={secrets.token_hex(4)}\r\n"
-            f"To: <sip:usrloc@{box}:{DMQ_PORT}>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: 1 KDMQ\r\nMax-Forwards: 1\r\n{signature}"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        uri, to_uri = f"sip:usrloc@{box}:{DMQ_PORT};transport=tcp", f"<sip:usrloc@{box}:{DMQ_PORT}>"
+        headers = (*signature, "Content-Type: application/json")
+        return tcp_request(
+            "KDMQ", uri, (host, port), f"<sip:usrloc@{host}:{DMQ_PORT}>", to_uri, call_id, 1, headers, body
         )
 
     return status_line_over_tcp(source, box, DMQ_PORT, request, 1.0)

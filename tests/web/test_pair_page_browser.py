@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.lab.netns import inside, kill_all_in
 from gateway.lab.pair_lab import PairLab, wait_until
+from gateway.sip.dmq import SETTLED_LOG, START_SETTLED_S
 from tests.conftest import REALM
 from tests.web.test_status_page_browser import CHROMEDRIVER, chrome_options, full_page, press
 
 FAILOVER_S = 10  # three missed adverts plus skew (tests/ha/test_failover.py)
-STALE_PINGS_S = 30 + 5 + 1  # DMQ pings sent before B was up time out late (tests/ha/test_pair_mode.py)
 _tags = itertools.count()
 
 
@@ -40,15 +39,16 @@ def pair(extensions_csv: Path) -> Iterator[tuple[PairLab, str]]:
         password = lab.b.cli("admin", "password").stdout.splitlines()[1]
         lab.start(lab.a)
         wait_until(lambda: lab.role(lab.a) == "active", "box A to take the shared address", FAILOVER_S, 0.05)
-        b_started = time.monotonic()
         lab.start(lab.b)
         wait_until(lambda: lab.role(lab.b) == "standby", "box B to be standby", FAILOVER_S, 0.05)
 
         def settled() -> bool:
             links = [box.status()["ha"]["peer_health"]["replication"] for box in (lab.a, lab.b)]
-            return time.monotonic() - b_started > STALE_PINGS_S and links == ["active", "active"]
+            return lab.b.logged(SETTLED_LOG) and links == ["active", "active"]
 
-        wait_until(settled, "both boxes' DMQ to see the other active", STALE_PINGS_S + 30, 0.5)
+        wait_until(
+            settled, "B's start to settle and both boxes' DMQ to see the other active", START_SETTLED_S + 30, 0.5
+        )
         yield lab, password
     finally:
         lab.close()
