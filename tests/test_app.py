@@ -35,10 +35,7 @@ def test_daemon_without_a_cloud_serves_locally_and_stops_cleanly(tmp_path: Path)
     assert status["sip"]["port"] > 0
     assert status["paths"]["database"] == str(tmp_path / "data" / "lifeline.db")
     # The daemon logs it once its start is through, which may be just after the API first answers.
-    deadline = time.monotonic() + 5
-    while not daemon.logged("lifeline running") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "lifeline running" in daemon.log_path.read_text()
+    daemon.wait_log("lifeline running", 5)
     kamailio = status["sip"]["kamailio"]["pid"]
     assert daemon.stop() == 0
     assert wait_gone(kamailio)

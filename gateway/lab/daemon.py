@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,6 +84,28 @@ class LifelineProcess:
     def logged(self, text: str) -> bool:
         """Whether the daemon's log file holds text yet (Kamailio's lines reach it late, through a pipe)."""
         return self.log_path.exists() and text in self.log_path.read_text()
+
+    def log_lines(self, pattern: str) -> list[str]:
+        """Kamailio's and the agent's lines, and the daemon's events, in its log that match the regex pattern."""
+        found = []
+        for raw in self.log_path.read_text().splitlines() if self.log_path.exists() else []:
+            try:
+                entry = json.loads(raw)
+            except json.JSONDecodeError:
+                continue
+            text = str(entry.get("line") or entry.get("event") or "")
+            if re.search(pattern, text):
+                found.append(text)
+        return found
+
+    def wait_log(self, pattern: str, within: float = 10.0) -> list[str]:
+        """log_lines(pattern) once there is one (they reach the log late, through a pipe)."""
+        deadline = time.monotonic() + within
+        while not (lines := self.log_lines(pattern)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no log line matching {pattern!r} within {within:.0f} s")
+            time.sleep(0.05)
+        return lines
 
     def set_mode(self, mode: str) -> None:
         """`lifeline mode MODE`."""

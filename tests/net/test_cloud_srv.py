@@ -46,15 +46,6 @@ def in_branch(lab: BranchLab, *args: str) -> str:
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60).stdout
 
 
-def wait_log(lab: BranchLab, text: str, timeout: float = 30) -> None:
-    """Wait until the daemon's log has this line."""
-    assert lab.lifeline is not None
-    deadline = time.monotonic() + timeout
-    while text not in lab.lifeline.log_path.read_text():
-        assert time.monotonic() < deadline, f"the daemon never logged {text!r}"
-        time.sleep(0.2)
-
-
 def test_an_srv_name_gives_both_regions_in_order_and_the_secondary_carries_calls_when_the_primary_is_cut(
     make_branch: Callable[..., BranchLab], in_phones_ns: Callable[[BranchLab], None], sip_endpoint: SipEndpoint
 ) -> None:
@@ -107,7 +98,8 @@ def test_dns_cut_after_the_start_keeps_the_last_good_list_and_the_cloud(
     lab = make_branch(srv_cloud(), regions=2, dns=BOTH)
     wait_states(lab, ["up", "up"])
     lab.topology.outage("dns")
-    wait_log(lab, "keeping the last good SBC list")
+    assert lab.lifeline is not None
+    lab.lifeline.wait_log("keeping the last good SBC list", 30)
     assert [uri for uri, _ in shown(lab)] == [PRIMARY, SECONDARY]
     assert wait_states(lab, ["up", "up"]) == {"normal"}
     in_phones_ns(lab)

@@ -67,29 +67,6 @@ def rpc(daemon: LifelineProcess) -> KamailioRpc:
     return KamailioRpc(daemon.workdir / "run" / "kamailio-rpc.sock")
 
 
-def log_lines(daemon: LifelineProcess, pattern: str) -> list[str]:
-    """Kamailio's and the agent's lines in the daemon's log that match pattern."""
-    found = []
-    for raw in daemon.log_path.read_text().splitlines():
-        try:
-            entry = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        text = str(entry.get("line") or entry.get("event") or "")
-        if re.search(pattern, text):
-            found.append(text)
-    return found
-
-
-def wait_log(daemon: LifelineProcess, pattern: str, within: float = 10.0) -> list[str]:
-    deadline = time.monotonic() + within
-    while not (lines := log_lines(daemon, pattern)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no log line matching {pattern!r} within {within:.0f} s")
-        time.sleep(0.05)
-    return lines
-
-
 # SIPVicious 0.3.8 accepts -b (binding address) but never passes it on: its socket binds to any
 # address and the kernel sends from 127.0.0.1, the real phones' address. The wrapper binds it where
 # the attacker is; nothing else about the tool changes.
@@ -141,9 +118,9 @@ def test_svcrack_is_banned_before_its_20th_guess_while_the_real_phone_registers(
     )  # fmt: skip
     output = crack.stdout + crack.stderr
     assert CRACKABLE not in output, output
-    bans = wait_log(edge, rf"lifeline: banned {re.escape(attacker)} for \d+s$")
+    bans = edge.wait_log(rf"lifeline: banned {re.escape(attacker)} for \d+s$")
     assert len(bans) == 1 and bans[0].endswith(f"lifeline: banned {attacker} for 300s"), bans
-    guesses = log_lines(edge, rf"lifeline: auth failed for 1003 from {re.escape(attacker)}$")
+    guesses = edge.log_lines(rf"lifeline: auth failed for 1003 from {re.escape(attacker)}$")
     assert len(guesses) == 10, guesses  # sip.ban_after_failures
     # The real phone, from its own address, registers with the password the attacker never found.
     real = sip_endpoint.phone(
@@ -188,8 +165,8 @@ def test_guesses_relayed_to_the_cloud_ban_too_and_a_phone_refreshing_is_no_guess
                 break
             answered += 1
     assert answered == 10  # the cloud's 10th refusal banned the address: the 11th guess got nothing
-    assert wait_log(lifeline, r"lifeline: banned 127\.0\.0\.61 for 300s$")
-    assert not log_lines(lifeline, r"auth failed for 1002 from 127\.0\.0\.1$")
+    assert lifeline.wait_log(r"lifeline: banned 127\.0\.0\.61 for 300s$")
+    assert not lifeline.log_lines(r"auth failed for 1002 from 127\.0\.0\.1$")
     assert real.register() == 200
 
 
@@ -285,7 +262,7 @@ def test_an_invite_straight_to_the_agent_is_refused_and_logged(edge: LifelinePro
             )  # fmt: skip
             answer = local.final(invite, 5.0)
             assert answer is not None and answer.code == 403, answer
-    assert len(wait_log(edge, "refused an INVITE without Kamailio's caller stamp")) >= 2
+    assert len(edge.wait_log("refused an INVITE without Kamailio's caller stamp")) >= 2
     assert sim.call(lambda: len(sim.sim.far_end.dialled)) == dialled_before
 
 

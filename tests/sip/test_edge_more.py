@@ -23,7 +23,7 @@ from gateway.lab.sipclient import Response, SipClient, authorization, challenge_
 from gateway.trunk import tones
 from gateway.trunk.sim import FarEnd, Outcome
 from gateway.trunk.sim.thread import SimThread
-from tests.sip.test_edge_attacks import ABROAD, Listener, log_lines, server, wait_log
+from tests.sip.test_edge_attacks import ABROAD, Listener, server
 from tests.trunk.lab import DOMAIN, PASSWORDS, phone, quectel_sim, start_trunked
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")
@@ -130,7 +130,7 @@ def test_a_replayed_invite_authorization_is_refused(
                 attacker.send(ack_for(text, refused))
     ep.pump(1000)  # time for anything that did get through to ring or dial
     assert len(bob.incoming) == rang and dialled(sim) == dialled_after
-    assert not [line for line in log_lines(edge, r"trunk call ") if any(r in line for r in replays)]
+    assert not [line for line in edge.log_lines(r"trunk call ") if any(r in line for r in replays)]
 
 
 # ------------------------------------------------------------------ relay
@@ -304,8 +304,8 @@ def test_a_second_ban_lasts_twice_as_long(edge: LifelineProcess) -> None:
         time.sleep(max(0.0, second_at + max(first_lasted, BAN_S + 1) + 0.2 - time.time()))
         assert not answered(client)
         assert lifted_within(client, 2 * BAN_S + 5) - second_at > first_lasted
-    wait_log(edge, rf"lifeline: banned {re.escape(attacker)} for {2 * BAN_S}s$")
-    bans = log_lines(edge, rf"lifeline: banned {re.escape(attacker)} for \d+s$")
+    edge.wait_log(rf"lifeline: banned {re.escape(attacker)} for {2 * BAN_S}s$")
+    bans = edge.log_lines(rf"lifeline: banned {re.escape(attacker)} for \d+s$")
     assert len(bans) == 2, bans
     assert bans[0].endswith(f"lifeline: banned {attacker} for {BAN_S}s"), bans
     assert bans[1].endswith(f"lifeline: banned {attacker} for {2 * BAN_S}s"), bans
@@ -394,4 +394,4 @@ def test_a_flood_is_dropped_while_the_real_phones_register_and_call(
     # three times it (fresh-clone run 52 let 430 through, where the flood began in its unit matters).
     assert 10 <= len(indexes) <= 3 * FLOOD_LIMIT and max(indexes) < 3 * FLOOD_LIMIT, indexes
     assert all(when < phones_started for _, when in flood.answered)
-    assert wait_log(edge, r"lifeline: flood from 127\.0\.0\.130 dropped$")
+    assert edge.wait_log(r"lifeline: flood from 127\.0\.0\.130 dropped$")
