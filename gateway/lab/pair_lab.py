@@ -188,6 +188,16 @@ def contacts(box: LifelineProcess, number: str) -> str:
         return ""
 
 
+def resynced_since_start(box: LifelineProcess) -> bool:
+    """Whether the box's Kamailio has asked the peer for everything once its start settled (route[HA_SETTLE]).
+
+    Set before that request is sent, so a binding seen before this is True came by other means.
+    """
+    value = rpc(box).call_blocking("pv.shvGet", "ha_settled")
+    item = value[0] if isinstance(value, list) and value else value
+    return isinstance(item, dict) and int(item.get("value", 0)) == 1
+
+
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0, step: float = 0.005) -> float:
     """Poll until predicate holds; the seconds it took."""
     start = time.monotonic()

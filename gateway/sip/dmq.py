@@ -40,15 +40,17 @@ PEER_SILENCE_S = PING_INTERVAL_S + 3
 # answer comes after everything queued before it at the peer's DMQ worker; a shorter wait would mark a
 # busy peer inactive in a register storm, and this box would send it nothing until the next ping.
 KDMQ_ANSWER_S = 30
-# The peer's pings from while this box was down time out that long after they were sent, each marking
-# this box inactive there until the next ping: past this, after a start, no such ping is left, and
-# this box asks the peer once more for what it kept back meanwhile (route[HA_SETTLE]).
+# The peer's pings from while this box was down (all sent before the first one it hears) time out that
+# long after they were sent, each marking this box inactive there until the next ping: this long after
+# it first hears the peer, no such ping is left, and this box asks the peer once more for what it kept
+# back meanwhile (route[HA_SETTLE]).
 START_SETTLED_S = KDMQ_ANSWER_S + PING_INTERVAL_S + 2
-SETTLED_LOG = "settled since this start"  # route[HA_SETTLE]'s log line, for tests and a reader of the log
+SETTLED_LOG = "this start has settled"  # route[HA_SETTLE]'s log line, for tests and a reader of the log
 # The actions that ask a peer for everything, as Kamailio 5.6's modules number them (dmq_usrloc's
 # usrloc_sync.h, htable's ht_dmq.h); tests/ha/test_split_brain.py fails if they are wrong.
 USRLOC_SYNC, HTABLE_SYNC = 3, 1
 _RESYNC = {
+    "ping": PING_INTERVAL_S,
     "gap": PEER_SILENCE_S,
     "settled": START_SETTLED_S,
     "settled_log": SETTLED_LOG,
@@ -62,7 +64,7 @@ loadmodule "dmq.so"
 loadmodule "dmq_usrloc.so"
 # HMAC-SHA256: KDMQ's signature (route[HA_DMQ_SIGNED]) and the pair's forwarded trunk calls (gateway/sip/pair_trunk.py).
 loadmodule "crypto.so"
-# route[HA_SETTLE], once a second in a process of its own (mode=1: it sends KDMQ, so it needs TCP).
+# route[HA_SETTLE] once a second, in a process of its own (mode=1), off the core timers.
 loadmodule "rtimer.so"
 # ----- HA pair: replication with ha.peer over DMQ (gateway/sip/dmq.py) -----
 modparam("dmq", "server_address", "{server}")
@@ -70,7 +72,7 @@ modparam("dmq", "notification_address", "{notify}")
 modparam("dmq", "num_workers", 1)
 # Pings every 5 s (the least; PING_INTERVAL_S), not 60: the peer's state in dmq.list_nodes (`lifeline
 # status`) and its silences are known within seconds.
-modparam("dmq", "ping_interval", 5)
+modparam("dmq", "ping_interval", {ping})
 # Registrations: every change is sent to the peer as it happens; a box that starts asks for all of them.
 modparam("dmq_usrloc", "enable", 1)
 modparam("dmq_usrloc", "sync", 1)
@@ -78,12 +80,17 @@ modparam("dmq_usrloc", "batch_msg_contacts", 50)
 # The peer's sockets are not ours: the box that calls a phone sends from its own (the shared address
 # when it has one), so the binding's socket stays behind.
 modparam("dmq_usrloc", "replicate_socket_info", 0)
-# When the peer's DMQ was last heard (route[HA_PEER_HEARD]), in seconds since the epoch.
+# Seconds since this Kamailio started, counted by route[HA_SETTLE]: no wall clock, which a Pi without
+# a real-time clock has wrong until NTP steps it.
+modparam("pv", "shvset", "ha_ticks=i:0")
+# The tick after which the peer's DMQ was last heard, 0 before (route[HA_PEER_HEARD]).
 modparam("pv", "shvset", "ha_peer_heard=i:0")
+# The tick at which route[HA_SETTLE] asks the peer for everything once more, 0 before the peer is heard;
+# ha_settled is 1 once it has.
+modparam("pv", "shvset", "ha_settle_at=i:0")
+modparam("pv", "shvset", "ha_settled=i:0")
 modparam("rtimer", "timer", "name=ha_settle;interval=1;mode=1;")
-modparam("rtimer", "exec", "timer=ha_settle;route=HA_SETTLE")
-# 1 once route[HA_SETTLE] has asked the peer for everything after this start.
-modparam("pv", "shvset", "ha_settled=i:0")"""
+modparam("rtimer", "exec", "timer=ha_settle;route=HA_SETTLE")"""
 
 # After the tables (dmqreplicate=1): htable must be loaded first, and dmq before htable (its peer list).
 _HTABLE = """
@@ -147,21 +154,24 @@ route[HA_DMQ_SIGNED] {{
 route[HA_PEER_HEARD] {{
 	# Not on the first ping after this Kamailio started: the sync at start (dmq_usrloc sync, htable
 	# dmq_init_sync) has asked for everything already.
-	if ($shv(ha_peer_heard) > 0 && $Ts - $shv(ha_peer_heard) > {gap}) {{
+	if ($shv(ha_peer_heard) > 0 && $shv(ha_ticks) + 1 - $shv(ha_peer_heard) > {gap}) {{
 		xlog("L_NOTICE", "lifeline: DMQ peer {peer} heard after a silence: asking it for everything again\\n");
 		route(HA_RESYNC);
 	}}
-	$shv(ha_peer_heard) = $Ts;
+	$shv(ha_peer_heard) = $shv(ha_ticks) + 1;
+	if ($shv(ha_settle_at) == 0) $shv(ha_settle_at) = $shv(ha_ticks) + {settled};
 }}
 
-# After a start the peer's pings from while this box was down time out only KDMQ_ANSWER_S after they
-# were sent, and each marks this box inactive at the peer until the next ping: a binding or ban the
-# peer took in those seconds was sent nowhere (about 25 to 35 s after a start). Once they are past
-# (START_SETTLED_S), ask the peer for everything once more. Run by rtimer, once a second.
+# Run by rtimer once a second: counts the ticks, and once after a start asks the peer for everything
+# again. The peer's pings from while this box was down, all sent before the first one this box hears,
+# time out only KDMQ_ANSWER_S after they were sent, and each marks this box inactive at the peer until
+# the next ping: a binding or ban the peer took then was sent nowhere (at any time up to ~35 s after
+# this box first hears it). START_SETTLED_S after that first ping, none is left.
 route[HA_SETTLE] {{
-	if ($shv(ha_settled) == 1 || $Ts - $Tb < {settled}) return;
+	$shv(ha_ticks) = $shv(ha_ticks) + 1;
+	if ($shv(ha_settled) == 1 || $shv(ha_settle_at) == 0 || $shv(ha_ticks) < $shv(ha_settle_at)) return;
 	$shv(ha_settled) = 1;
-	xlog("L_NOTICE", "lifeline: DMQ peer {peer} {settled_log}: asking it for everything again\\n");
+	xlog("L_NOTICE", "lifeline: {settled_log}: asking DMQ peer {peer} for everything again\\n");
 	route(HA_RESYNC);
 }}
 
@@ -198,7 +208,7 @@ def pair_fragments(config: Config, key: str) -> tuple[str, dict[str, str]]:
     server = f"sip:{_host(own)}:{ha.dmq_port};transport=tcp"
     notify = f"sip:{_host(ha.peer)}:{ha.dmq_port};transport=tcp"
     return f"\nlisten=tcp:{_host(own)}:{ha.dmq_port}", {
-        "ha_modules": _MODULES.format(server=server, notify=notify),
+        "ha_modules": _MODULES.format(server=server, notify=notify, ping=PING_INTERVAL_S),
         "ha_replicate": "dmqreplicate=1;",
         "ha_htable": call_starts.TABLE_FRAGMENT + _HTABLE,
         "ha_gate": "\troute(HA_DMQ);\n",

@@ -60,7 +60,7 @@ def options_to_vip(lab: PairLab) -> int | None:
     """The code of the answer to a phone's OPTIONS to the shared address, or None."""
     with inside(lab.ns["lan"]), SipClient((VIP, 5060), local_ip=PHONES) as client:
         request = client.request("OPTIONS", f"sip:{VIP}", from_uri="<sip:p@lan>", to_uri=f"<sip:{VIP}>")
-        answer = client.final(request, 1.0)
+        answer = client.final(request, 3.0)  # every caller wants an answer: a busy box gets 3 s
         return None if answer is None else answer.code
 
 

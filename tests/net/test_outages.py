@@ -168,8 +168,9 @@ def test_a_restart_during_an_outage_resumes_in_survival_at_once(
 def test_the_first_invite_after_a_cut_connects_before_detection(
     make_pair_branch: PairBranch, sip_endpoint: SipEndpoint
 ) -> None:
-    # Detection made slow on purpose, so that only the per-request fallback can connect this call.
-    lab, alice, bob = make_pair_branch(fail_after_misses=100, window_loss=1.0)
+    # Detection made slow on purpose, so that only the per-request fallback can connect this call (the
+    # loss window too: 20 misses of 20 would fail over within seconds, while a busy box sets up the call).
+    lab, alice, bob = make_pair_branch(fail_after_misses=100, window=1000, window_loss=1.0, suspect_interval_s=1.0)
     ep = sip_endpoint
     lab.topology.outage("all")
     call = alice.call("1002")

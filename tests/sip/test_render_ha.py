@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import parse
-from gateway.sip.dmq import REPLICATED_TABLES
+from gateway.sip.dmq import KDMQ_ANSWER_S, PING_INTERVAL_S, REPLICATED_TABLES
 from gateway.sip.render import EdgeKeys, RenderInputs, find_module_path, render
 
 PAIR = {
@@ -41,6 +41,9 @@ def test_a_pair_replicates_with_its_peer_only_and_kamailio_takes_the_config(tmp_
     assert 'modparam("dmq", "server_address", "sip:192.0.2.1:5091;transport=tcp")' in text
     assert 'modparam("dmq", "notification_address", "sip:192.0.2.2:5091;transport=tcp")' in text
     assert 'modparam("dmq_usrloc", "enable", 1)' in text and 'modparam("dmq_usrloc", "sync", 1)' in text
+    # The settled resync's delay is reckoned from these two (route[HA_SETTLE]): they are what Kamailio runs.
+    assert f'modparam("dmq", "ping_interval", {PING_INTERVAL_S})' in text
+    assert f'modparam("tm", "fr_timer", {KDMQ_ANSWER_S * 1000})' in text
     for table in (*REPLICATED_TABLES, "cdr_starts"):
         assert re.search(rf'"{table}=>[^"]*dmqreplicate=1;"', text), table
     # An answered call's start is noted for the peer where its 2xx is recorded (gateway/sip/call_starts.py).

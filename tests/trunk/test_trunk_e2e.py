@@ -174,12 +174,14 @@ def test_an_unreachable_numbers_announcement_is_heard_before_the_failure(
     far = sim.sim.far_end
 
     def unreachable() -> None:
-        far.outcome, far.announcement, far.announcement_s = Outcome.UNREACHABLE, tones.special_information(), 80.0
+        far.outcome, far.announcement, far.announcement_s = Outcome.UNREACHABLE, tones.special_information(), 160.0
 
     def reachable() -> None:
         far.outcome, far.announcement = Outcome.ANSWER, None
 
-    sim.call(unreachable)  # 4 s of announcement at the module's time scale, then the call fails
+    # 8 s of announcement at the module's time scale, then the call fails: its three tones (real time,
+    # every 2.5 s) come round three times, so a busy box that bridges the 183 late still records them.
+    sim.call(unreachable)
     try:
         heard_before = sim.call(lambda: len(far.heard))
         call = dial(alice, "0301234567")

@@ -61,12 +61,8 @@ class Line(_Model):
     users: list[UserRef] = Field(default_factory=list)
 
 
-class User(_Model):
-    """An item of GET /users."""
-
-    uuid: str
-    firstname: str | None = ""
-    lastname: str | None = ""
+class User(UserRef):
+    """An item of GET /users (the same fields as a line's user reference)."""
 
 
 class Listing(_Model):
