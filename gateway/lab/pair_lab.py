@@ -188,6 +188,17 @@ def contacts(box: LifelineProcess, number: str) -> str:
         return ""
 
 
+def failed_logins(box: LifelineProcess, source: str) -> int:
+    """The box's count of failed logins from source (htable authfail, which the pair replicates)."""
+    try:
+        value = rpc(box).call_blocking("htable.get", "authfail", source)
+    except RpcError:  # no such key: none counted
+        return 0
+    entry = value[0] if isinstance(value, list) and value else value
+    item = entry.get("item") if isinstance(entry, dict) else None
+    return int(item.get("value", 0)) if isinstance(item, dict) else 0
+
+
 def resynced_since_start(box: LifelineProcess) -> bool:
     """Whether the box's Kamailio has asked the peer for everything once its start settled (route[HA_SETTLE]).
 

@@ -123,8 +123,11 @@ def lifeline_to(workdir: Path, lab: LabCloud, ca: trustme.CA | None, extensions_
 
 
 def cloud_probe(daemon: LifelineProcess, what: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """The cloud-sip probe's status once done(it) holds (AssertionError naming what after 10 s)."""
-    deadline = time.monotonic() + 10
+    """The cloud-sip probe's status once done(it) holds (AssertionError naming what after 20 s).
+
+    A busy box's probe may first time out (1 s) where the next one gets the answer: wait for the one asked for.
+    """
+    deadline = time.monotonic() + 20
     while True:
         probe: dict[str, Any] = daemon.status()["health"]["probes"]["cloud-sip"]
         if done(probe):
@@ -140,8 +143,8 @@ def test_phones_register_and_call_through_a_tls_cloud_with_a_private_ca(
         tls_cloud(tmp_path / "sbc", cloud_ca) as lab,
         lifeline_to(tmp_path / "lifeline", lab, cloud_ca, extensions_csv) as daemon,
     ):
-        probe = cloud_probe(daemon, "the probe to reach the cloud", lambda p: p["ok"] is not None)
-        assert probe["ok"] is True and probe["detail"] == "200"
+        probe = cloud_probe(daemon, "the probe to reach the cloud", lambda p: p["ok"] is True)
+        assert probe["detail"] == "200"
         ep = sip_endpoint
         alice, bob = registered_via_lifeline(ep, daemon, lab, "1001", "1002")
         # The cloud holds both bindings, taken over its TLS listener.
@@ -159,14 +162,15 @@ def test_a_cloud_certificate_from_another_ca_is_refused(
         lifeline_to(tmp_path / "lifeline", lab, cloud_ca, extensions_csv) as daemon,
     ):
         daemon.set_mode("normal")  # relay to it whatever the probe says
-        probe = cloud_probe(daemon, "the probe to refuse the cloud", lambda p: p["ok"] is not None)
-        assert probe["ok"] is False and "CERTIFICATE_VERIFY_FAILED" in probe["detail"]
+        probe = cloud_probe(
+            daemon, "the probe to refuse the cloud", lambda p: "CERTIFICATE_VERIFY_FAILED" in str(p["detail"])
+        )
+        assert probe["ok"] is False
         alice = phone_via_lifeline(sip_endpoint, daemon, lab, "1001")
         with pytest.raises(AssertionError, match="to register"):
             alice.register(timeout=4.0)  # no answer: Kamailio's handshake with the cloud failed
         assert lab.bindings() == {}
-        log = daemon.log_path.read_text()
-        assert "certificate verify failed" in log
+        assert daemon.wait_log("certificate verify failed")
 
 
 def test_a_certificate_for_another_name_sends_lifeline_to_survival(
@@ -178,8 +182,8 @@ def test_a_certificate_for_another_name_sends_lifeline_to_survival(
         tls_cloud(tmp_path / "elsewhere", cloud_ca, name="127.0.0.9") as lab,
         lifeline_to(tmp_path / "lifeline", lab, cloud_ca, extensions_csv) as daemon,
     ):
-        probe = cloud_probe(daemon, "the probe to refuse the cloud", lambda p: p["ok"] is not None)
-        assert probe["ok"] is False and "mismatch" in probe["detail"]
+        probe = cloud_probe(daemon, "the probe to refuse the cloud", lambda p: "mismatch" in str(p["detail"]))
+        assert probe["ok"] is False
         deadline = time.monotonic() + 10
         while daemon.status()["mode"]["mode"] != "survival":
             assert time.monotonic() < deadline, "Lifeline did not go to survival"
@@ -195,8 +199,7 @@ def test_tls_verify_false_talks_to_any_certificate_and_says_so(
         tls_cloud(tmp_path / "self-signed", trustme.CA()) as lab,
         lifeline_to(tmp_path / "lifeline", lab, None, extensions_csv) as daemon,
     ):
-        probe = cloud_probe(daemon, "the probe to reach the cloud", lambda p: p["ok"] is not None)
-        assert probe["ok"] is True
+        cloud_probe(daemon, "the probe to reach the cloud", lambda p: p["ok"] is True)
         assert phone_via_lifeline(sip_endpoint, daemon, lab, "1001").register() == 200
         assert "1001" in lab.bindings()
         assert "cloud.tls_verify = false" in daemon.log_path.read_text()

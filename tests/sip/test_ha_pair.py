@@ -29,6 +29,7 @@ from gateway.lab.pair_lab import (
     VIP,
     PairLab,
     contacts,
+    failed_logins,
     resynced_since_start,
     status_line_over_tcp,
     wait_until,
@@ -159,9 +160,15 @@ def test_the_survivor_rings_a_phone_registered_at_the_box_that_failed(sip_endpoi
 def test_an_address_banned_at_one_box_is_dropped_by_the_other(pair: PairLab) -> None:
     pair.start(pair.a)
     pair.start(pair.b)
+    # B's DMQ sends A nothing before it has A as active (its first ping answered, within seconds).
+    wait_until(
+        lambda: pair.b.status()["ha"]["peer_health"]["replication"] == "active", "B's DMQ to have A as active", 15, 0.2
+    )
     with SipClient((BOX_B, 5060), local_ip=ATTACKER) as at_b:
         answer, _, _ = at_b.register("1001", "not-the-password", BOX_B)
         assert answer is not None and answer.code == 401  # B answers the attacker: not banned yet
+    # B's count reaches A over DMQ: waited for, so A's own count below is the rest.
+    wait_until(lambda: failed_logins(pair.a, ATTACKER) == 1, "B's failed login counted at A", 15, 0.1)
     with SipClient((BOX_A, 5060), local_ip=ATTACKER) as at_a:
         for _ in range(BAN_AFTER - 2):
             answer, _, _ = at_a.register("1001", "not-the-password", BOX_A)
