@@ -165,16 +165,23 @@ def test_a_restart_during_an_outage_resumes_in_survival_at_once(
     assert alice.register() == 200 and bob.register() == 200
 
 
+def first_call_after(make_pair_branch: PairBranch, ep: SipEndpoint, outage: str) -> tuple[BranchLab, PhoneCall, float]:
+    """Alice calls Bob right after the outage, detection slow on purpose; the lab, the call, seconds to answer."""
+    # Only the per-request fallback can connect the call. The loss window is slow too: 20 misses of 20
+    # would fail over within seconds, while a busy box sets up the call.
+    lab, alice, bob = make_pair_branch(fail_after_misses=100, window=1000, window_loss=1.0, suspect_interval_s=1.0)
+    lab.topology.outage(outage)
+    cut_at = time.monotonic()
+    call = alice.call("1002")
+    connect(ep, call, bob.ringing_call)
+    return lab, call, time.monotonic() - cut_at
+
+
 def test_the_first_invite_after_a_cut_connects_before_detection(
     make_pair_branch: PairBranch, sip_endpoint: SipEndpoint
 ) -> None:
-    # Detection made slow on purpose, so that only the per-request fallback can connect this call (the
-    # loss window too: 20 misses of 20 would fail over within seconds, while a busy box sets up the call).
-    lab, alice, bob = make_pair_branch(fail_after_misses=100, window=1000, window_loss=1.0, suspect_interval_s=1.0)
     ep = sip_endpoint
-    lab.topology.outage("all")
-    call = alice.call("1002")
-    connect(ep, call, bob.ringing_call)
+    lab, _, _ = first_call_after(make_pair_branch, ep, "all")
     assert lab.status()["mode"]["mode"] in ("normal", "suspect")
     lifeline = lab.lifeline
     assert lifeline is not None
@@ -186,20 +193,15 @@ def test_the_first_invite_after_a_cut_that_fails_every_send_is_served_locally_at
     make_pair_branch: PairBranch, sip_endpoint: SipEndpoint
 ) -> None:
     # The branch's own packets to the cloud are refused on the way out (a dead WAN route, an ICMP error):
-    # Kamailio cannot even send the INVITE. Detection made slow on purpose, as above.
-    lab, alice, bob = make_pair_branch(fail_after_misses=100, window=1000, window_loss=1.0, suspect_interval_s=1.0)
-    ep = sip_endpoint
-    lab.topology.outage("send-error")
-    cut_at = time.monotonic()
-    call = alice.call("1002")
-    connect(ep, call, bob.ringing_call)
-    print(f"send-error cut → call answered in {time.monotonic() - cut_at:.2f} s")
+    # Kamailio cannot even send the INVITE.
+    lab, call, took = first_call_after(make_pair_branch, sip_endpoint, "send-error")
+    print(f"send-error cut → call answered in {took:.2f} s")
     assert not {477, 478} & set(call.record.codes), call.record.codes  # tm's send error never reached alice
     assert lab.status()["mode"]["mode"] in ("normal", "suspect")
     lifeline = lab.lifeline
     assert lifeline is not None
     failed = "sending to the cloud failed (477); serving 1002 locally"
-    ep.wait_for(lambda: lifeline.logged(failed), 5, "the failed send and the local fallback in the log")
+    sip_endpoint.wait_for(lambda: lifeline.logged(failed), 5, "the failed send and the local fallback in the log")
     assert failed in lifeline.log_path.read_text()
 
 

@@ -68,16 +68,20 @@ def options(source: str, box: str) -> int | None:
         return None if answer is None else answer.code
 
 
-def test_registrations_reach_the_peer_as_they_happen_and_when_it_starts(
-    sip_endpoint: SipEndpoint, pair: PairLab
-) -> None:
-    ep = sip_endpoint
+def synced_at_b_start(ep: SipEndpoint, pair: PairLab) -> None:
+    """A starts, alice registers there while B is down, B starts and has her binding (its sync at start)."""
     pair.start(pair.a)
-    # Alice registers while box B is down: B gets her binding from A when it starts (full sync).
     alice = phone(ep, "1001", BOX_A)
     assert alice.register() == 200
     pair.start(pair.b)
     wait_until(lambda: PHONES in contacts(pair.b, "1001"), "B to learn alice's binding at its start")
+
+
+def test_registrations_reach_the_peer_as_they_happen_and_when_it_starts(
+    sip_endpoint: SipEndpoint, pair: PairLab
+) -> None:
+    ep = sip_endpoint
+    synced_at_b_start(ep, pair)
     # With both up, a registration at either box reaches the other.
     carol = phone(ep, "1003", BOX_A)
     assert carol.register() == 200
@@ -107,17 +111,11 @@ def test_a_binding_the_peer_could_not_send_in_a_start_reaches_the_box_when_its_s
 ) -> None:
     # What the peer sends in the half minute after a box starts can be lost (its stale pings mark the box
     # inactive, README); here a binding change is lost for sure, and only the settled resync can bring it.
-    ep = sip_endpoint
-    pair.start(pair.a)
-    alice = phone(ep, "1001", BOX_A)
-    assert alice.register() == 200
-    pair.start(pair.b)
-    # Alice registered while B was down: her binding on B means B's sync at start is through (it would
-    # bring carol's too, were she registered before it).
-    wait_until(lambda: PHONES in contacts(pair.b, "1001"), "B to learn alice's binding at its start")
+    # Alice's binding on B means B's sync at start is through (it would bring carol's too, were she
+    # registered before it).
+    synced_at_b_start(sip_endpoint, pair)
     table = lose_binding_changes_at(pair, "b", BOX_A)
-    carol = phone(ep, "1003", BOX_A)
-    assert carol.register() == 200
+    assert phone(sip_endpoint, "1003", BOX_A).register() == 200  # carol
     wait_until(
         lambda: "packets 0 " not in pair.run("b", "nft", "list", "table", "inet", table).stdout, "the reset", 10, 0.1
     )
