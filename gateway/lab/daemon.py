@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.lab.waits import wait_until
+
 
 def _value(value: Any) -> str:
     """A TOML value: JSON literals for scalars, lists of them, and inline tables for dicts."""
@@ -100,12 +102,8 @@ class LifelineProcess:
 
     def wait_log(self, pattern: str, within: float = 10.0) -> list[str]:
         """log_lines(pattern) once there is one (they reach the log late, through a pipe)."""
-        deadline = time.monotonic() + within
-        while not (lines := self.log_lines(pattern)):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no log line matching {pattern!r} within {within:.0f} s")
-            time.sleep(0.05)
-        return lines
+        wait_until(lambda: bool(self.log_lines(pattern)), f"a log line matching {pattern!r}", within, 0.05)
+        return self.log_lines(pattern)
 
     def set_mode(self, mode: str) -> None:
         """`lifeline mode MODE`."""

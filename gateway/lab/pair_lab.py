@@ -11,7 +11,6 @@ import contextlib
 import json
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from gateway.errors import RpcError
 from gateway.ha.key import write_new_key
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.netns import kill_all_in, remove_netns
-from gateway.sip.rpc import KamailioRpc
+from gateway.sip.rpc import KamailioRpc, item_value
 
 NET = "10.203.1"  # exists only inside the namespaces below
 BOX_A, BOX_B, VIP = f"{NET}.71", f"{NET}.72", f"{NET}.70"
@@ -194,9 +193,7 @@ def failed_logins(box: LifelineProcess, source: str) -> int:
         value = rpc(box).call_blocking("htable.get", "authfail", source)
     except RpcError:  # no such key: none counted
         return 0
-    entry = value[0] if isinstance(value, list) and value else value
-    item = entry.get("item") if isinstance(entry, dict) else None
-    return int(item.get("value", 0)) if isinstance(item, dict) else 0
+    return int(item_value(value) or 0)
 
 
 def resynced_since_start(box: LifelineProcess) -> bool:
@@ -204,19 +201,7 @@ def resynced_since_start(box: LifelineProcess) -> bool:
 
     Set before that request is sent, so a binding seen before this is True came by other means.
     """
-    value = rpc(box).call_blocking("pv.shvGet", "ha_settled")
-    item = value[0] if isinstance(value, list) and value else value
-    return isinstance(item, dict) and int(item.get("value", 0)) == 1
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0, step: float = 0.005) -> float:
-    """Poll until predicate holds; the seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - start
+    return int(item_value(rpc(box).call_blocking("pv.shvGet", "ha_settled")) or 0) == 1
 
 
 def status_line_over_tcp(

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from gateway.errors import RpcError
 from gateway.sip.call_starts import CallStart, call_starts
-from gateway.sip.rpc import KamailioRpc
+from gateway.sip.rpc import KamailioRpc, item_value
 
 TABLE = "cdr_ends"  # kamailio.cfg.tmpl: written as a recorded BYE passes, replicated to the peer by DMQ
 
@@ -24,7 +24,7 @@ def call_ends(rpc_socket: Path) -> Callable[[str], CallEnd | None]:
             value = rpc.call_blocking("htable.get", TABLE, call_id)
         except RpcError:
             return None  # no such item (or Kamailio restarting): the next sweep asks again
-        text = str(value.get("item", {}).get("value", "") if isinstance(value, dict) else value)
+        text = str(item_value(value) or "")
         when, _, tag = text.partition(" ")
         try:
             return float(when), tag

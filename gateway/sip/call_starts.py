@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import RpcError
-from gateway.sip.rpc import KamailioRpc
+from gateway.sip.rpc import KamailioRpc, item_value
 
 TABLE = "cdr_starts"
 VERSION = "1"  # the value's first word: a box reading a note it does not know skips it
@@ -88,6 +88,6 @@ def call_starts(rpc_socket: Path) -> Callable[[str], CallStart | None]:
             value = rpc.call_blocking("htable.get", TABLE, call_id)
         except RpcError:
             return None  # no such item (or Kamailio restarting): the record stays with the box that has it
-        return parse_call_start(str(value.get("item", {}).get("value", "") if isinstance(value, dict) else value))
+        return parse_call_start(str(item_value(value) or ""))
 
     return lookup

@@ -26,6 +26,14 @@ MAX_REPLY = 1 << 20
 _names = itertools.count(1)
 
 
+def item_value(result: Any) -> Any:
+    """The value in a pv.shvGet or htable.get result (a list of one item, or {"item": …}); None if none."""
+    entry = result[0] if isinstance(result, list) and result else result
+    if isinstance(entry, dict) and isinstance(entry.get("item"), dict):
+        entry = entry["item"]
+    return entry.get("value") if isinstance(entry, dict) else None
+
+
 class KamailioRpc:
     """Calls Kamailio's RPC commands; one outstanding call at a time, each with a timeout."""
 

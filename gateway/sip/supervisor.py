@@ -31,7 +31,7 @@ from gateway.sip.render import (
     render,
     render_dispatcher,
 )
-from gateway.sip.rpc import KamailioRpc
+from gateway.sip.rpc import KamailioRpc, item_value
 from gateway.sip.tls import cloud_tls, tls_config
 
 log = structlog.get_logger("kamailio")
@@ -255,8 +255,7 @@ class KamailioSupervisor:
             value = await self.rpc.call("pv.shvGet", "survival")
         except RpcError:
             return None
-        item = value[0] if isinstance(value, list) and value else value
-        return isinstance(item, dict) and int(item.get("value", 0)) == 1
+        return int(item_value(value) or 0) == 1
 
     def pair_table(self) -> PairTable:
         """The pair's mode table in this Kamailio ([ha]: replicated to the peer by DMQ)."""

@@ -11,8 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ from gateway.errors import DaemonRequestError
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.phones import Phone, SipEndpoint
+from gateway.lab.waits import wait_until
 from gateway.trunk import tones
 from gateway.trunk.sim import FarEnd
 from gateway.trunk.sim.thread import SimThread
@@ -51,14 +51,6 @@ def text(daemon: LifelineProcess, path: str) -> tuple[int, str, str]:
             return response.status, response.content_type, await response.text()
 
     return asyncio.run(get())
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def drill_cli(daemon: LifelineProcess, *args: str) -> subprocess.Popen[str]:
@@ -94,7 +86,7 @@ def test_a_drill_fails_over_calls_with_audio_both_ways_fails_back_and_delivers_t
         assert [phone.register() for phone in phones] == [200, 200]
 
         cli = drill_cli(daemon, "--json", "--out", str(out))
-        wait_until(lambda: bool(api(daemon, "GET", "/api/v1/drill")["running"]), "the drill to run")
+        wait_until(lambda: bool(api(daemon, "GET", "/api/v1/drill")["running"]), "the drill to run", 30, 0.05)
         with pytest.raises(DaemonRequestError, match=r"HTTP 409.*one at a time"):
             api(daemon, "POST", "/api/v1/drill", {})
         stdout, stderr = cli.communicate(timeout=120)
@@ -208,7 +200,9 @@ def test_a_failing_drill_names_each_failed_check_with_its_fix_exits_1_and_raises
         assert event["message"].startswith(f"drill {last['id']} FAILED: test extensions")
 
         assert AlertReceiver.arrived.wait(30), "no alert reached the webhook"
-        wait_until(lambda: any(a["type"] == "drill.failed" for a in AlertReceiver.received), "the drill alert")
+        wait_until(
+            lambda: any(a["type"] == "drill.failed" for a in AlertReceiver.received), "the drill alert", 30, 0.05
+        )
         alert = next(a for a in AlertReceiver.received if a["type"] == "drill.failed")
         assert alert["data"]["id"] == last["id"]
         assert any("[trunk] modems" in (c["fix"] or "") for c in alert["data"]["checks"])
@@ -225,7 +219,9 @@ def test_a_drill_cut_short_by_a_crash_gives_the_override_back_at_the_next_start(
     pid = daemon.start()["pid"]
     try:
         api(daemon, "POST", "/api/v1/drill", {})
-        wait_until(lambda: api(daemon, "GET", "/api/v1/drill")["state"] == "checking", "the drill to hold SURVIVAL")
+        wait_until(
+            lambda: api(daemon, "GET", "/api/v1/drill")["state"] == "checking", "the drill to hold SURVIVAL", 30, 0.05
+        )
         assert api(daemon, "GET", "/api/v1/status")["mode"]["override"] == "survival"
         os.kill(pid, signal.SIGKILL)
         daemon.stop()  # reaps it

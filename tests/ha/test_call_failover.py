@@ -26,8 +26,9 @@ import pytest
 
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.netns import inside
-from gateway.lab.pair_lab import PHONES, VIP, PairLab, contacts, wait_until
+from gateway.lab.pair_lab import PHONES, VIP, PairLab, contacts
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.lab.waits import wait_until
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
 
 pytestmark = pytest.mark.usefixtures("fresh_phones")

@@ -21,8 +21,9 @@ import pytest
 
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.netns import inside
-from gateway.lab.pair_lab import PHONES, VIP, PairLab, rpc, wait_until
+from gateway.lab.pair_lab import PHONES, VIP, PairLab, rpc
 from gateway.lab.sipclient import SipClient
+from gateway.lab.waits import wait_until
 from tests.conftest import REALM
 
 FAILOVER_S = 10  # three missed adverts (1 s each) plus skew; the check's two failures at 2 s: well inside

@@ -22,7 +22,8 @@ import pytest
 
 from gateway.lab.cloud import LabCloud
 from gateway.lab.daemon import LifelineProcess
-from gateway.lab.pair_lab import CLOUD, PairLab, wait_until
+from gateway.lab.pair_lab import CLOUD, PairLab
+from gateway.lab.waits import wait_until
 from gateway.sip.dmq import SETTLED_LOG, START_SETTLED_S
 from tests.conftest import REALM, lab_extensions
 

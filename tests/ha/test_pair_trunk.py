@@ -20,8 +20,9 @@ import pytest
 from gateway.ha.key import read_key
 from gateway.lab.daemon import LifelineProcess
 from gateway.lab.netns import inside
-from gateway.lab.pair_lab import BOX_A, BOX_B, DMQ_PORT, FORGER, PHONES, PairLab, status_line_over_tcp, wait_until
+from gateway.lab.pair_lab import BOX_A, BOX_B, DMQ_PORT, FORGER, PHONES, PairLab, status_line_over_tcp
 from gateway.lab.phones import Phone, SipEndpoint
+from gateway.lab.waits import wait_until
 from gateway.sip.pair_trunk import HEADER, trunk_key
 from gateway.trunk import tones
 from gateway.trunk.profiles import Family

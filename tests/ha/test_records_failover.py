@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from gateway.cdr.labsink import LabWebhookReceiver, ThreadedReceiver
-from gateway.lab.pair_lab import PHONES, PairLab, wait_until
+from gateway.lab.pair_lab import PHONES, PairLab
 from gateway.lab.phones import SipEndpoint
+from gateway.lab.waits import wait_until
 from tests.cdr.helpers import new_secret
 from tests.ha.test_call_failover import call_through_a_then_fail_over, records_of, running_pair
 

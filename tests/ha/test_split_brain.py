@@ -25,8 +25,9 @@ import pytest
 
 from gateway.cdr.labsink import LabWebhookReceiver, ThreadedReceiver
 from gateway.lab.netns import inside
-from gateway.lab.pair_lab import BOX_A, BOX_B, PHONES, VIP, PairLab, contacts, rpc, wait_until
+from gateway.lab.pair_lab import BOX_A, BOX_B, PHONES, VIP, PairLab, contacts, rpc
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint
+from gateway.lab.waits import wait_until
 from tests.cdr.helpers import new_secret
 from tests.conftest import CLOUD_HOST, PASSWORDS, REALM
 from tests.ha.test_failover import holders, options_to_vip

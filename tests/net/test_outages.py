@@ -12,8 +12,8 @@ from typing import Any
 import pjsua2 as pj
 
 from gateway.lab.branch import BranchLab
-from gateway.lab.pair_lab import wait_until
 from gateway.lab.phones import Phone, PhoneCall, SipEndpoint, talk
+from gateway.lab.waits import wait_until
 
 PairBranch = Callable[..., tuple[BranchLab, Phone, Phone]]
 

@@ -32,10 +32,10 @@ from gateway.lab.pair_lab import (
     failed_logins,
     resynced_since_start,
     status_line_over_tcp,
-    wait_until,
 )
 from gateway.lab.phones import Phone, SipEndpoint
 from gateway.lab.sipclient import SipClient
+from gateway.lab.waits import wait_until
 from gateway.sip.dmq import SETTLED_LOG, SIGNATURE_HEADER, START_SETTLED_S, dmq_key
 from tests.conftest import CLOUD_HOST, PASSWORDS, hmac_b64url, short_pair_lab, tcp_request
 

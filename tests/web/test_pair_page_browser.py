@@ -20,7 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.lab.netns import inside, kill_all_in
-from gateway.lab.pair_lab import PairLab, wait_until
+from gateway.lab.pair_lab import PairLab
+from gateway.lab.waits import wait_until
 from gateway.sip.dmq import SETTLED_LOG, START_SETTLED_S
 from tests.conftest import REALM
 from tests.web.test_status_page_browser import CHROMEDRIVER, chrome_options, full_page, press
