@@ -73,10 +73,18 @@ def two_regions(
 
 @contextmanager
 def running_lifeline(
-    workdir: Path, extensions_csv: Path, cloud: dict[str, Any], **sip: Any
+    workdir: Path,
+    extensions_csv: Path,
+    cloud: dict[str, Any],
+    sections: dict[str, dict[str, Any]] | None = None,
+    **sip: Any,
 ) -> Iterator[LifelineProcess]:
-    """The real daemon with these [cloud] (realm: the lab's) and [sip] options, extensions imported; then stopped."""
-    config = {"cloud": {"realm": REALM, **cloud}, "sip": {"listen": "127.0.0.1", "children": 2, **sip}}
+    """The real daemon with this [cloud] (realm: the lab's), [sip] and other sections, extensions imported; stopped."""
+    config = {
+        "cloud": {"realm": REALM, **cloud},
+        "sip": {"listen": "127.0.0.1", "children": 2, **sip},
+        **(sections or {}),
+    }
     daemon = LifelineProcess(workdir, config)
     daemon.cli("extensions", "import", str(extensions_csv))
     daemon.start()

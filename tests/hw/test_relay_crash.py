@@ -105,14 +105,16 @@ def test_started_daemon_tells_systemd_and_holds_the_relay(daemon: Daemon) -> Non
 def test_crash_drops_the_relay_to_bypass_within_the_hold_time(daemon: Daemon) -> None:
     daemon.wait(energised=True, timeout=10)
     daemon.proc.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
+    killed = time.monotonic()  # just after the crash: every pin change the process made is stamped before it
     daemon.proc.wait(10)
     assert daemon.eof.wait(5)
     # The pins are frozen where the crash left them - enable is still high - yet the coil drops.
     assert daemon.hat.enable is True
-    released = daemon.wait(energised=False, timeout=HOLD_S + 2)
-    assert released - killed <= HOLD_S + 0.5
     assert daemon.last_event <= killed
+    daemon.wait(energised=False, timeout=HOLD_S + 2)
+    # Within the hold time of the crash, read from the stage's own clock (every pin change is in by now),
+    # not from when this test got round to looking: a busy box may look late.
+    assert not daemon.hat.energised(killed + HOLD_S), "the relay held on past the hold time after the crash"
 
 
 def test_hung_daemon_drops_the_relay_and_takes_it_back_when_it_recovers(daemon: Daemon) -> None:

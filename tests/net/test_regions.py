@@ -39,7 +39,10 @@ def call_through(cloud: LabCloud | None, ep: SipEndpoint, caller: Phone, callee:
 def test_primary_region_down_the_secondary_carries_the_calls_and_both_down_is_survival(
     make_phones_branch: Callable[..., BranchLab], sip_endpoint: SipEndpoint
 ) -> None:
-    lab = make_phones_branch(regions=2)
+    # The lab's round trips are far below the fallback's floor, so each SBC gets the floor's wait for an
+    # INVITE; 1 s (a probe's wait for an answer) rather than 300 ms, so that a busy box's stall does not
+    # serve locally a call the secondary would have taken.
+    lab = make_phones_branch({"fallback": {"floor_ms": 1000}}, regions=2)
     ep = sip_endpoint
     wait_states(lab, ["up", "up"])
     alice, bob = registered_pair(ep, lab)

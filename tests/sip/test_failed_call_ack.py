@@ -74,13 +74,21 @@ def test_the_ack_of_a_refused_call_stops_the_refusal_being_sent_again(
         refused = final(alice)
         assert refused.code == 486
         alice.send(ack_for(second, refused))
-        # Lifeline would resend the 486 after 0.5 s, 1.5 s, 3.5 s… to a caller whose ACK it refused.
-        again = []
-        deadline = time.monotonic() + 2.5
+        # Lifeline would resend the 486 after 0.5 s, 1.5 s, 3.5 s… to a caller whose ACK it refused. On a
+        # busy box the first resend may leave before the ACK is read, and cross it: the caller acknowledges
+        # that one again, as a phone does (RFC 3261 17.1.1.2), and after that nothing more may come.
+        crossed, again = [], []
+        deadline = time.monotonic() + 3.0
         while (left := deadline - time.monotonic()) > 0:
             extra = alice.receive(left)
-            if extra is not None:
+            if extra is None:
+                continue
+            if extra.code == 486 and not crossed and not again:
+                crossed.append(extra.code)
+                alice.send(ack_for(second, extra))
+                deadline = time.monotonic() + 3.0  # the next resend of a refused ACK is 1 s after this one
+            else:
                 again.append(extra.code)
-    assert again == [], f"the failure came again after its ACK: {again}"
+    assert again == [], f"the failure came again after its ACK: {crossed + again}"
     log = lifeline.log_path.read_text()
     assert "in-dialog ACK" not in log, "the ACK of the failure was taken for a request outside our dialogs"

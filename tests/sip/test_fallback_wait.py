@@ -30,7 +30,10 @@ def far_cloud(tmp_path: Path) -> Iterator[LabCloud]:
 
 @pytest.fixture
 def lifeline(tmp_path: Path, far_cloud: LabCloud, extensions_csv: Path) -> Iterator[LifelineProcess]:
-    with running_lifeline(tmp_path / "lifeline", extensions_csv, {"sbc": far_cloud.uri}) as daemon:
+    # A probe that a busy box keeps past its 1 s timeout would count as missed and drop the wait to the
+    # 300 ms floor while the far cloud still answers: 3 s, so that only the silent cloud misses one.
+    health = {"health": {"sip_timeout_s": 3.0}}
+    with running_lifeline(tmp_path / "lifeline", extensions_csv, {"sbc": far_cloud.uri}, health) as daemon:
         yield daemon
 
 
