@@ -26,7 +26,7 @@ from gateway.core.mode import Mode, ModeController
 from gateway.drill.routes import add_drill_routes
 from gateway.drill.service import DrillService
 from gateway.emergency import build_notice, lookup_caller, notify_extensions
-from gateway.errors import ConfigError, RpcError
+from gateway.errors import ConfigError
 from gateway.fsmode import private_dir
 from gateway.ha.pair import Pair
 from gateway.hw.controller import HardwareController, Health
@@ -39,7 +39,7 @@ from gateway.sip.call_ends import pair_calls
 from gateway.sip.cloud_list import CloudSbcs
 from gateway.sip.cloud_side import cloud_port
 from gateway.sip.render import TlsInputs, edge_keys, free_port
-from gateway.sip.supervisor import KamailioState, KamailioSupervisor
+from gateway.sip.supervisor import STATUS_WAIT_S, KamailioState, KamailioSupervisor
 from gateway.sip.tls import tls_files
 from gateway.store import Store
 from gateway.trunk.supervisor import SmsChannel, TrunkSupervisor, limit_event_message
@@ -126,13 +126,14 @@ class App:
 
     async def status(self, phones: bool = True) -> dict[str, Any]:
         """Everything `lifeline status` shows (/metrics leaves out the list of phones: counts suffice)."""
-        registrations = await self.phones.registrations(with_list=phones)
+        # Kamailio's answers asked together, each within STATUS_WAIT_S: a hung Kamailio costs a status one
+        # wait (it then shows neither), not each RPC's timeout in turn, past the CLI's own limit.
+        registrations, edge = await asyncio.gather(
+            self.phones.registrations(with_list=phones),
+            self.kamailio.edge_within(STATUS_WAIT_S) if self.kamailio else asyncio.sleep(0),
+        )
         # The store's three answers in one trip to a worker thread: each trip costs the loop a wake-up.
         alerts, extensions, events = await asyncio.to_thread(self._stored_status)
-        edge: dict[str, Any] | None = None
-        if self.kamailio is not None:
-            with contextlib.suppress(RpcError):
-                edge = await self.kamailio.edge()
         return {
             "version": __version__,
             "pid": os.getpid(),

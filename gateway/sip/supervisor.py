@@ -40,6 +40,8 @@ READY_TIMEOUT = 15.0
 SHM_MB, PAIR_SHM_MB = 64, 192  # Kamailio's shared memory (-m)
 STOP_TIMEOUT = 10.0
 EDGE_POLL_S = 5.0
+# The longest a status waits for Kamailio's answers: one RPC's timeout (KamailioRpc's 3 s) and a second.
+STATUS_WAIT_S = 4.0
 
 
 class KamailioState(enum.StrEnum):
@@ -295,6 +297,14 @@ class KamailioSupervisor:
             "failed_logins": _htable(await self.rpc.call_bulk("htable.dump", "authfail_ext")),
             "failing_sources": _htable(await self.rpc.call_bulk("htable.dump", "authfail")),
         }
+
+    async def edge_within(self, seconds: float) -> dict[str, Any] | None:
+        """edge(), or None when Kamailio does not answer it within seconds (a status shows none then)."""
+        try:
+            async with asyncio.timeout(seconds):
+                return await self.edge()
+        except (RpcError, TimeoutError):
+            return None
 
     async def _watch_edge(self) -> None:
         # Kamailio bans by itself; the daemon hears of each new ban from its table within a poll.

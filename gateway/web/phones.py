@@ -20,6 +20,7 @@ from gateway.core.mode import Mode
 from gateway.errors import RpcError
 from gateway.mirror import repository as directory
 from gateway.sip.bindings import Binding
+from gateway.sip.supervisor import STATUS_WAIT_S
 from gateway.store import events_since
 
 if TYPE_CHECKING:
@@ -87,8 +88,9 @@ class PhoneList:
         if kamailio is None:
             return None
         try:
-            counts = await kamailio.registrations()
-        except RpcError:
+            async with asyncio.timeout(STATUS_WAIT_S):  # queued behind other callers of a hung Kamailio too
+                counts = await kamailio.registrations()
+        except (RpcError, TimeoutError):
             return None
         if not with_list:
             return counts
