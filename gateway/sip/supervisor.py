@@ -32,6 +32,7 @@ from gateway.sip.render import (
     render_dispatcher,
 )
 from gateway.sip.rpc import KamailioRpc, item_value
+from gateway.sip.shared_answer import SharedAnswer
 from gateway.sip.tls import cloud_tls, tls_config
 
 log = structlog.get_logger("kamailio")
@@ -101,6 +102,9 @@ class KamailioSupervisor:
         self.on_ban: AsyncListeners[[dict[str, Any]]] = AsyncListeners("ban")
         self._edge_watch: asyncio.Task[None] | None = None
         self._bans_seen: dict[str, int] = {}
+        # What a status asks, once for every status asking at the same time (the page, /metrics, the CLI).
+        self._edge_asked = SharedAnswer(self.edge)
+        self._registrations_asked = SharedAnswer(self.registrations)
 
     @property
     def pid(self) -> int | None:
@@ -300,11 +304,11 @@ class KamailioSupervisor:
 
     async def edge_within(self, seconds: float) -> dict[str, Any] | None:
         """edge(), or None when Kamailio does not answer it within seconds (a status shows none then)."""
-        try:
-            async with asyncio.timeout(seconds):
-                return await self.edge()
-        except (RpcError, TimeoutError):
-            return None
+        return await self._edge_asked.within(seconds)
+
+    async def registrations_within(self, seconds: float) -> dict[str, Any] | None:
+        """registrations(), or None when Kamailio does not answer them within seconds."""
+        return await self._registrations_asked.within(seconds)
 
     async def _watch_edge(self) -> None:
         # Kamailio bans by itself; the daemon hears of each new ban from its table within a poll.

@@ -87,10 +87,8 @@ class PhoneList:
         kamailio = self.host.kamailio
         if kamailio is None:
             return None
-        try:
-            async with asyncio.timeout(STATUS_WAIT_S):  # queued behind other callers of a hung Kamailio too
-                counts = await kamailio.registrations()
-        except (RpcError, TimeoutError):
+        counts = await kamailio.registrations_within(STATUS_WAIT_S)
+        if counts is None:
             return None
         if not with_list:
             return counts
