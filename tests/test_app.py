@@ -57,18 +57,21 @@ def test_kamailio_does_not_outlive_a_killed_daemon(tmp_path: Path) -> None:
 def test_everyone_asking_for_the_status_at_once_gets_it_while_kamailio_hangs(tmp_path: Path) -> None:
     daemon = LifelineProcess(tmp_path, {})
     group = daemon.start()["sip"]["kamailio"]["pid"]
-    os.killpg(group, signal.SIGSTOP)  # alive (the daemon does not restart it) but answering nothing
     try:
-        # An installer's `lifeline status`, the status page and /metrics, at once: none may wait for
-        # another's Kamailio questions past the CLI's own limit.
-        with ThreadPoolExecutor(3) as pool:
-            asked = [pool.submit(daemon.cli, "status", "--json", check=False) for _ in range(3)]
-            answers = [future.result() for future in asked]
-        assert [answer.returncode for answer in answers] == [0, 0, 0], [a.stderr for a in answers]
-        for answer in answers:
-            status = json.loads(answer.stdout)
-            assert status["registrations"] is None and status["sip"]["edge"] is None
-        assert "registrations: unknown" in daemon.cli("status").stdout
+        os.killpg(group, signal.SIGSTOP)  # alive (the daemon does not restart it) but answering nothing
+        try:
+            # An installer's `lifeline status`, the status page and /metrics, at once: none may wait for
+            # another's Kamailio questions past the CLI's own limit.
+            with ThreadPoolExecutor(3) as pool:
+                asked = [pool.submit(daemon.cli, "status", "--json", check=False) for _ in range(3)]
+                answers = [future.result() for future in asked]
+            assert [answer.returncode for answer in answers] == [0, 0, 0], [a.stderr for a in answers]
+            for answer in answers:
+                status = json.loads(answer.stdout)
+                assert status["registrations"] is None and status["sip"]["edge"] is None
+            assert "registrations: unknown" in daemon.cli("status").stdout
+        finally:
+            os.killpg(group, signal.SIGCONT)
+        assert daemon.stop() == 0
     finally:
-        os.killpg(group, signal.SIGCONT)
-    assert daemon.stop() == 0
+        daemon.stop()  # after a failure too: no daemon is left running (a second stop does nothing)
