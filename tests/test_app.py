@@ -32,26 +32,38 @@ def wait_gone(pid: int, timeout: float = 20) -> bool:
 
 def test_daemon_without_a_cloud_serves_locally_and_stops_cleanly(tmp_path: Path) -> None:
     daemon = LifelineProcess(tmp_path, {})
-    status = daemon.start()
-    assert status["sip"]["cloud"] is None
-    assert status["sip"]["port"] > 0
-    assert status["paths"]["database"] == str(tmp_path / "data" / "lifeline.db")
-    # The daemon logs it once its start is through, which may be just after the API first answers.
-    daemon.wait_log("lifeline running", 5)
-    kamailio = status["sip"]["kamailio"]["pid"]
-    assert daemon.stop() == 0
-    assert wait_gone(kamailio)
+    try:
+        status = daemon.start()
+        assert status["sip"]["cloud"] is None
+        assert status["sip"]["port"] > 0
+        assert status["paths"]["database"] == str(tmp_path / "data" / "lifeline.db")
+        # The daemon logs it once its start is through, which may be just after the API first answers.
+        daemon.wait_log("lifeline running", 5)
+        kamailio = status["sip"]["kamailio"]["pid"]
+        assert daemon.stop() == 0
+        assert wait_gone(kamailio)
+    finally:
+        daemon.stop()  # after a failure too: no daemon is left running (a second stop does nothing)
 
 
 def test_kamailio_does_not_outlive_a_killed_daemon(tmp_path: Path) -> None:
     daemon = LifelineProcess(tmp_path, {})
     status = daemon.start()
+    kamailio = status["sip"]["kamailio"]["pid"]
     os.kill(status["pid"], signal.SIGKILL)
-    assert wait_gone(status["sip"]["kamailio"]["pid"])
+    try:
+        assert wait_gone(kamailio)
+    finally:
+        daemon.stop()  # reaps the killed daemon
+        if alive(kamailio):  # the failure this test is for: not left behind holding the port
+            os.killpg(kamailio, signal.SIGKILL)
     # A new daemon gets the same port back, as nothing lingers on it.
     again = LifelineProcess(tmp_path, {"sip": {"port": status["sip"]["port"]}})
-    assert again.start()["sip"]["kamailio"]["state"] == "running"
-    assert again.stop() == 0
+    try:
+        assert again.start()["sip"]["kamailio"]["state"] == "running"
+        assert again.stop() == 0
+    finally:
+        again.stop()
 
 
 def test_everyone_asking_for_the_status_at_once_gets_it_while_kamailio_hangs(tmp_path: Path) -> None:
