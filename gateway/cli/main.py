@@ -136,8 +136,8 @@ def since_line(mode: dict[str, Any], up_s: float | None) -> str:
 
 def _edge_lines(edge: dict[str, Any] | None) -> list[str]:
     """Banned addresses and failed logins, as `lifeline status` shows them."""
-    if not edge:
-        return []
+    if not edge:  # Kamailio did not answer in time (a status does not wait longer): not "no bans"
+        return ["banned:        unknown (Kamailio did not answer)"]
     lines = [f"banned:        {len(edge['bans'])} address(es)" if edge["bans"] else "banned:        none"]
     for ban in edge["bans"]:
         until = time.strftime("%H:%M:%S", time.localtime(ban["until"]))

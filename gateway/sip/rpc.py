@@ -88,6 +88,8 @@ class KamailioRpc:
                 raise RpcError(f"{self.fifo}: Kamailio's FIFO took only part of the request")
         except BlockingIOError as err:  # its FIFO is full: Kamailio is not reading
             raise RpcError(f"{self.fifo}: Kamailio is not reading its FIFO") from err
+        except OSError as err:  # EPIPE: Kamailio stopped reading it between the open and the write
+            raise RpcError(f"cannot reach Kamailio on {self.fifo}: {err.strerror}") from err
         finally:
             os.close(fd)
 

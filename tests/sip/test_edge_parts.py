@@ -98,4 +98,4 @@ def test_status_shows_bans_and_failed_logins() -> None:
     assert lines[1].startswith("  192.0.2.7") and "(ban 2 today)" in lines[1]
     assert lines[2] == "failed logins: 1003 4"
     assert _edge_lines({"bans": [], "failed_logins": {}}) == ["banned:        none"]
-    assert _edge_lines(None) == []
+    assert _edge_lines(None) == ["banned:        unknown (Kamailio did not answer)"]  # not "no bans"
